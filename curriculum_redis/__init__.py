@@ -1,0 +1,51 @@
+"""curriculum_redis: a learning-progress curriculum whose shared state lives in Redis."""
+
+from curriculum_redis.config import (
+    BufferConfig,
+    CurriculumConfig,
+    LearningProgressConfig,
+    SamplerConfig,
+)
+from curriculum_redis.curriculum import Curriculum
+from curriculum_redis.errors import (
+    CheckpointError,
+    ConfigError,
+    CurriculumError,
+    HyperparameterMismatchError,
+    InvalidScoreError,
+    ScriptError,
+    StoreError,
+    StoreUnavailableError,
+)
+from curriculum_redis.labels import label_hash
+from curriculum_redis.state import CurriculumState
+from curriculum_redis.store.memory import MemoryStore
+from curriculum_redis.tasks import BucketedTaskGenerator, SingleTaskGenerator, Span, Task, TaskGenerator, TaskGeneratorSet
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BucketedTaskGenerator",
+    "BufferConfig",
+    "CheckpointError",
+    "ConfigError",
+    "Curriculum",
+    "CurriculumConfig",
+    "CurriculumError",
+    "CurriculumState",
+    "HyperparameterMismatchError",
+    "InvalidScoreError",
+    "LearningProgressConfig",
+    "MemoryStore",
+    "SamplerConfig",
+    "ScriptError",
+    "SingleTaskGenerator",
+    "Span",
+    "StoreError",
+    "StoreUnavailableError",
+    "Task",
+    "TaskGenerator",
+    "TaskGeneratorSet",
+    "__version__",
+    "label_hash",
+]

@@ -1,0 +1,185 @@
+"""Validated configuration: the learning-progress hyperparameters and the curriculum around them.
+
+Field names and defaults follow the system this replaces, so its users feel at home. Every config
+refuses unknown fields and round-trips through JSON (task generators included).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal, TypeVar
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from curriculum_redis.errors import ConfigError
+from curriculum_redis.tasks import TaskGenerator
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+MismatchPolicy = Literal["error", "allow_safe", "adopt"]
+"""What to do when a namespace already holds other hyperparameters: refuse, accept differences in
+sampling-only fields (:data:`SAFE_TO_CHANGE`), or use the stored hyperparameters."""
+
+
+class LearningProgressConfig(BaseModel):
+    """Hyperparameters of the learning-progress algorithm (see README, "The algorithm")."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    algorithm: Literal["learning_progress"] = "learning_progress"
+    use_bidirectional: bool = True
+    ema_timescale: float = Field(0.1, gt=0.0, le=1.0)
+    slow_timescale_factor: float = Field(0.2, gt=0.0, le=1.0)
+    exploration_bonus: float = Field(0.1, ge=0.0)
+    min_samples_for_lp: int = Field(10, ge=1)
+    num_active_tasks: int = Field(256, ge=1, le=1_000_000)
+    eviction_threshold_percentile: float = Field(0.4, ge=0.0, le=1.0)
+    min_presentations_for_eviction: int = Field(5, ge=1)
+    max_evictions_per_refresh: int = Field(4, ge=0)
+    max_consecutive_failures: int = Field(3, ge=1)
+    z_score_amplification: float = Field(10.0, gt=0.0)
+    lp_score_temperature: float = Field(0.0, ge=0.0)
+    progress_smoothing: float = Field(0.0, ge=0.0)
+    performance_bonus_weight: float = Field(0.0, ge=0.0)
+    early_progress_amplification: float = Field(0.5, gt=0.0, lt=1.0)
+    random_baseline: float | None = Field(None, ge=0.0, lt=1.0)
+    rand_task_rate: float = Field(0.01, ge=0.0, le=1.0)
+    tracker_ema_alpha: float = Field(0.02, gt=0.0, le=1.0)
+    success_threshold: float = Field(0.5, ge=0.0, le=1.0)
+    score_range: tuple[float, float] = (0.0, 1.0)
+
+    @field_validator("score_range")
+    @classmethod
+    def _valid_range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        lo, hi = value
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+            raise ValueError(f"score_range must be two finite numbers with lo < hi, got {value}")
+        return value
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> LearningProgressConfig:
+        """A named preset (``default``, ``stable``, ``fast_learning``) with fields overridden."""
+        if name not in PRESETS:
+            raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(sorted(PRESETS))}")
+        return build(cls, {**PRESETS[name], **overrides})
+
+    def differences(self, other: LearningProgressConfig) -> dict[str, tuple[Any, Any]]:
+        """Fields whose values differ, as ``{field: (self's value, other's value)}``."""
+        mine, theirs = self.model_dump(), other.model_dump()
+        return {name: (mine[name], theirs[name]) for name in mine if mine[name] != theirs[name]}
+
+
+SAFE_TO_CHANGE: frozenset[str] = frozenset(
+    {
+        "exploration_bonus",
+        "min_samples_for_lp",
+        "eviction_threshold_percentile",
+        "min_presentations_for_eviction",
+        "max_evictions_per_refresh",
+        "max_consecutive_failures",
+        "z_score_amplification",
+        "lp_score_temperature",
+        "progress_smoothing",
+        "performance_bonus_weight",
+        "rand_task_rate",
+    }
+)
+"""Fields that only shape how each process turns stored scores into probabilities or picks eviction
+candidates. Changing them never changes the meaning of a stored number, so ``allow_safe`` accepts them
+(each process then samples with its own values). Every other field is used by the Lua scripts or fixes
+the pool's size, and must match the namespace."""
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "default": {},
+    # Slower EMAs and more evidence before a task counts: less noise-chasing, for long runs.
+    "stable": {
+        "ema_timescale": 0.05,
+        "slow_timescale_factor": 0.2,
+        "min_samples_for_lp": 20,
+        "z_score_amplification": 5.0,
+        "min_presentations_for_eviction": 20,
+        "max_evictions_per_refresh": 2,
+    },
+    # Faster EMAs and quicker eviction: for short runs or tasks that are learned in few episodes.
+    "fast_learning": {
+        "ema_timescale": 0.2,
+        "slow_timescale_factor": 0.3,
+        "min_samples_for_lp": 5,
+        "min_presentations_for_eviction": 3,
+        "max_evictions_per_refresh": 8,
+        "exploration_bonus": 0.2,
+    },
+}
+
+
+class BufferConfig(BaseModel):
+    """How outcomes are batched before one script call writes them, and how many may wait offline."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    batch_size: int = Field(64, ge=1, le=100_000)
+    max_age_s: float = Field(1.0, ge=0.0)
+    max_pending_outcomes: int = Field(1_000_000, ge=1)
+
+
+class SamplerConfig(BaseModel):
+    """When a process refreshes its local score snapshot from the store."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    refresh_every_draws: int = Field(1000, ge=1)
+    refresh_every_s: float = Field(1.0, gt=0.0)
+
+
+class CurriculumConfig(BaseModel):
+    """Everything a worker needs to join a curriculum: it pickles and serialises, sockets never do."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    task_generator: SerializeAsAny[TaskGenerator]
+    algorithm: LearningProgressConfig = Field(default_factory=LearningProgressConfig)
+    seed: int = 0
+    redis_url: str | None = None
+    namespace: str = Field("default", min_length=1, max_length=128)
+    buffer: BufferConfig = Field(default_factory=BufferConfig)
+    sampler: SamplerConfig = Field(default_factory=SamplerConfig)
+    on_mismatch: MismatchPolicy = "error"
+
+    @field_validator("task_generator", mode="before")
+    @classmethod
+    def _build_generator(cls, value: Any) -> TaskGenerator:
+        return TaskGenerator.from_data(value)
+
+    @field_validator("namespace")
+    @classmethod
+    def _readable_namespace(cls, value: str) -> str:
+        bad = set(value) & set("{}: \t\r\n*?[]")
+        if bad:
+            raise ValueError(
+                f"namespace {value!r} contains {''.join(sorted(bad))!r}; use letters, digits, '-', '_', '.'"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _url_scheme(self) -> CurriculumConfig:
+        if self.redis_url is not None and not self.redis_url.startswith(
+            ("redis://", "rediss://", "unix://")
+        ):
+            raise ValueError("redis_url must start with redis://, rediss:// or unix://")
+        return self
+
+
+def build(model: type[ModelT], data: dict[str, Any]) -> ModelT:
+    """Validate ``data`` into ``model``, turning pydantic's error into a :class:`ConfigError`."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid {model.__name__}: {exc}") from exc

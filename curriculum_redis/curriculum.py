@@ -1,0 +1,332 @@
+"""The curriculum facade: ``get_task()`` and ``update_task_performance()`` over a shared store.
+
+Each process samples from its own snapshot of the scores (no network on the hot path) and sends
+outcomes in batches, one atomic store call per batch. Everything process-local (client id, buffer,
+sampler, connection) is rebuilt after ``fork()`` or unpickling; only the config crosses processes.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from curriculum_redis.config import SAFE_TO_CHANGE, CurriculumConfig, LearningProgressConfig, MismatchPolicy
+from curriculum_redis.errors import ConfigError, HyperparameterMismatchError, StoreUnavailableError
+from curriculum_redis.outcomes import OutcomeBuffer
+from curriculum_redis.sampler import LocalSampler, RefreshPolicy
+from curriculum_redis.scoring import eviction_candidates, normalize_score, task_distribution
+from curriculum_redis.state import COUNTER_NAMES, CurriculumState
+from curriculum_redis.stats import flatten_labels, label_table, pool_stats
+from curriculum_redis.store.base import CurriculumStore, Eviction, Outcome, ScoreSnapshot
+from curriculum_redis.store.memory import MemoryStore
+from curriculum_redis.tasks import MAX_TASK_ID, Task
+
+log = logging.getLogger(__name__)
+
+TASK_ID_LIMIT = 2**31
+"""New task ids are drawn from [1, 2**31): short, readable keys, and exact as doubles."""
+
+
+def reconcile_hypers(
+    stored: LearningProgressConfig, given: LearningProgressConfig, policy: MismatchPolicy, where: str
+) -> LearningProgressConfig:
+    """The hyperparameters to run with, or an error naming every field that may not differ."""
+    diffs = stored.differences(given)
+    if not diffs:
+        return given
+    if policy == "adopt":
+        log.info("%s: adopting stored hyperparameters (differing: %s)", where, ", ".join(diffs))
+        return stored
+    unsafe = {name: diff for name, diff in diffs.items() if name not in SAFE_TO_CHANGE}
+    if policy == "allow_safe" and not unsafe:
+        return given
+    raise HyperparameterMismatchError(diffs if policy == "error" else unsafe, where)
+
+
+class Curriculum:
+    """A shared learning-progress curriculum. Safe to pickle into worker processes."""
+
+    def __init__(self, config: CurriculumConfig, store: CurriculumStore | None = None) -> None:
+        self.config = config
+        if store is None:
+            store = self._default_store(config)
+        self.store = store
+        self._init_process_state()
+
+    @staticmethod
+    def _default_store(config: CurriculumConfig) -> CurriculumStore:
+        if config.redis_url is None:
+            return MemoryStore(config.namespace)
+        from curriculum_redis.store.redis import RedisStore
+
+        return RedisStore.from_url(config.redis_url, config.namespace)
+
+    def _init_process_state(self) -> None:
+        self._pid = os.getpid()
+        self.hypers = self.config.algorithm
+        self._attached = False
+        self._client_id = 0
+        self._seq = 0
+        self._rng = np.random.default_rng([self.config.seed, self._pid])
+        self._sampler = LocalSampler(self._rng)
+        self._policy = RefreshPolicy(self.config.sampler.refresh_every_draws, self.config.sampler.refresh_every_s)
+        self._buffer = OutcomeBuffer(self.config.buffer)
+        self._tasks: dict[int, Task] = {}
+        self._snapshot: ScoreSnapshot | None = None
+        self._probs = np.zeros(0)
+        self._pool_version = -1
+        self._last_counters: dict[str, int] = {}
+        self._closed = False
+        self._atexit: Callable[[], None] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"config": self.config, "store": self.store}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.config = state["config"]
+        self.store = state["store"]
+        self._init_process_state()
+
+    def _ensure_ready(self) -> None:
+        if self._pid != os.getpid():
+            # A forked child: the parent's buffer, client id and sampler are the parent's.
+            self._init_process_state()
+        if not self._attached:
+            self._attach()
+
+    def _attach(self) -> None:
+        stored = self.store.attach(self.config.algorithm)
+        if stored is not None:
+            where = f"namespace {self.store.namespace!r}"
+            self.hypers = reconcile_hypers(stored, self.config.algorithm, self.config.on_mismatch, where)
+        self._client_id = self.store.register_client()
+        self._rng = np.random.default_rng([self.config.seed, self._client_id])
+        self._sampler = LocalSampler(self._rng)
+        self._attached = True
+        ref = weakref.ref(self)
+
+        def flush_at_exit() -> None:
+            me = ref()
+            if me is not None and not me._closed:
+                me.close()
+
+        self._atexit = flush_at_exit
+        atexit.register(flush_at_exit)
+        self.refresh()
+
+    def close(self) -> None:
+        """Flush what is buffered and release the store's connections. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._atexit is not None:
+            atexit.unregister(self._atexit)
+        if self._attached and self._pid == os.getpid():
+            try:
+                self.flush()
+            except StoreUnavailableError:
+                log.warning("store unreachable at close: %d outcomes not written", self._buffer.pending_outcomes)
+        self.store.close()
+
+    def __enter__(self) -> Curriculum:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- hot path --------------------------------------------------------------------------------
+
+    def get_task(self) -> Task:
+        """A task drawn from the local snapshot; refreshes the snapshot when the policy says so."""
+        self._ensure_ready()
+        if self._policy.tick():
+            self._refresh_quietly()
+        task = self._tasks[self._sampler.draw()]
+        self._buffer.add_sample(task.label_hash)
+        if self._buffer.stale():
+            self._flush_quietly()
+        return task
+
+    def update_task_performance(self, task_id: int, score: float) -> None:
+        """Report one episode's score. Buffered; written in batches (``flush()`` forces it)."""
+        s = normalize_score(score, self.hypers.score_range)
+        self._add_outcome(task_id, s, failed=False)
+
+    def report_task_failure(self, task_id: int) -> None:
+        """The task's environment could not be built: scored 0 and evicted after repeated failures."""
+        self._add_outcome(task_id, 0.0, failed=True)
+
+    def _add_outcome(self, task_id: int, score: float, failed: bool) -> None:
+        self._ensure_ready()
+        task = self._task_for(task_id)
+        self._buffer.add(Outcome(task.task_id, task.label_hash, score, failed))
+        if self._buffer.full() or self._buffer.stale():
+            self._flush_quietly()
+
+    def _task_for(self, task_id: int) -> Task:
+        if isinstance(task_id, bool) or not isinstance(task_id, int | np.integer):
+            raise ConfigError(f"task_id must be an int, got {type(task_id).__name__} {task_id!r}")
+        task_id = int(task_id)
+        task = self._tasks.get(task_id)
+        if task is None:
+            if not 1 <= task_id <= MAX_TASK_ID:
+                raise ConfigError(f"task_id must be in [1, 2**53), got {task_id}")
+            task = self.config.task_generator.get_task(task_id)
+        return task
+
+    # -- writes ----------------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Write every buffered outcome now. Raises StoreUnavailableError if the store is down
+        (the outcomes stay buffered and go out with the next flush)."""
+        self._ensure_ready()
+        if self._buffer.seal(self._client_id, self._seq + 1):
+            self._seq += 1
+        while self._buffer.pending:
+            self.store.record(self._buffer.pending[0])
+            self._buffer.acknowledge()
+
+    def _flush_quietly(self) -> None:
+        try:
+            self.flush()
+        except StoreUnavailableError as exc:
+            log.warning("store unreachable, %d outcomes buffered: %s", self._buffer.pending_outcomes, exc)
+
+    @property
+    def dropped_outcomes(self) -> int:
+        """Outcomes dropped because the store was unreachable for longer than the buffer could hold."""
+        return self._buffer.dropped_outcomes
+
+    @property
+    def pending_outcomes(self) -> int:
+        return self._buffer.pending_outcomes + self._buffer.open_outcomes
+
+    # -- snapshot --------------------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Read the scores, fill or prune the pool, and rebuild the local distribution."""
+        self._ensure_ready()
+        snap = self.store.snapshot()
+        capacity = self.hypers.num_active_tasks
+        if snap.size < capacity:
+            self._create_tasks(capacity - snap.size)
+            snap = self.store.snapshot()
+        elif self._evict(snap):
+            snap = self.store.snapshot()
+        self._install(snap)
+
+    def _refresh_quietly(self) -> None:
+        try:
+            self.refresh()
+        except StoreUnavailableError as exc:
+            self._policy.refreshed()
+            if self._snapshot is None:
+                raise
+            log.warning("store unreachable, sampling from the last snapshot: %s", exc)
+
+    def _new_task(self) -> Task:
+        return self.config.task_generator.get_task(int(self._rng.integers(1, TASK_ID_LIMIT)))
+
+    def _create_tasks(self, count: int) -> None:
+        self.store.create_tasks([self._new_task() for _ in range(count)])
+
+    def _evict(self, snap: ScoreSnapshot) -> bool:
+        """Evict up to ``max_evictions_per_refresh`` tasks, each replaced in the same atomic call."""
+        hypers = self.hypers
+        evicted = False
+        failing = np.flatnonzero(snap.column("consecutive_failures") >= hypers.max_consecutive_failures)
+        for index in failing[: hypers.max_evictions_per_refresh]:
+            eviction = Eviction(
+                int(snap.task_ids[index]), self._new_task(), "failures",
+                min_failures=hypers.max_consecutive_failures,
+            )
+            evicted |= self.store.evict_and_replace(eviction) == "evicted"
+        budget = hypers.max_evictions_per_refresh - len(failing)
+        candidates, threshold = eviction_candidates(snap.column("completions"), snap.column("lp"), hypers, budget)
+        for index in candidates:
+            eviction = Eviction(
+                int(snap.task_ids[index]), self._new_task(), "low_lp",
+                min_presentations=hypers.min_presentations_for_eviction, max_lp=threshold,
+            )
+            evicted |= self.store.evict_and_replace(eviction) == "evicted"
+        return evicted
+
+    def _install(self, snap: ScoreSnapshot) -> None:
+        ids = snap.task_ids
+        if snap.pool_version != self._pool_version or len(self._tasks) != ids.size:
+            generator = self.config.task_generator
+            self._tasks = {i: self._tasks.get(i) or generator.get_task(i) for i in ids.tolist()}
+            self._pool_version = snap.pool_version
+        self._probs = task_distribution(snap.column("completions"), snap.column("lp"), snap.column("p_true"), self.hypers)
+        self._sampler.load(ids, self._probs)
+        self._snapshot = snap
+        self._policy.refreshed()
+
+    # -- reads -----------------------------------------------------------------------------------
+
+    def probabilities(self) -> dict[int, float]:
+        """Each active task's sampling probability in this process's current snapshot."""
+        self._ensure_ready()
+        if self._snapshot is None:
+            return {}
+        return dict(zip(self._snapshot.task_ids.tolist(), self._probs.tolist(), strict=True))
+
+    def stats(self) -> dict[str, float]:
+        """The statistics of the whole curriculum (every process's work), from a fresh read.
+
+        ``epoch/<counter>`` is the change of each cumulative counter since this object's previous
+        ``stats()`` call: counters are never reset in the store, so readers don't disturb each other.
+        """
+        self._ensure_ready()
+        self._flush_quietly()
+        snap = self.store.snapshot()
+        probs = task_distribution(snap.column("completions"), snap.column("lp"), snap.column("p_true"), self.hypers)
+        counters = self.store.counters()
+        out: dict[str, float] = {name: float(counters.get(name, 0)) for name in COUNTER_NAMES}
+        out.update(
+            {f"epoch/{name}": float(counters.get(name, 0) - self._last_counters.get(name, 0)) for name in COUNTER_NAMES}
+        )
+        self._last_counters = dict(counters)
+        out.update(pool_stats(snap, probs, self.hypers.num_active_tasks))
+        out.update(flatten_labels(label_table(snap, probs, self.store.label_stats())))
+        out["outcomes_dropped_locally"] = float(self._buffer.dropped_outcomes)
+        return out
+
+    def label_table(self) -> dict[str, dict[str, float]]:
+        """Per-label statistics as a table (label -> column -> value)."""
+        self._ensure_ready()
+        snap = self.store.snapshot()
+        probs = task_distribution(snap.column("completions"), snap.column("lp"), snap.column("p_true"), self.hypers)
+        return label_table(snap, probs, self.store.label_stats())
+
+    # -- checkpoints -----------------------------------------------------------------------------
+
+    def get_state(self) -> CurriculumState:
+        """The whole namespace (hypers, tasks, labels, aggregates, counters), for a trainer checkpoint."""
+        self._ensure_ready()
+        self.flush()
+        return self.store.export_state()
+
+    def load_state(self, state: CurriculumState, on_mismatch: MismatchPolicy | None = None) -> None:
+        """Replace the namespace's content by ``state``; refuses other hyperparameters unless told."""
+        self._ensure_ready()
+        policy = on_mismatch or self.config.on_mismatch
+        self.hypers = reconcile_hypers(state.hypers, self.config.algorithm, policy, "the checkpoint")
+        self.flush()
+        self.store.import_state(state)
+        self._pool_version = -1
+        self.refresh()
+
+    @property
+    def client_id(self) -> int:
+        self._ensure_ready()
+        return self._client_id
+

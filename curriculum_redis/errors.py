@@ -1,0 +1,44 @@
+"""Exception classes: one per kind of mistake, so callers can catch exactly what they can handle."""
+
+from __future__ import annotations
+
+
+class CurriculumError(Exception):
+    """Base class of every error this library raises on purpose."""
+
+
+class ConfigError(CurriculumError, ValueError):
+    """A configuration value is invalid or inconsistent."""
+
+
+class InvalidScoreError(CurriculumError, ValueError):
+    """A reported score is not a finite number inside the configured score range."""
+
+
+class HyperparameterMismatchError(CurriculumError):
+    """Stored hyperparameters differ from the given ones in fields that change their meaning."""
+
+    def __init__(self, differences: dict[str, tuple[object, object]], where: str) -> None:
+        self.differences = differences
+        lines = [f"  {name}: stored={stored!r} given={given!r}" for name, (stored, given) in differences.items()]
+        super().__init__(
+            f"{where} holds hyperparameters that differ from the given config in fields that change "
+            "their meaning:\n" + "\n".join(lines) + "\nPass on_mismatch='adopt' to use the stored "
+            "hyperparameters, or use another namespace."
+        )
+
+
+class StoreError(CurriculumError):
+    """The store refused an operation or holds data this version cannot read."""
+
+
+class StoreUnavailableError(StoreError):
+    """The Redis server cannot be reached."""
+
+
+class ScriptError(StoreError):
+    """A Lua script rejected its input before writing anything."""
+
+
+class CheckpointError(CurriculumError):
+    """A checkpoint or export file is corrupt, truncated, foreign or of another schema version."""

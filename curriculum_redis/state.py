@@ -1,0 +1,94 @@
+"""The portable state of one namespace: what ``get_state``, exports and imports carry.
+
+Plain pydantic models of numbers and strings, so a state goes through msgpack or JSON and is never
+pickled. ``SCHEMA_VERSION`` changes whenever the meaning of a stored field changes.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from curriculum_redis.config import LearningProgressConfig
+
+SCHEMA_VERSION = 1
+STATE_FORMAT = "curriculum_redis.state"
+
+COUNTER_NAMES: tuple[str, ...] = (
+    "num_created",
+    "num_evicted",
+    "num_completed",
+    "num_scheduled",
+    "num_failures",
+    "num_outcomes_for_unknown_tasks",
+    "num_batches",
+    "num_duplicate_batches",
+)
+"""Cumulative counters. They are never reset in the store: each reader keeps its own epoch deltas."""
+
+LABEL_STAT_FIELDS: tuple[str, ...] = (
+    "created",
+    "evicted",
+    "active",
+    "completions",
+    "score_sum",
+    "successes",
+    "samples",
+    "lp_ema",
+)
+
+
+class TaskRecord(BaseModel):
+    """One task with every stored field; ``label`` is the string behind ``label_hash``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task_id: int = Field(ge=1)
+    label: str
+    label_hash: int
+    slot: int = Field(ge=0)
+    completions: int = Field(ge=0)
+    score_sum: float
+    last_score: float
+    reward_ema: float
+    reward_sq_ema: float
+    success_ema: float
+    p_fast: float
+    p_slow: float
+    p_true: float
+    baseline: float
+    lp: float
+    consecutive_failures: int = Field(ge=0)
+
+
+class LabelStats(BaseModel):
+    """Aggregates of every task that ever carried one label (survive the tasks' eviction)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    label: str
+    created: int = 0
+    evicted: int = 0
+    active: int = 0
+    completions: int = 0
+    score_sum: float = 0.0
+    successes: int = 0
+    samples: int = 0
+    lp_ema: float = 0.0
+
+
+class CurriculumState(BaseModel):
+    """A whole namespace: hyperparameters, tasks, labels, label aggregates and counters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: str = STATE_FORMAT
+    schema_version: int = SCHEMA_VERSION
+    namespace: str
+    hypers: LearningProgressConfig
+    pool_version: int = 0
+    tasks: list[TaskRecord] = Field(default_factory=list)
+    labels: dict[int, str] = Field(default_factory=dict)
+    label_stats: dict[int, LabelStats] = Field(default_factory=dict)
+    counters: dict[str, int] = Field(default_factory=dict)
+    client_seqs: dict[int, int] = Field(default_factory=dict)
+    next_client_id: int = 0

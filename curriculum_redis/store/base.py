@@ -1,0 +1,155 @@
+"""The store protocol: the only operations a curriculum needs from its shared state.
+
+Each write is atomic in every implementation (one Lua script call on Redis, one method call under
+the GIL in memory), so no caller ever takes a lock. Reads return plain values, never live views.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+from curriculum_redis.config import LearningProgressConfig
+from curriculum_redis.state import CurriculumState, LabelStats, TaskRecord
+from curriculum_redis.tasks import Task
+
+SNAPSHOT_FIELDS: tuple[str, ...] = (
+    "task_id",
+    "label_hash",
+    "completions",
+    "lp",
+    "p_true",
+    "success_ema",
+    "score_sum",
+    "consecutive_failures",
+)
+SNAPSHOT_DTYPE = np.dtype([(name, "<f8") for name in SNAPSHOT_FIELDS])
+"""One 64-byte record per pool slot; Redis keeps them packed in one string (``{cr:<ns>}:scores``)."""
+
+
+@dataclass(frozen=True)
+class ScoreSnapshot:
+    """The compact scores of every active task, as read in one go."""
+
+    pool_version: int
+    records: npt.NDArray[np.void]
+
+    @property
+    def size(self) -> int:
+        return int(self.records.size)
+
+    @property
+    def task_ids(self) -> npt.NDArray[np.int64]:
+        return self.records["task_id"].astype(np.int64)
+
+    @property
+    def label_hashes(self) -> npt.NDArray[np.int64]:
+        return self.records["label_hash"].astype(np.int64)
+
+    def column(self, name: str) -> npt.NDArray[np.float64]:
+        return np.asarray(self.records[name], dtype=np.float64)
+
+    @classmethod
+    def from_bytes(cls, pool_version: int, blob: bytes) -> ScoreSnapshot:
+        usable = len(blob) - len(blob) % SNAPSHOT_DTYPE.itemsize
+        records = np.frombuffer(blob[:usable], dtype=SNAPSHOT_DTYPE)
+        return cls(pool_version, records[records["task_id"] > 0])
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One finished episode: a normalised score in [0, 1], or a failure to build the task."""
+
+    task_id: int
+    label_hash: int
+    score: float
+    failed: bool = False
+
+
+@dataclass(frozen=True)
+class OutcomeBatch:
+    """Outcomes and per-label sample counts of one client, applied at most once by ``(client_id, seq)``."""
+
+    client_id: int
+    seq: int
+    outcomes: Sequence[Outcome] = ()
+    scheduled: dict[int, int] = field(default_factory=dict)
+
+    def by_task(self) -> dict[int, list[Outcome]]:
+        grouped: dict[int, list[Outcome]] = {}
+        for outcome in self.outcomes:
+            grouped.setdefault(outcome.task_id, []).append(outcome)
+        return grouped
+
+    def label_hashes(self) -> list[int]:
+        seen = dict.fromkeys(o.label_hash for o in self.outcomes)
+        seen.update(dict.fromkeys(self.scheduled))
+        return list(seen)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordResult:
+    applied: bool
+    recorded: int = 0
+    unknown_tasks: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Eviction:
+    """Replace ``victim_id`` by ``replacement`` if, on the store, the victim still qualifies."""
+
+    victim_id: int
+    replacement: Task
+    reason: Literal["low_lp", "failures"] = "low_lp"
+    min_presentations: int = 1
+    max_lp: float = float("inf")
+    min_failures: int = 1
+
+
+EvictionOutcome = Literal["evicted", "victim_gone", "victim_not_evictable", "replacement_exists"]
+
+
+@runtime_checkable
+class CurriculumStore(Protocol):
+    """Shared curriculum state. ``RedisStore`` and ``MemoryStore`` implement it with equal semantics."""
+
+    @property
+    def namespace(self) -> str: ...
+
+    def attach(self, hypers: LearningProgressConfig) -> LearningProgressConfig | None:
+        """Store ``hypers`` in an empty namespace and return None, or return the ones already stored."""
+        ...
+
+    def register_client(self) -> int:
+        """A client id never handed out before in this namespace (the key of batch de-duplication)."""
+        ...
+
+    def create_tasks(self, tasks: Sequence[Task]) -> list[int]:
+        """Add tasks until the pool reaches capacity; ids already in the pool are skipped."""
+        ...
+
+    def record(self, batch: OutcomeBatch) -> RecordResult: ...
+
+    def evict_and_replace(self, eviction: Eviction) -> EvictionOutcome: ...
+
+    def snapshot(self) -> ScoreSnapshot: ...
+
+    def read_task(self, task_id: int) -> TaskRecord | None: ...
+
+    def labels(self) -> dict[int, str]: ...
+
+    def label_stats(self) -> dict[int, LabelStats]: ...
+
+    def counters(self) -> dict[str, int]: ...
+
+    def export_state(self) -> CurriculumState: ...
+
+    def import_state(self, state: CurriculumState) -> None:
+        """Replace the namespace's whole content by ``state``, all or nothing."""
+        ...
+
+    def close(self) -> None: ...

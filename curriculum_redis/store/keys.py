@@ -1,0 +1,59 @@
+"""The key schema of one namespace. Every key carries the hash tag ``{cr:<ns>}``, so all of a
+namespace's keys live in one Redis Cluster slot and every script can name them all in KEYS."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class NamespaceKeys:
+    namespace: str
+
+    @property
+    def prefix(self) -> str:
+        return "{cr:" + self.namespace + "}"
+
+    @property
+    def meta(self) -> str:
+        """Hash: schema_version, hypers (JSON), the scoring fields scripts read, capacity, pool_version."""
+        return f"{self.prefix}:meta"
+
+    @property
+    def counters(self) -> str:
+        """Hash: cumulative counters (num_created, num_evicted, num_completed, ...)."""
+        return f"{self.prefix}:counters"
+
+    @property
+    def pool(self) -> str:
+        """Hash: task_id -> slot of every active task."""
+        return f"{self.prefix}:pool"
+
+    @property
+    def scores(self) -> str:
+        """String: one packed 64-byte record per slot (see store.base.SNAPSHOT_FIELDS)."""
+        return f"{self.prefix}:scores"
+
+    @property
+    def labels(self) -> str:
+        """Hash: label_hash -> label string, for every label ever created (never pruned)."""
+        return f"{self.prefix}:labels"
+
+    @property
+    def clients(self) -> str:
+        """Hash: client_id -> last applied batch seq (the de-duplication of re-sent batches)."""
+        return f"{self.prefix}:clients"
+
+    def task(self, task_id: int) -> str:
+        """Hash: one task's counts and EMAs, fields named as in state.TaskRecord."""
+        return f"{self.prefix}:task:{task_id}"
+
+    def label(self, label_hash: int) -> str:
+        """Hash: aggregates of every task that carried the label (state.LabelStats)."""
+        return f"{self.prefix}:label:{label_hash}"
+
+    @property
+    def pattern(self) -> str:
+        """SCAN pattern matching exactly this namespace's keys."""
+        escaped = "".join("\\" + c if c in "*?[]\\" else c for c in self.namespace)
+        return "{cr:" + escaped + "}:*"

@@ -1,0 +1,230 @@
+"""In-process store: the reference semantics of the store protocol, for one process and for tests.
+
+It mirrors ``RedisStore`` rule for rule (capacity, slots, evict-and-replace re-validation, batch
+de-duplication, label aggregates) so the curriculum behaves the same whichever store it runs on.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import asdict, replace
+
+import numpy as np
+
+from curriculum_redis.config import LearningProgressConfig
+from curriculum_redis.errors import StoreError
+from curriculum_redis.scoring import TaskState, apply_outcome
+from curriculum_redis.state import COUNTER_NAMES, CurriculumState, LabelStats, TaskRecord
+from curriculum_redis.store.base import (
+    SNAPSHOT_DTYPE,
+    Eviction,
+    EvictionOutcome,
+    OutcomeBatch,
+    RecordResult,
+    ScoreSnapshot,
+)
+from curriculum_redis.tasks import Task
+
+LABEL_LP_EMA_ALPHA = 0.1
+
+
+class MemoryStore:
+    """Shared state held in this process. A re-entrant lock makes each method atomic across threads."""
+
+    def __init__(self, namespace: str = "default") -> None:
+        self._namespace = namespace
+        self._lock = threading.RLock()
+        self._reset()
+
+    def _reset(self) -> None:
+        self._hypers: LearningProgressConfig | None = None
+        self._tasks: dict[int, TaskState] = {}
+        self._slots: list[int] = []
+        self._labels: dict[int, str] = {}
+        self._label_stats: dict[int, LabelStats] = {}
+        self._counters = dict.fromkeys(COUNTER_NAMES, 0)
+        self._client_seqs: dict[int, int] = {}
+        self._next_client_id = 0
+        self._pool_version = 0
+
+    @property
+    def namespace(self) -> str:
+        return self._namespace
+
+    def _require_hypers(self) -> LearningProgressConfig:
+        if self._hypers is None:
+            raise StoreError(f"namespace {self._namespace!r} has no hyperparameters: call attach() first")
+        return self._hypers
+
+    def attach(self, hypers: LearningProgressConfig) -> LearningProgressConfig | None:
+        with self._lock:
+            if self._hypers is not None:
+                return self._hypers
+            self._hypers = hypers
+            return None
+
+    def register_client(self) -> int:
+        with self._lock:
+            self._next_client_id += 1
+            return self._next_client_id
+
+    def _add_task(self, task: Task, slot: int) -> None:
+        self._tasks[task.task_id] = TaskState(label_hash=task.label_hash, slot=slot)
+        self._labels.setdefault(task.label_hash, task.label)
+        stats = self._label_stats.setdefault(task.label_hash, LabelStats(label=task.label))
+        stats.created += 1
+        stats.active += 1
+        self._counters["num_created"] += 1
+
+    def create_tasks(self, tasks: Sequence[Task]) -> list[int]:
+        with self._lock:
+            capacity = self._require_hypers().num_active_tasks
+            created = []
+            for task in tasks:
+                if len(self._tasks) >= capacity:
+                    break
+                if task.task_id in self._tasks:
+                    continue
+                self._add_task(task, len(self._slots))
+                self._slots.append(task.task_id)
+                created.append(task.task_id)
+            if created:
+                self._pool_version += 1
+            return created
+
+    def record(self, batch: OutcomeBatch) -> RecordResult:
+        with self._lock:
+            cfg = self._require_hypers()
+            if batch.seq <= self._client_seqs.get(batch.client_id, 0):
+                self._counters["num_duplicate_batches"] += 1
+                return RecordResult(applied=False)
+            self._client_seqs[batch.client_id] = batch.seq
+            self._counters["num_batches"] += 1
+            recorded = unknown = 0
+            for label, count in batch.scheduled.items():
+                self._label(label).samples += count
+                self._counters["num_scheduled"] += count
+            # Grouped by task in first-seen order, exactly as record_outcomes.lua applies a batch.
+            ordered = [o for outcomes in batch.by_task().values() for o in outcomes]
+            for outcome in ordered:
+                state = self._tasks.get(outcome.task_id)
+                if state is None:
+                    unknown += 1
+                    continue
+                state = apply_outcome(state, outcome.score, cfg)
+                failures = state.consecutive_failures + 1 if outcome.failed else 0
+                state = replace(state, consecutive_failures=failures)
+                self._tasks[outcome.task_id] = state
+                stats = self._label(state.label_hash)
+                stats.lp_ema = state.lp if stats.completions == 0 else (
+                    stats.lp_ema + LABEL_LP_EMA_ALPHA * (state.lp - stats.lp_ema)
+                )
+                stats.completions += 1
+                stats.score_sum += outcome.score
+                stats.successes += int(outcome.score >= cfg.success_threshold)
+                self._counters["num_failures"] += int(outcome.failed)
+                recorded += 1
+            self._counters["num_completed"] += recorded
+            self._counters["num_outcomes_for_unknown_tasks"] += unknown
+            return RecordResult(applied=True, recorded=recorded, unknown_tasks=unknown)
+
+    def _label(self, label_hash: int) -> LabelStats:
+        stats = self._label_stats.get(label_hash)
+        if stats is None:
+            stats = self._label_stats[label_hash] = LabelStats(label=self._labels.get(label_hash, ""))
+        return stats
+
+    def evict_and_replace(self, eviction: Eviction) -> EvictionOutcome:
+        with self._lock:
+            victim = self._tasks.get(eviction.victim_id)
+            if victim is None:
+                return "victim_gone"
+            if eviction.replacement.task_id in self._tasks:
+                return "replacement_exists"
+            if eviction.reason == "failures":
+                qualifies = victim.consecutive_failures >= eviction.min_failures
+            else:
+                qualifies = victim.completions >= eviction.min_presentations and victim.lp <= eviction.max_lp
+            if not qualifies:
+                return "victim_not_evictable"
+            del self._tasks[eviction.victim_id]
+            victim_stats = self._label(victim.label_hash)
+            victim_stats.evicted += 1
+            victim_stats.active -= 1
+            self._counters["num_evicted"] += 1
+            self._add_task(eviction.replacement, victim.slot)
+            self._slots[victim.slot] = eviction.replacement.task_id
+            self._pool_version += 1
+            return "evicted"
+
+    def snapshot(self) -> ScoreSnapshot:
+        with self._lock:
+            records = np.zeros(len(self._slots), dtype=SNAPSHOT_DTYPE)
+            for slot, task_id in enumerate(self._slots):
+                state = self._tasks[task_id]
+                records[slot] = (
+                    task_id,
+                    state.label_hash,
+                    state.completions,
+                    state.lp,
+                    state.p_true,
+                    state.success_ema,
+                    state.score_sum,
+                    state.consecutive_failures,
+                )
+            return ScoreSnapshot(self._pool_version, records)
+
+    def read_task(self, task_id: int) -> TaskRecord | None:
+        with self._lock:
+            state = self._tasks.get(task_id)
+            if state is None:
+                return None
+            return TaskRecord(task_id=task_id, label=self._labels.get(state.label_hash, ""), **asdict(state))
+
+    def labels(self) -> dict[int, str]:
+        with self._lock:
+            return dict(self._labels)
+
+    def label_stats(self) -> dict[int, LabelStats]:
+        with self._lock:
+            return {h: s.model_copy() for h, s in self._label_stats.items()}
+
+    def counters(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counters)
+
+    def export_state(self) -> CurriculumState:
+        with self._lock:
+            hypers = self._require_hypers()
+            tasks = [self.read_task(task_id) for task_id in self._slots]
+            return CurriculumState(
+                namespace=self._namespace,
+                hypers=hypers,
+                pool_version=self._pool_version,
+                tasks=[t for t in tasks if t is not None],
+                labels=dict(self._labels),
+                label_stats=self.label_stats(),
+                counters=dict(self._counters),
+                client_seqs=dict(self._client_seqs),
+                next_client_id=self._next_client_id,
+            )
+
+    def import_state(self, state: CurriculumState) -> None:
+        with self._lock:
+            self._reset()
+            self._hypers = state.hypers
+            ordered = sorted(state.tasks, key=lambda t: t.slot)
+            for slot, record in enumerate(ordered):
+                fields = record.model_dump(exclude={"task_id", "label"})
+                self._tasks[record.task_id] = TaskState(**{**fields, "slot": slot})
+                self._slots.append(record.task_id)
+            self._labels = dict(state.labels)
+            self._label_stats = {h: s.model_copy() for h, s in state.label_stats.items()}
+            self._counters.update(state.counters)
+            self._client_seqs = dict(state.client_seqs)
+            self._next_client_id = state.next_client_id
+            self._pool_version = state.pool_version + 1
+
+    def close(self) -> None:
+        """Nothing to release; present so every store closes the same way."""

@@ -1,0 +1,164 @@
+-- record_outcomes.lua: apply one batch of episode outcomes, at most once per (client_id, seq).
+-- KEYS[1] {cr:<ns>}:meta  KEYS[2] :counters  KEYS[3] :pool  KEYS[4] :scores  KEYS[5] :clients
+-- KEYS[5 + t]          :task:<id_t>          for t = 1..T (the batch's tasks, in first-seen order)
+-- KEYS[5 + T + l]      :label:<label_hash_l> for l = 1..L (labels of those tasks and of samples)
+-- ARGV[1] client_id  ARGV[2] seq  ARGV[3] T  ARGV[4] L
+--   then per task t: task_id, label index l (1-based), count c, then c scores: a normalised score in
+--   [0, 1], or 'f' followed by one (a failure to build the task's environment, scored as given)
+--   then per label l: label_hash, number of times it was sampled
+-- Returns: {applied (1, or 0 for an already-applied batch), outcomes recorded, outcomes for tasks
+--   no longer in the pool (counted, not an error)}
+-- Errors (raised before any write): CR_NO_NAMESPACE, CR_ARGS, CR_LABEL (task/label mismatch).
+local meta, counters, pool, scores, clients = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local RECORD = 64
+local LABEL_LP_ALPHA = 0.1
+local function fmt(x) return string.format('%.17g', x) end
+local function err(msg) return redis.error_reply('CR_ARGS record_outcomes.lua: ' .. msg) end
+
+-- 1. Parse and validate everything; nothing is written until the batch is known to be well formed.
+local client_id, seq = ARGV[1], tonumber(ARGV[2])
+local T, L = tonumber(ARGV[3]), tonumber(ARGV[4])
+if not tonumber(client_id) or not seq or seq < 1 then return err('client_id and seq must be numbers') end
+if not T or not L or T < 0 or L < 0 then return err('task and label counts must be numbers') end
+if #KEYS ~= 5 + T + L then return err('expected ' .. (5 + T + L) .. ' keys, got ' .. #KEYS) end
+
+local hp = redis.call('HMGET', meta, 'scorer', 'ema_timescale', 'slow_timescale_factor',
+  'tracker_ema_alpha', 'success_threshold', 'random_baseline', 'early_progress_amplification')
+if not hp[1] then return redis.error_reply('CR_NO_NAMESPACE no hyperparameters stored') end
+local bidirectional = hp[1] == 'bidirectional'
+local a, k, ta = tonumber(hp[2]), tonumber(hp[3]), tonumber(hp[4])
+local success_threshold, random_baseline, theta = tonumber(hp[5]), tonumber(hp[6]), tonumber(hp[7])
+
+local tasks, pos = {}, 5
+for t = 1, T do
+  local id, li, c = ARGV[pos], tonumber(ARGV[pos + 1]), tonumber(ARGV[pos + 2])
+  if not tonumber(id) then return err('task id ' .. tostring(id) .. ' is not a number') end
+  if not li or li < 1 or li > L then return err('task ' .. id .. ' has label index ' .. tostring(ARGV[pos + 1])) end
+  if not c or c < 1 or c ~= math.floor(c) then return err('task ' .. id .. ' has outcome count ' .. tostring(ARGV[pos + 2])) end
+  local values, failed = {}, {}
+  for j = 1, c do
+    local raw = ARGV[pos + 2 + j]
+    if raw == nil then return err('batch ends inside the outcomes of task ' .. id) end
+    local is_failure = string.sub(raw, 1, 1) == 'f'
+    local x = tonumber(is_failure and string.sub(raw, 2) or raw)
+    if not x or x ~= x or x < 0 or x > 1 then
+      return err('score ' .. raw .. ' of task ' .. id .. ' is not a number in [0, 1]')
+    end
+    values[j], failed[j] = x, is_failure
+  end
+  tasks[t] = {id = id, key = KEYS[5 + t], label = li, values = values, failed = failed}
+  pos = pos + 3 + c
+end
+local labels = {}
+for l = 1, L do
+  local h, n = ARGV[pos], tonumber(ARGV[pos + 1])
+  if not tonumber(h) or not n or n < 0 then return err('label section entry ' .. l .. ' is malformed') end
+  labels[l] = {key = KEYS[5 + T + l], hash = h, sampled = n}
+  pos = pos + 2
+end
+if pos ~= #ARGV + 1 then return err('expected ' .. (pos - 1) .. ' args, got ' .. #ARGV) end
+
+local last = tonumber(redis.call('HGET', clients, client_id))
+if last and seq <= last then
+  redis.call('HINCRBY', counters, 'num_duplicate_batches', 1)
+  return {0, 0, 0}
+end
+
+local FIELDS = {'label_hash', 'slot', 'completions', 'score_sum', 'reward_ema', 'reward_sq_ema',
+  'success_ema', 'p_fast', 'p_slow', 'p_true', 'baseline', 'consecutive_failures'}
+for _, task in ipairs(tasks) do
+  local v = redis.call('HMGET', task.key, unpack(FIELDS))
+  if v[1] then
+    if v[1] ~= labels[task.label].hash then
+      return redis.error_reply('CR_LABEL task ' .. task.id .. ' has label hash ' .. v[1] ..
+        ', the batch says ' .. labels[task.label].hash)
+    end
+    task.state = {slot = tonumber(v[2]), n = tonumber(v[3]), score_sum = tonumber(v[4]),
+      reward_ema = tonumber(v[5]), reward_sq_ema = tonumber(v[6]), success_ema = tonumber(v[7]),
+      p_fast = tonumber(v[8]), p_slow = tonumber(v[9]), p_true = tonumber(v[10]),
+      baseline = tonumber(v[11]), failures = tonumber(v[12]), hash = tonumber(v[1])}
+  end
+end
+for _, label in ipairs(labels) do
+  local v = redis.call('HMGET', label.key, 'completions', 'lp_ema')
+  label.n, label.lp_ema = tonumber(v[1]) or 0, tonumber(v[2]) or 0
+  label.completions, label.score_sum, label.successes = 0, 0, 0
+end
+
+-- 2. Apply. The arithmetic mirrors curriculum_redis.scoring.apply_outcome operation for operation.
+local function reweight(p) return p * (1.0 - theta) / (p + theta * (1.0 - 2.0 * p)) end
+local recorded, unknown, failures = 0, 0, 0
+for _, task in ipairs(tasks) do
+  local s = task.state
+  if not s then
+    unknown = unknown + #task.values
+  else
+    local label = labels[task.label]
+    local last_score, lp = 0, 0
+    for j, x in ipairs(task.values) do
+      local success = 0.0
+      if x >= success_threshold then success = 1.0 end
+      if s.n == 0 then
+        if random_baseline then s.baseline = random_baseline else s.baseline = math.min(x, 0.75) end
+        local p = math.max(x - s.baseline, 0.0) / math.max(1.0 - s.baseline, 1e-10)
+        s.reward_ema, s.reward_sq_ema, s.success_ema = x, x * x, success
+        s.p_fast, s.p_slow, s.p_true = p, p, x
+      else
+        local p = math.max(x - s.baseline, 0.0) / math.max(1.0 - s.baseline, 1e-10)
+        s.reward_ema = s.reward_ema + ta * (x - s.reward_ema)
+        s.reward_sq_ema = s.reward_sq_ema + ta * (x * x - s.reward_sq_ema)
+        s.success_ema = s.success_ema + ta * (success - s.success_ema)
+        s.p_fast = s.p_fast + a * (p - s.p_fast)
+        s.p_slow = s.p_slow + a * k * (p - s.p_slow)
+        s.p_true = s.p_true + a * (x - s.p_true)
+      end
+      if bidirectional then
+        lp = math.abs(reweight(s.p_fast) - reweight(s.p_slow))
+      else
+        lp = math.sqrt(math.max(0.0, s.reward_sq_ema - s.reward_ema * s.reward_ema))
+      end
+      s.n = s.n + 1
+      s.score_sum = s.score_sum + x
+      last_score = x
+      if task.failed[j] then
+        s.failures = s.failures + 1
+        failures = failures + 1
+      else
+        s.failures = 0
+      end
+      if label.n == 0 then label.lp_ema = lp else label.lp_ema = label.lp_ema + LABEL_LP_ALPHA * (lp - label.lp_ema) end
+      label.n = label.n + 1
+      label.completions = label.completions + 1
+      label.score_sum = label.score_sum + x
+      label.successes = label.successes + success
+      recorded = recorded + 1
+    end
+    redis.call('HSET', task.key, 'completions', s.n, 'score_sum', fmt(s.score_sum), 'last_score', fmt(last_score),
+      'reward_ema', fmt(s.reward_ema), 'reward_sq_ema', fmt(s.reward_sq_ema), 'success_ema', fmt(s.success_ema),
+      'p_fast', fmt(s.p_fast), 'p_slow', fmt(s.p_slow), 'p_true', fmt(s.p_true), 'baseline', fmt(s.baseline),
+      'lp', fmt(lp), 'consecutive_failures', s.failures)
+    redis.call('SETRANGE', scores, s.slot * RECORD, struct.pack('<dddddddd', tonumber(task.id), s.hash, s.n, lp,
+      s.p_true, s.success_ema, s.score_sum, s.failures))
+  end
+end
+
+redis.call('HSET', clients, client_id, seq)
+local scheduled = 0
+for _, label in ipairs(labels) do
+  if label.completions > 0 then
+    redis.call('HSET', label.key, 'lp_ema', fmt(label.lp_ema))
+    redis.call('HINCRBY', label.key, 'completions', label.completions)
+    redis.call('HINCRBYFLOAT', label.key, 'score_sum', fmt(label.score_sum))
+    redis.call('HINCRBY', label.key, 'successes', label.successes)
+  end
+  if label.sampled > 0 then
+    redis.call('HINCRBY', label.key, 'samples', label.sampled)
+    scheduled = scheduled + label.sampled
+  end
+end
+redis.call('HINCRBY', counters, 'num_batches', 1)
+if recorded > 0 then redis.call('HINCRBY', counters, 'num_completed', recorded) end
+if unknown > 0 then redis.call('HINCRBY', counters, 'num_outcomes_for_unknown_tasks', unknown) end
+if failures > 0 then redis.call('HINCRBY', counters, 'num_failures', failures) end
+if scheduled > 0 then redis.call('HINCRBY', counters, 'num_scheduled', scheduled) end
+return {1, recorded, unknown}
