@@ -20,7 +20,14 @@ from curriculum_redis.errors import (
 from curriculum_redis.labels import label_hash
 from curriculum_redis.state import CurriculumState
 from curriculum_redis.store.memory import MemoryStore
-from curriculum_redis.tasks import BucketedTaskGenerator, SingleTaskGenerator, Span, Task, TaskGenerator, TaskGeneratorSet
+from curriculum_redis.tasks import (
+    BucketedTaskGenerator,
+    SingleTaskGenerator,
+    Span,
+    Task,
+    TaskGenerator,
+    TaskGeneratorSet,
+)
 
 __version__ = "0.1.0"
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from curriculum_redis.config import SAFE_TO_CHANGE, CurriculumConfig, LearningProgressConfig, MismatchPolicy
 from curriculum_redis.errors import ConfigError, HyperparameterMismatchError, StoreUnavailableError
@@ -265,10 +266,13 @@ class Curriculum:
             generator = self.config.task_generator
             self._tasks = {i: self._tasks.get(i) or generator.get_task(i) for i in ids.tolist()}
             self._pool_version = snap.pool_version
-        self._probs = task_distribution(snap.column("completions"), snap.column("lp"), snap.column("p_true"), self.hypers)
+        self._probs = self._distribution(snap)
         self._sampler.load(ids, self._probs)
         self._snapshot = snap
         self._policy.refreshed()
+
+    def _distribution(self, snap: ScoreSnapshot) -> npt.NDArray[np.float64]:
+        return task_distribution(snap.column("completions"), snap.column("lp"), snap.column("p_true"), self.hypers)
 
     # -- reads -----------------------------------------------------------------------------------
 
@@ -288,7 +292,7 @@ class Curriculum:
         self._ensure_ready()
         self._flush_quietly()
         snap = self.store.snapshot()
-        probs = task_distribution(snap.column("completions"), snap.column("lp"), snap.column("p_true"), self.hypers)
+        probs = self._distribution(snap)
         counters = self.store.counters()
         out: dict[str, float] = {name: float(counters.get(name, 0)) for name in COUNTER_NAMES}
         out.update(
@@ -304,7 +308,7 @@ class Curriculum:
         """Per-label statistics as a table (label -> column -> value)."""
         self._ensure_ready()
         snap = self.store.snapshot()
-        probs = task_distribution(snap.column("completions"), snap.column("lp"), snap.column("p_true"), self.hypers)
+        probs = self._distribution(snap)
         return label_table(snap, probs, self.store.label_stats())
 
     # -- checkpoints -----------------------------------------------------------------------------

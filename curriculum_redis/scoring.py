@@ -112,10 +112,8 @@ def lp_weights(lp: FloatArray, p_true: FloatArray, cfg: LearningProgressConfig) 
         x = x / cfg.lp_score_temperature
     else:
         std = float(x.std())
-        if std > 1e-10:
-            x = (x - x.mean()) / std * cfg.z_score_amplification
-        else:
-            x = np.zeros_like(x)
+        # All-equal scores: no z-score to take, every eligible task weighs the same.
+        x = (x - x.mean()) / std * cfg.z_score_amplification if std > 1e-10 else np.zeros_like(x)
     w = sigmoid(x)
     total = float(w.sum())
     if not math.isfinite(total) or total <= 0.0:

@@ -117,7 +117,7 @@ class SingleTaskGenerator(TaskGenerator):
     label: str = "default"
 
     def __init__(self, env_cfg: dict[str, Any] | None = None, label: str = "default", **data: Any) -> None:
-        super().__init__(env_cfg=env_cfg or {}, label=label, **data)
+        BaseModel.__init__(self, env_cfg=env_cfg or {}, label=label, **data)
 
     def generate(self, task_id: int) -> Task:
         return Task(task_id, self.label, copy.deepcopy(self.env_cfg))
@@ -153,7 +153,7 @@ class BucketedTaskGenerator(TaskGenerator):
         label: str = "bucketed",
         **data: Any,
     ) -> None:
-        super().__init__(base=base or {}, buckets=buckets or {}, label=label, **data)
+        BaseModel.__init__(self, base=base or {}, buckets=buckets or {}, label=label, **data)
 
     @field_validator("buckets")
     @classmethod
@@ -192,7 +192,7 @@ class TaskGeneratorSet(TaskGenerator):
     def __init__(
         self, generators: list[TaskGenerator] | None = None, weights: list[float] | None = None, **data: Any
     ) -> None:
-        super().__init__(generators=generators or [], weights=weights, **data)
+        BaseModel.__init__(self, generators=generators or [], weights=weights, **data)
 
     @field_validator("generators", mode="before")
     @classmethod

@@ -7,14 +7,14 @@ connect (a URL or connection kwargs), never a socket.
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import time
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
+import numpy as np
 import redis
 import redis.exceptions
 from redis.commands.core import Script
@@ -30,6 +30,7 @@ from curriculum_redis.state import (
     TaskRecord,
 )
 from curriculum_redis.store.base import (
+    SNAPSHOT_DTYPE,
     Eviction,
     EvictionOutcome,
     OutcomeBatch,
@@ -76,6 +77,8 @@ def meta_fields(hypers: LearningProgressConfig) -> dict[str, str]:
 class RedisStore:
     """The store protocol on Redis (standalone, replicated or cluster)."""
 
+    _client_obj: redis.Redis | None
+
     def __init__(self, client: redis.Redis, namespace: str) -> None:
         self._namespace = namespace
         self.keys = NamespaceKeys(namespace)
@@ -112,7 +115,7 @@ class RedisStore:
         self._pid = os.getpid()
 
     def _reset_connection(self) -> None:
-        self._client_obj: redis.Redis | None = None
+        self._client_obj = None
         self._scripts: dict[str, Script] = {}
         self._pid = os.getpid()
         self._attached_hypers: LearningProgressConfig | None = None
@@ -264,12 +267,12 @@ class RedisStore:
         flat = self._call(lambda: self._script("read_task")(keys=[self.keys.task(task_id), self.keys.labels]))
         if not flat:
             return None
-        raw = {flat[i].decode(): flat[i + 1].decode() for i in range(0, len(flat), 2)}
+        raw = {text(flat[i]): text(flat[i + 1]) for i in range(0, len(flat), 2)}
         return task_record(task_id, raw)
 
     def labels(self) -> dict[int, str]:
         raw = self._call(lambda: self.client.hgetall(self.keys.labels))
-        return {int(h): label.decode() for h, label in raw.items()}
+        return {int(h): text(label) for h, label in raw.items()}
 
     def label_stats(self) -> dict[int, LabelStats]:
         hashes = list(self.labels())
@@ -282,7 +285,7 @@ class RedisStore:
     def counters(self) -> dict[str, int]:
         raw = self._call(lambda: self.client.hgetall(self.keys.counters))
         out = dict.fromkeys(COUNTER_NAMES, 0)
-        out.update({name.decode(): int(value) for name, value in raw.items()})
+        out.update({text(name): int(value) for name, value in raw.items()})
         return out
 
     def export_state(self) -> CurriculumState:
@@ -339,18 +342,13 @@ class RedisStore:
             "pool_version": state.pool_version + 1,
             **meta_fields(state.hypers),
         }
-        pipe.hset(k.meta, mapping=meta)
+        pipe.hset(k.meta, mapping=cast(Mapping[Any, Any], meta))
         counters = {name: state.counters.get(name, 0) for name in COUNTER_NAMES}
-        pipe.hset(k.counters, mapping=counters)  # type: ignore[arg-type]
+        pipe.hset(k.counters, mapping=cast(Mapping[Any, Any], counters))
         if state.labels:
             pipe.hset(k.labels, mapping={str(h): v for h, v in state.labels.items()})
         if state.client_seqs:
             pipe.hset(k.clients, mapping={str(c): s for c, s in state.client_seqs.items()})
-        blob = bytearray()
-        from curriculum_redis.store.base import SNAPSHOT_DTYPE  # local: only import needs it
-
-        import numpy as np
-
         records = np.zeros(len(state.tasks), dtype=SNAPSHOT_DTYPE)
         for slot, task in enumerate(sorted(state.tasks, key=lambda t: t.slot)):
             fields = task.model_dump(exclude={"task_id", "label"})
@@ -361,9 +359,8 @@ class RedisStore:
                 task.task_id, task.label_hash, task.completions, task.lp, task.p_true,
                 task.success_ema, task.score_sum, task.consecutive_failures,
             )
-        blob += records.tobytes()
-        if blob:
-            pipe.set(k.scores, bytes(blob))
+        if records.size:
+            pipe.set(k.scores, records.tobytes())
         for h, stats in state.label_stats.items():
             pipe.hset(k.label(h), mapping={n: format_field(v) for n, v in stats.model_dump().items()})
         self._call(pipe.execute)
@@ -375,6 +372,10 @@ class RedisStore:
         self._scripts = {}
 
 
+def text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def format_field(value: Any) -> str:
     if isinstance(value, float):
         return repr(value)
@@ -382,7 +383,9 @@ def format_field(value: Any) -> str:
 
 
 def task_record(task_id: int, raw: dict[str, str]) -> TaskRecord:
-    values: dict[str, Any] = {n: (int(v) if n in INT_TASK_FIELDS else float(v)) for n, v in raw.items() if n != "label"}
+    values: dict[str, Any] = {
+        n: (int(v) if n in INT_TASK_FIELDS else float(v)) for n, v in raw.items() if n != "label"
+    }
     return TaskRecord(task_id=task_id, label=raw.get("label", ""), **values)
 
 
@@ -394,6 +397,3 @@ def label_stats_from(row: dict[bytes, bytes]) -> LabelStats:
             values[name] = float(raw[name]) if name in ("score_sum", "lp_ema") else int(float(raw[name]))
     return LabelStats(**values)
 
-
-def hypers_json(hypers: LearningProgressConfig) -> str:
-    return json.dumps(hypers.model_dump(), sort_keys=True)
