@@ -8,6 +8,7 @@ connect (a URL or connection kwargs), never a socket.
 from __future__ import annotations
 
 import os
+import pickle
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -17,7 +18,9 @@ from urllib.parse import urlsplit, urlunsplit
 import numpy as np
 import redis
 import redis.exceptions
+from redis.backoff import ExponentialWithJitterBackoff
 from redis.commands.core import Script
+from redis.retry import Retry
 
 from curriculum_redis.config import LearningProgressConfig
 from curriculum_redis.errors import ConfigError, ScriptError, StoreError, StoreUnavailableError
@@ -64,6 +67,31 @@ def redact(url: str) -> str:
     host = parts.hostname or ""
     port = f":{parts.port}" if parts.port else ""
     return urlunsplit((parts.scheme, f"{user}:***@{host}{port}", parts.path, parts.query, parts.fragment))
+
+
+def default_client_kwargs() -> dict[str, Any]:
+    """Retry briefly on connection errors (a retried write is harmless: batches are de-duplicated),
+    and never hang forever on a dead server."""
+    return {
+        "retry": Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.25), retries=3),
+        "retry_on_error": [redis.exceptions.ConnectionError, redis.exceptions.TimeoutError],
+        "socket_connect_timeout": 5.0,
+        "socket_timeout": 30.0,
+        "health_check_interval": 30,
+    }
+
+
+def picklable(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The connection settings that can cross a process boundary (locks, callbacks and pools can't;
+    the defaults of :func:`default_client_kwargs` replace them in the new process)."""
+    out = {}
+    for name, value in kwargs.items():
+        try:
+            pickle.dumps(value)
+        except (TypeError, AttributeError, pickle.PicklingError):
+            continue
+        out[name] = value
+    return out
 
 
 def meta_fields(hypers: LearningProgressConfig) -> dict[str, str]:
@@ -124,7 +152,7 @@ class RedisStore:
         return {
             "namespace": self._namespace,
             "url": self._url,
-            "client_kwargs": self._client_kwargs,
+            "client_kwargs": picklable(self._client_kwargs),
             "connection_class": self._connection_class,
             "attached_hypers": self._attached_hypers,
         }
@@ -158,10 +186,12 @@ class RedisStore:
             self._reset_connection()
             self._attached_hypers = attached
             if self._url is not None:
-                self._client_obj = redis.Redis.from_url(self._url, decode_responses=False, **self._client_kwargs)
+                kwargs = {**default_client_kwargs(), **self._client_kwargs, "decode_responses": False}
+                self._client_obj = redis.Redis.from_url(self._url, **kwargs)
             else:
                 assert self._connection_class is not None
-                pool = redis.ConnectionPool(connection_class=self._connection_class, **self._client_kwargs)
+                kwargs = {**default_client_kwargs(), **self._client_kwargs}
+                pool = redis.ConnectionPool(connection_class=self._connection_class, **kwargs)
                 self._client_obj = redis.Redis(connection_pool=pool)
         return self._client_obj
 
