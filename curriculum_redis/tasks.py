@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -116,8 +117,8 @@ class SingleTaskGenerator(TaskGenerator):
     env_cfg: dict[str, Any] = Field(default_factory=dict)
     label: str = "default"
 
-    def __init__(self, env_cfg: dict[str, Any] | None = None, label: str = "default", **data: Any) -> None:
-        BaseModel.__init__(self, env_cfg=env_cfg or {}, label=label, **data)
+    def __init__(self, env_cfg: Mapping[str, Any] | None = None, label: str = "default", **data: Any) -> None:
+        BaseModel.__init__(self, env_cfg=dict(env_cfg or {}), label=label, **data)
 
     def generate(self, task_id: int) -> Task:
         return Task(task_id, self.label, copy.deepcopy(self.env_cfg))
@@ -148,12 +149,13 @@ class BucketedTaskGenerator(TaskGenerator):
 
     def __init__(
         self,
-        base: dict[str, Any] | None = None,
-        buckets: dict[str, list[Any] | Span] | None = None,
+        base: Mapping[str, Any] | None = None,
+        buckets: Mapping[str, Sequence[Any] | Span] | None = None,
         label: str = "bucketed",
         **data: Any,
     ) -> None:
-        BaseModel.__init__(self, base=base or {}, buckets=buckets or {}, label=label, **data)
+        choices = {path: v if isinstance(v, Span) else list(v) for path, v in (buckets or {}).items()}
+        BaseModel.__init__(self, base=dict(base or {}), buckets=choices, label=label, **data)
 
     @field_validator("buckets")
     @classmethod
@@ -190,9 +192,14 @@ class TaskGeneratorSet(TaskGenerator):
     weights: list[float] | None = None
 
     def __init__(
-        self, generators: list[TaskGenerator] | None = None, weights: list[float] | None = None, **data: Any
+        self,
+        generators: Sequence[TaskGenerator] | None = None,
+        weights: Sequence[float] | None = None,
+        **data: Any,
     ) -> None:
-        BaseModel.__init__(self, generators=generators or [], weights=weights, **data)
+        BaseModel.__init__(
+            self, generators=list(generators or []), weights=None if weights is None else list(weights), **data
+        )
 
     @field_validator("generators", mode="before")
     @classmethod

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 import redis
+from workers import churn, evict_same_victims, read_visible_state, report_outcomes, run_until_killed
 
 from curriculum_redis import (
     BucketedTaskGenerator,
@@ -29,7 +30,6 @@ from curriculum_redis.store.base import SNAPSHOT_DTYPE
 from curriculum_redis.store.redis import RedisStore
 from curriculum_redis.store.scripts import script_sources
 from curriculum_redis.tasks import Task
-from workers import churn, evict_same_victims, read_visible_state, report_outcomes, run_until_killed
 
 pytestmark = pytest.mark.slow
 SPAWN = multiprocessing.get_context("spawn")
