@@ -8,8 +8,8 @@ task id (never ``hash()`` or global random state), and serialise to JSON so a co
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 import numpy as np
