@@ -68,11 +68,11 @@ def list_namespaces(client: redis.Redis) -> list[NamespaceInfo]:
         key = raw_key.decode() if isinstance(raw_key, bytes) else str(raw_key)
         namespace = key[len("{cr:") : -len("}:meta")]
         keys = NamespaceKeys(namespace)
-        meta = client.hmget(key, ["schema_version", "created_at"])
+        meta = client.hmget(key, ["schema_version", "created_at", "pool_size"])
         infos.append(
             NamespaceInfo(
                 namespace=namespace,
-                tasks=int(client.hlen(keys.pool)),
+                tasks=int(meta[2] or 0),
                 completions=int(client.hget(keys.counters, "num_completed") or 0),
                 schema_version=int(meta[0] or 0),
                 created_at=float(meta[1] or 0.0),

@@ -1,11 +1,12 @@
 -- attach.lua: store a namespace's hyperparameters once; later callers get the stored ones back.
--- KEYS[1] {cr:<ns>}:meta
+-- KEYS[1] {cr:<ns>}:meta  KEYS[2] {cr:<ns>}:scores
 -- ARGV[1] schema_version  ARGV[2] hypers as JSON  ARGV[3] created_at (unix seconds)
 -- ARGV[4..] field, value pairs for meta (the scoring hyperparameters the other scripts read, capacity)
+-- The scores string is allocated at its full size (capacity * 64 bytes) once, so it never regrows.
 -- Returns: '' when this call stored the hyperparameters, else the stored hypers JSON.
 -- Errors: CR_SCHEMA when the namespace was written by another schema version; CR_ARGS on bad input.
 local meta = KEYS[1]
-if #KEYS ~= 1 then return redis.error_reply('CR_ARGS attach.lua takes 1 key, got ' .. #KEYS) end
+if #KEYS ~= 2 then return redis.error_reply('CR_ARGS attach.lua takes 2 keys, got ' .. #KEYS) end
 if #ARGV < 3 or (#ARGV - 3) % 2 ~= 0 then
   return redis.error_reply('CR_ARGS attach.lua takes schema, hypers, created_at and field/value pairs')
 end
@@ -23,7 +24,16 @@ if stored then
   return stored
 end
 
-local fields = {'schema_version', ARGV[1], 'hypers', ARGV[2], 'created_at', ARGV[3], 'pool_version', '0'}
-for i = 4, #ARGV do fields[#fields + 1] = ARGV[i] end
+local fields = {'schema_version', ARGV[1], 'hypers', ARGV[2], 'created_at', ARGV[3], 'pool_version', '0',
+  'pool_size', '0'}
+local capacity
+for i = 4, #ARGV, 2 do
+  fields[#fields + 1] = ARGV[i]
+  fields[#fields + 1] = ARGV[i + 1]
+  if ARGV[i] == 'capacity' then capacity = tonumber(ARGV[i + 1]) end
+end
+if not capacity or capacity < 1 then return redis.error_reply('CR_ARGS attach.lua needs a positive capacity') end
 redis.call('HSET', meta, unpack(fields))
+redis.call('DEL', KEYS[2])
+redis.call('SETRANGE', KEYS[2], capacity * 64 - 1, '\0')
 return ''

@@ -1,18 +1,19 @@
 -- create_tasks.lua: add new tasks to the pool until it reaches capacity.
--- KEYS[1] {cr:<ns>}:meta  KEYS[2] :counters  KEYS[3] :pool  KEYS[4] :scores  KEYS[5] :labels
--- KEYS[6 + 2(i-1)] :task:<id_i>   KEYS[7 + 2(i-1)] :label:<label_hash_i>   for i = 1..n
+-- KEYS[1] {cr:<ns>}:meta  KEYS[2] :counters  KEYS[3] :scores  KEYS[4] :labels
+-- KEYS[5 + 2(i-1)] :task:<id_i>   KEYS[6 + 2(i-1)] :label:<label_hash_i>   for i = 1..n
 -- ARGV[1] n, then per task i: task_id, label_hash, label string
 -- Returns: the ids created, in order. Ids already in the pool are skipped; creation stops at capacity.
 -- Errors: CR_NO_NAMESPACE (no hyperparameters stored), CR_ARGS (bad ids or counts), CR_CORRUPT.
-local meta, counters, pool, scores, labels = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local meta, counters, scores, labels = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local RECORD = 64
 local n = tonumber(ARGV[1])
 if not n or n < 0 or n ~= math.floor(n) then return redis.error_reply('CR_ARGS n must be a count') end
-if #KEYS ~= 5 + 2 * n or #ARGV ~= 1 + 3 * n then
-  return redis.error_reply('CR_ARGS create_tasks.lua: ' .. n .. ' tasks need ' .. (5 + 2 * n) ..
+if #KEYS ~= 4 + 2 * n or #ARGV ~= 1 + 3 * n then
+  return redis.error_reply('CR_ARGS create_tasks.lua: ' .. n .. ' tasks need ' .. (4 + 2 * n) ..
     ' keys and ' .. (1 + 3 * n) .. ' args, got ' .. #KEYS .. ' and ' .. #ARGV)
 end
-local capacity = tonumber(redis.call('HGET', meta, 'capacity'))
+local m = redis.call('HMGET', meta, 'capacity', 'pool_size')
+local capacity = tonumber(m[1])
 if not capacity then return redis.error_reply('CR_NO_NAMESPACE no hyperparameters stored') end
 
 local ids, hashes = {}, {}
@@ -27,14 +28,14 @@ for i = 1, n do
   ids[i], hashes[i] = id, h
 end
 
-local size = redis.call('HLEN', pool)
+local size = tonumber(m[2]) or 0
 local free = math.min(n, capacity - size)
 if free > 0 then
   -- Slots [size, size + free) must be empty: a non-empty one means the pool and scores disagree.
   local taken = redis.call('GETRANGE', scores, size * RECORD, (size + free) * RECORD - 1)
   for j = 0, math.floor(#taken / RECORD) - 1 do
     if struct.unpack('<d', taken, j * RECORD + 1) ~= 0 then
-      return redis.error_reply('CR_CORRUPT slot ' .. (size + j) .. ' is in use but not in the pool')
+      return redis.error_reply('CR_CORRUPT slot ' .. (size + j) .. ' is in use beyond pool_size')
     end
   end
 end
@@ -43,14 +44,12 @@ local created = {}
 for i = 1, n do
   if size >= capacity then break end
   local id = ARGV[2 + 3 * (i - 1)]
-  if redis.call('HEXISTS', pool, id) == 0 then
+  local task, label_key = KEYS[5 + 2 * (i - 1)], KEYS[6 + 2 * (i - 1)]
+  if redis.call('EXISTS', task) == 0 then
     local h, label = ARGV[3 + 3 * (i - 1)], ARGV[4 + 3 * (i - 1)]
-    local task, label_key = KEYS[6 + 2 * (i - 1)], KEYS[7 + 2 * (i - 1)]
-    redis.call('DEL', task)
     redis.call('HSET', task, 'label_hash', h, 'slot', size, 'completions', 0, 'score_sum', 0,
       'last_score', 0, 'reward_ema', 0, 'reward_sq_ema', 0, 'success_ema', 0, 'p_fast', 0, 'p_slow', 0,
       'p_true', 0, 'baseline', 0, 'lp', 0, 'consecutive_failures', 0)
-    redis.call('HSET', pool, id, size)
     redis.call('SETRANGE', scores, size * RECORD, struct.pack('<dddddddd', ids[i], hashes[i], 0, 0, 0, 0, 0, 0))
     redis.call('HSETNX', labels, h, label)
     redis.call('HSETNX', label_key, 'label', label)
@@ -63,5 +62,6 @@ end
 if #created > 0 then
   redis.call('HINCRBY', counters, 'num_created', #created)
   redis.call('HINCRBY', meta, 'pool_version', 1)
+  redis.call('HSET', meta, 'pool_size', size)
 end
 return created

@@ -1,18 +1,18 @@
 -- evict_and_replace.lua: remove one task and create its replacement in the same slot, atomically.
--- KEYS[1] {cr:<ns>}:meta  KEYS[2] :counters  KEYS[3] :pool  KEYS[4] :scores  KEYS[5] :labels
--- KEYS[6] :task:<victim_id>  KEYS[7] :task:<new_id>  KEYS[8] :label:<victim label_hash>
--- KEYS[9] :label:<new label_hash>
+-- KEYS[1] {cr:<ns>}:meta  KEYS[2] :counters  KEYS[3] :scores  KEYS[4] :labels
+-- KEYS[5] :task:<victim_id>  KEYS[6] :task:<new_id>  KEYS[7] :label:<victim label_hash>
+-- KEYS[8] :label:<new label_hash>
 -- ARGV[1] victim_id  ARGV[2] victim label_hash  ARGV[3] new_id  ARGV[4] new label_hash
 -- ARGV[5] new label string  ARGV[6] reason: 'low_lp' or 'failures'
 -- ARGV[7] min_presentations  ARGV[8] max_lp (the client's percentile threshold)  ARGV[9] min_failures
 -- Returns: 'evicted', or why nothing happened: 'victim_gone' (another process evicted it first),
 --   'victim_not_evictable' (it no longer qualifies on the server), 'replacement_exists'.
 -- Errors (before any write): CR_NO_NAMESPACE, CR_ARGS, CR_LABEL.
-local meta, counters, pool, scores, labels = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local victim, fresh, victim_label, fresh_label = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local meta, counters, scores, labels = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local victim, fresh, victim_label, fresh_label = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local RECORD = 64
 local function err(msg) return redis.error_reply('CR_ARGS evict_and_replace.lua: ' .. msg) end
-if #KEYS ~= 9 or #ARGV ~= 9 then return err('takes 9 keys and 9 args') end
+if #KEYS ~= 8 or #ARGV ~= 9 then return err('takes 8 keys and 9 args') end
 local victim_id, new_id, new_hash, new_label = ARGV[1], ARGV[3], ARGV[4], ARGV[5]
 local reason = ARGV[6]
 local min_presentations, max_lp, min_failures = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
@@ -27,10 +27,10 @@ if not redis.call('HGET', meta, 'capacity') then
   return redis.error_reply('CR_NO_NAMESPACE no hyperparameters stored')
 end
 
-local slot = redis.call('HGET', pool, victim_id)
-if not slot then return 'victim_gone' end
-if redis.call('HEXISTS', pool, new_id) == 1 then return 'replacement_exists' end
-local v = redis.call('HMGET', victim, 'label_hash', 'completions', 'lp', 'consecutive_failures')
+local v = redis.call('HMGET', victim, 'label_hash', 'completions', 'lp', 'consecutive_failures', 'slot')
+if not v[1] then return 'victim_gone' end
+if redis.call('EXISTS', fresh) == 1 then return 'replacement_exists' end
+local slot = v[5]
 if v[1] ~= ARGV[2] then
   return redis.error_reply('CR_LABEL victim ' .. victim_id .. ' has label hash ' .. tostring(v[1]) ..
     ', the request says ' .. ARGV[2])
@@ -45,15 +45,12 @@ if not qualifies then return 'victim_not_evictable' end
 
 -- The victim leaves nothing behind: its hash is deleted and its slot record overwritten whole.
 redis.call('DEL', victim)
-redis.call('HDEL', pool, victim_id)
 redis.call('HINCRBY', victim_label, 'evicted', 1)
 redis.call('HINCRBY', victim_label, 'active', -1)
 
-redis.call('DEL', fresh)
 redis.call('HSET', fresh, 'label_hash', new_hash, 'slot', slot, 'completions', 0, 'score_sum', 0,
   'last_score', 0, 'reward_ema', 0, 'reward_sq_ema', 0, 'success_ema', 0, 'p_fast', 0, 'p_slow', 0,
   'p_true', 0, 'baseline', 0, 'lp', 0, 'consecutive_failures', 0)
-redis.call('HSET', pool, new_id, slot)
 redis.call('SETRANGE', scores, tonumber(slot) * RECORD, struct.pack('<dddddddd', new_num, hash_num, 0, 0, 0, 0, 0, 0))
 redis.call('HSETNX', labels, new_hash, new_label)
 redis.call('HSETNX', fresh_label, 'label', new_label)

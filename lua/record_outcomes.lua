@@ -1,7 +1,7 @@
 -- record_outcomes.lua: apply one batch of episode outcomes, at most once per (client_id, seq).
--- KEYS[1] {cr:<ns>}:meta  KEYS[2] :counters  KEYS[3] :pool  KEYS[4] :scores  KEYS[5] :clients
--- KEYS[5 + t]          :task:<id_t>          for t = 1..T (the batch's tasks, in first-seen order)
--- KEYS[5 + T + l]      :label:<label_hash_l> for l = 1..L (labels of those tasks and of samples)
+-- KEYS[1] {cr:<ns>}:meta  KEYS[2] :counters  KEYS[3] :scores  KEYS[4] :clients
+-- KEYS[4 + t]          :task:<id_t>          for t = 1..T (the batch's tasks, in first-seen order)
+-- KEYS[4 + T + l]      :label:<label_hash_l> for l = 1..L (labels of those tasks and of samples)
 -- ARGV[1] client_id  ARGV[2] seq  ARGV[3] T  ARGV[4] L
 --   then per task t: task_id, label index l (1-based), count c, then c scores: a normalised score in
 --   [0, 1], or 'f' followed by one (a failure to build the task's environment, scored as given)
@@ -9,7 +9,7 @@
 -- Returns: {applied (1, or 0 for an already-applied batch), outcomes recorded, outcomes for tasks
 --   no longer in the pool (counted, not an error)}
 -- Errors (raised before any write): CR_NO_NAMESPACE, CR_ARGS, CR_LABEL (task/label mismatch).
-local meta, counters, pool, scores, clients = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local meta, counters, scores, clients = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local RECORD = 64
 local LABEL_LP_ALPHA = 0.1
 local function fmt(x) return string.format('%.17g', x) end
@@ -20,7 +20,7 @@ local client_id, seq = ARGV[1], tonumber(ARGV[2])
 local T, L = tonumber(ARGV[3]), tonumber(ARGV[4])
 if not tonumber(client_id) or not seq or seq < 1 then return err('client_id and seq must be numbers') end
 if not T or not L or T < 0 or L < 0 then return err('task and label counts must be numbers') end
-if #KEYS ~= 5 + T + L then return err('expected ' .. (5 + T + L) .. ' keys, got ' .. #KEYS) end
+if #KEYS ~= 4 + T + L then return err('expected ' .. (4 + T + L) .. ' keys, got ' .. #KEYS) end
 
 local hp = redis.call('HMGET', meta, 'scorer', 'ema_timescale', 'slow_timescale_factor',
   'tracker_ema_alpha', 'success_threshold', 'random_baseline', 'early_progress_amplification')
@@ -46,14 +46,14 @@ for t = 1, T do
     end
     values[j], failed[j] = x, is_failure
   end
-  tasks[t] = {id = id, key = KEYS[5 + t], label = li, values = values, failed = failed}
+  tasks[t] = {id = id, key = KEYS[4 + t], label = li, values = values, failed = failed}
   pos = pos + 3 + c
 end
 local labels = {}
 for l = 1, L do
   local h, n = ARGV[pos], tonumber(ARGV[pos + 1])
   if not tonumber(h) or not n or n < 0 then return err('label section entry ' .. l .. ' is malformed') end
-  labels[l] = {key = KEYS[5 + T + l], hash = h, sampled = n}
+  labels[l] = {key = KEYS[4 + T + l], hash = h, sampled = n}
   pos = pos + 2
 end
 if pos ~= #ARGV + 1 then return err('expected ' .. (pos - 1) .. ' args, got ' .. #ARGV) end

@@ -92,7 +92,7 @@ def test_task_hash_reads_clearly_with_plain_redis_commands(redis_url: str, redis
     assert b"ema_timescale" in meta and b'"num_active_tasks":8' in meta[b"hypers"]
     counters = redis_client.hgetall("{cr:readable}:counters")
     assert counters[b"num_completed"] == b"3" and counters[b"num_created"] == b"8"
-    assert redis_client.hlen("{cr:readable}:pool") == 8
+    assert meta[b"pool_size"] == b"8"
 
 
 def test_lua_arithmetic_equals_python_reference_bit_for_bit(redis_url: str) -> None:
@@ -192,9 +192,9 @@ def test_script_errors_before_any_write(redis_url: str, redis_client: redis.Redi
             store.record(batch)
     k = store.keys
     with pytest.raises(ScriptError, match="CR_ARGS"):
-        store._run("record_outcomes", [k.meta, k.counters, k.pool, k.scores, k.clients], [1, 2, 1, 0])
+        store._run("record_outcomes", [k.meta, k.counters, k.scores, k.clients], [1, 2, 1, 0])
     with pytest.raises(ScriptError, match="CR_ARGS"):
-        store._run("create_tasks", [k.meta, k.counters, k.pool, k.scores, k.labels, "a", "b"], [1, -4, 1, "x"])
+        store._run("create_tasks", [k.meta, k.counters, k.scores, k.labels, "a", "b"], [1, -4, 1, "x"])
     assert dump_namespace(redis_client, "strict") == before
 
 

@@ -16,7 +16,8 @@ class NamespaceKeys:
 
     @property
     def meta(self) -> str:
-        """Hash: schema_version, hypers (JSON), the scoring fields scripts read, capacity, pool_version."""
+        """Hash: schema_version, hypers (JSON), the scoring fields scripts read, capacity, pool_size,
+        pool_version (bumped whenever a task enters or leaves the pool)."""
         return f"{self.prefix}:meta"
 
     @property
@@ -25,13 +26,9 @@ class NamespaceKeys:
         return f"{self.prefix}:counters"
 
     @property
-    def pool(self) -> str:
-        """Hash: task_id -> slot of every active task."""
-        return f"{self.prefix}:pool"
-
-    @property
     def scores(self) -> str:
-        """String: one packed 64-byte record per slot (see store.base.SNAPSHOT_FIELDS)."""
+        """String: one packed 64-byte record per slot (see store.base.SNAPSHOT_FIELDS); the pool is the set
+        of non-empty slots, so no other index of active tasks is kept."""
         return f"{self.prefix}:scores"
 
     @property

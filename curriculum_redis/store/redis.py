@@ -231,7 +231,7 @@ class RedisStore:
         args: list[Any] = [SCHEMA_VERSION, hypers.model_dump_json(), f"{time.time():.3f}"]
         for name, value in fields.items():
             args += [name, value]
-        stored = self._call(lambda: self._script("attach")(keys=[self.keys.meta], args=args))
+        stored = self._call(lambda: self._script("attach")(keys=[self.keys.meta, self.keys.scores], args=args))
         self._attached_hypers = hypers
         if not stored:
             return None
@@ -246,7 +246,7 @@ class RedisStore:
 
     def create_tasks(self, tasks: Sequence[Task]) -> list[int]:
         k = self.keys
-        keys = [k.meta, k.counters, k.pool, k.scores, k.labels]
+        keys = [k.meta, k.counters, k.scores, k.labels]
         args: list[Any] = [len(tasks)]
         for task in tasks:
             keys += [k.task(task.task_id), k.label(task.label_hash)]
@@ -259,7 +259,7 @@ class RedisStore:
         label_hashes = batch.label_hashes()
         label_index = {h: i + 1 for i, h in enumerate(label_hashes)}
         grouped = batch.by_task()
-        keys = [k.meta, k.counters, k.pool, k.scores, k.clients]
+        keys = [k.meta, k.counters, k.scores, k.clients]
         keys += [k.task(task_id) for task_id in grouped]
         keys += [k.label(h) for h in label_hashes]
         args: list[Any] = [batch.client_id, batch.seq, len(grouped), len(label_hashes)]
@@ -278,7 +278,7 @@ class RedisStore:
             return "victim_gone"
         new = eviction.replacement
         keys = [
-            k.meta, k.counters, k.pool, k.scores, k.labels,
+            k.meta, k.counters, k.scores, k.labels,
             k.task(eviction.victim_id), k.task(new.task_id), k.label(int(victim_hash)), k.label(new.label_hash),
         ]
         args = [
@@ -319,38 +319,42 @@ class RedisStore:
         return out
 
     def export_state(self) -> CurriculumState:
-        """A consistent copy of the namespace, read in one MULTI/EXEC transaction."""
+        """A consistent copy of the namespace: every read after the first is one MULTI/EXEC, and the
+        whole read is repeated if the pool changed in between."""
         k = self.keys
-        pool_raw = self._call(lambda: self.client.hgetall(k.pool))
-        ids = sorted(int(i) for i in pool_raw)
-        pipe = self.client.pipeline(transaction=True)
-        pipe.hgetall(k.meta)
-        pipe.hgetall(k.counters)
-        pipe.hgetall(k.labels)
-        pipe.hgetall(k.clients)
-        pipe.hgetall(k.pool)
-        for task_id in ids:
-            pipe.hgetall(k.task(task_id))
-        meta, counters, labels_raw, clients, pool_now, *task_rows = self._call(pipe.execute)
-        if b"hypers" not in meta:
-            raise StoreError(f"namespace {self._namespace!r} does not exist on {self.where}")
-        if {int(i) for i in pool_now} != set(ids):
-            return self.export_state()  # the pool changed between the two reads: read again
-        labels = {int(h): v.decode() for h, v in labels_raw.items()}
+        for _ in range(100):
+            first = self.snapshot()
+            ids = first.task_ids.tolist()
+            pipe = self.client.pipeline(transaction=True)
+            pipe.hgetall(k.meta)
+            pipe.hgetall(k.counters)
+            pipe.hgetall(k.labels)
+            pipe.hgetall(k.clients)
+            for task_id in ids:
+                pipe.hgetall(k.task(task_id))
+            for h in first.label_hashes.tolist():
+                pipe.hgetall(k.label(h))
+            meta, counters, labels_raw, clients, *rows = self._call(pipe.execute)
+            if b"hypers" not in meta:
+                raise StoreError(f"namespace {self._namespace!r} does not exist on {self.where}")
+            if int(meta.get(b"pool_version", -1)) == first.pool_version:
+                break
+        else:
+            raise StoreError(f"namespace {self._namespace!r} changes too fast to export a consistent copy")
+        labels = {int(h): text(v) for h, v in labels_raw.items()}
         tasks = []
-        for task_id, row in zip(ids, task_rows, strict=True):
-            raw = {f.decode(): v.decode() for f, v in row.items()}
+        for task_id, row in zip(ids, rows[: len(ids)], strict=True):
+            raw = {text(f): text(v) for f, v in row.items()}
             raw["label"] = labels.get(int(raw["label_hash"]), "")
             tasks.append(task_record(task_id, raw))
-        stats = self.label_stats()
         return CurriculumState(
             namespace=self._namespace,
             hypers=LearningProgressConfig.model_validate_json(meta[b"hypers"]),
             pool_version=int(meta.get(b"pool_version", 0)),
             tasks=sorted(tasks, key=lambda t: t.slot),
             labels=labels,
-            label_stats=stats,
-            counters={**dict.fromkeys(COUNTER_NAMES, 0), **{n.decode(): int(v) for n, v in counters.items()}},
+            label_stats=self.label_stats(),
+            counters={**dict.fromkeys(COUNTER_NAMES, 0), **{text(n): int(v) for n, v in counters.items()}},
             client_seqs={int(c): int(s) for c, s in clients.items()},
         )
 
@@ -370,6 +374,7 @@ class RedisStore:
             "hypers": state.hypers.model_dump_json(),
             "created_at": f"{time.time():.3f}",
             "pool_version": state.pool_version + 1,
+            "pool_size": len(state.tasks),
             **meta_fields(state.hypers),
         }
         pipe.hset(k.meta, mapping=cast(Mapping[Any, Any], meta))
@@ -379,18 +384,16 @@ class RedisStore:
             pipe.hset(k.labels, mapping={str(h): v for h, v in state.labels.items()})
         if state.client_seqs:
             pipe.hset(k.clients, mapping={str(c): s for c, s in state.client_seqs.items()})
-        records = np.zeros(len(state.tasks), dtype=SNAPSHOT_DTYPE)
+        records = np.zeros(state.hypers.num_active_tasks, dtype=SNAPSHOT_DTYPE)
         for slot, task in enumerate(sorted(state.tasks, key=lambda t: t.slot)):
             fields = task.model_dump(exclude={"task_id", "label"})
             fields["slot"] = slot
             pipe.hset(k.task(task.task_id), mapping={n: format_field(v) for n, v in fields.items()})
-            pipe.hset(k.pool, str(task.task_id), slot)
             records[slot] = (
                 task.task_id, task.label_hash, task.completions, task.lp, task.p_true,
                 task.success_ema, task.score_sum, task.consecutive_failures,
             )
-        if records.size:
-            pipe.set(k.scores, records.tobytes())
+        pipe.set(k.scores, records.tobytes())
         for h, stats in state.label_stats.items():
             pipe.hset(k.label(h), mapping={n: format_field(v) for n, v in stats.model_dump().items()})
         self._call(pipe.execute)

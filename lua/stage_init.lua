@@ -1,0 +1,63 @@
+-- stage_init.lua: store a stage curriculum's config once and create its state at the first stage.
+-- KEYS[1] {cr:<ns>}:stage  KEYS[2] :stage:window  KEYS[3] :stage:config  KEYS[4] :stage:history
+-- KEYS[5] :stage:clients
+-- ARGV[1] config fingerprint  ARGV[2] the stages as JSON  ARGV[3] now (unix seconds)  ARGV[4] N stages
+--   then per stage i = 0..N-1: name, advance_threshold (in [0, 1]), window (int >= 1), min_episodes (int >= 0)
+-- Returns: {'created'} when this call stored the config (and, if absent, the state at stage 0),
+--   {'attached'} when the same config (same fingerprint) is stored already,
+--   {'mismatch', stored stages JSON} when another config is stored (nothing is written).
+-- Errors (before any write): CR_ARGS.
+local stage, window, config, history = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local function err(msg) return redis.error_reply('CR_ARGS stage_init.lua: ' .. msg) end
+local function is_int(s) return type(s) == 'string' and string.match(s, '^%d+$') ~= nil end
+
+-- 1. Validate everything.
+if #KEYS ~= 5 then return err('takes 5 keys, got ' .. #KEYS) end
+local fingerprint, stages_json, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
+if not fingerprint or fingerprint == '' or not stages_json or stages_json == '' then
+  return err('fingerprint and stages JSON must be non-empty')
+end
+if not now or now ~= now then return err('now must be a number') end
+if not is_int(ARGV[4]) or tonumber(ARGV[4]) < 1 then return err('number of stages must be an integer >= 1') end
+local n = tonumber(ARGV[4])
+if #ARGV ~= 4 + 4 * n then return err('expected ' .. (4 + 4 * n) .. ' args, got ' .. #ARGV) end
+local fields = {'fingerprint', fingerprint, 'stages', stages_json, 'num_stages', n, 'created_at', ARGV[3]}
+for i = 0, n - 1 do
+  local base = 5 + 4 * i
+  local name, threshold, size, min_episodes = ARGV[base], tonumber(ARGV[base + 1]), ARGV[base + 2], ARGV[base + 3]
+  if name == '' then return err('stage ' .. i .. ' has an empty name') end
+  if not threshold or threshold ~= threshold or threshold < 0 or threshold > 1 then
+    return err('stage ' .. i .. ' advance_threshold ' .. ARGV[base + 1] .. ' is not a number in [0, 1]')
+  end
+  if not is_int(size) or tonumber(size) < 1 then return err('stage ' .. i .. ' window must be an integer >= 1') end
+  if not is_int(min_episodes) then return err('stage ' .. i .. ' min_episodes must be an integer >= 0') end
+  local p = i .. ':'
+  fields[#fields + 1] = p .. 'name'; fields[#fields + 1] = name
+  fields[#fields + 1] = p .. 'advance_threshold'; fields[#fields + 1] = ARGV[base + 1]
+  fields[#fields + 1] = p .. 'window'; fields[#fields + 1] = size
+  fields[#fields + 1] = p .. 'min_episodes'; fields[#fields + 1] = min_episodes
+end
+
+-- 2. Compare with what is stored.
+local stored = redis.call('HGET', config, 'fingerprint')
+if stored and stored ~= fingerprint then
+  return {'mismatch', redis.call('HGET', config, 'stages') or ''}
+end
+local status = 'attached'
+if not stored then
+  redis.call('DEL', config)
+  redis.call('HSET', config, unpack(fields))
+  status = 'created'
+end
+
+-- 3. The state, at stage 0, unless it exists and is valid for this config.
+local index = tonumber(redis.call('HGET', stage, 'index'))
+if not index or index >= n then
+  redis.call('DEL', window)
+  redis.call('HSET', stage, 'index', 0, 'name', ARGV[5], 'version', 0, 'episodes', 0, 'window_successes', 0,
+    'recorded_episodes', 0, 'stale_episodes', 0, 'duplicate_batches', 0, 'advancements', 0, 'resets', 0,
+    'entered_at', ARGV[3], 'created_at', ARGV[3])
+  redis.call('HSET', history, '0:entered_at', ARGV[3])
+  status = 'created'
+end
+return {status}
