@@ -79,6 +79,7 @@ class Curriculum:
         self._policy = RefreshPolicy(self.config.sampler.refresh_every_draws, self.config.sampler.refresh_every_s)
         self._buffer = OutcomeBuffer(self.config.buffer)
         self._tasks: dict[int, Task] = {}
+        self._slots: dict[int, int] = {}
         self._snapshot: ScoreSnapshot | None = None
         self._probs = np.zeros(0)
         self._pool_version = -1
@@ -168,7 +169,7 @@ class Curriculum:
     def _add_outcome(self, task_id: int, score: float, failed: bool) -> None:
         self._ensure_ready()
         task = self._task_for(task_id)
-        self._buffer.add(Outcome(task.task_id, task.label_hash, score, failed))
+        self._buffer.add(Outcome(task.task_id, task.label_hash, score, failed, self._slots.get(task.task_id, -1)))
         if self._buffer.full() or self._buffer.stale():
             self._flush_quietly()
 
@@ -265,6 +266,7 @@ class Curriculum:
         if snap.pool_version != self._pool_version or len(self._tasks) != ids.size:
             generator = self.config.task_generator
             self._tasks = {i: self._tasks.get(i) or generator.get_task(i) for i in ids.tolist()}
+            self._slots = snap.slot_of()
             self._pool_version = snap.pool_version
         self._probs = self._distribution(snap)
         self._sampler.load(ids, self._probs)

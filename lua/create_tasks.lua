@@ -5,7 +5,7 @@
 -- Returns: the ids created, in order. Ids already in the pool are skipped; creation stops at capacity.
 -- Errors: CR_NO_NAMESPACE (no hyperparameters stored), CR_ARGS (bad ids or counts), CR_CORRUPT.
 local meta, counters, scores, labels = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local RECORD = 64
+local RECORD = 112
 local n = tonumber(ARGV[1])
 if not n or n < 0 or n ~= math.floor(n) then return redis.error_reply('CR_ARGS n must be a count') end
 if #KEYS ~= 4 + 2 * n or #ARGV ~= 1 + 3 * n then
@@ -50,7 +50,7 @@ for i = 1, n do
     redis.call('HSET', task, 'label_hash', h, 'slot', size, 'completions', 0, 'score_sum', 0,
       'last_score', 0, 'reward_ema', 0, 'reward_sq_ema', 0, 'success_ema', 0, 'p_fast', 0, 'p_slow', 0,
       'p_true', 0, 'baseline', 0, 'lp', 0, 'consecutive_failures', 0)
-    redis.call('SETRANGE', scores, size * RECORD, struct.pack('<dddddddd', ids[i], hashes[i], 0, 0, 0, 0, 0, 0))
+    redis.call('SETRANGE', scores, size * RECORD, struct.pack('<dddddddddddddd', ids[i], hashes[i], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))
     redis.call('HSETNX', labels, h, label)
     redis.call('HSETNX', label_key, 'label', label)
     redis.call('HINCRBY', label_key, 'created', 1)

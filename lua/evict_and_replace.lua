@@ -10,7 +10,7 @@
 -- Errors (before any write): CR_NO_NAMESPACE, CR_ARGS, CR_LABEL.
 local meta, counters, scores, labels = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local victim, fresh, victim_label, fresh_label = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local RECORD = 64
+local RECORD = 112
 local function err(msg) return redis.error_reply('CR_ARGS evict_and_replace.lua: ' .. msg) end
 if #KEYS ~= 8 or #ARGV ~= 9 then return err('takes 8 keys and 9 args') end
 local victim_id, new_id, new_hash, new_label = ARGV[1], ARGV[3], ARGV[4], ARGV[5]
@@ -51,7 +51,7 @@ redis.call('HINCRBY', victim_label, 'active', -1)
 redis.call('HSET', fresh, 'label_hash', new_hash, 'slot', slot, 'completions', 0, 'score_sum', 0,
   'last_score', 0, 'reward_ema', 0, 'reward_sq_ema', 0, 'success_ema', 0, 'p_fast', 0, 'p_slow', 0,
   'p_true', 0, 'baseline', 0, 'lp', 0, 'consecutive_failures', 0)
-redis.call('SETRANGE', scores, tonumber(slot) * RECORD, struct.pack('<dddddddd', new_num, hash_num, 0, 0, 0, 0, 0, 0))
+redis.call('SETRANGE', scores, tonumber(slot) * RECORD, struct.pack('<dddddddddddddd', new_num, hash_num, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))
 redis.call('HSETNX', labels, new_hash, new_label)
 redis.call('HSETNX', fresh_label, 'label', new_label)
 redis.call('HINCRBY', fresh_label, 'created', 1)

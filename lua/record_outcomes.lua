@@ -3,14 +3,16 @@
 -- KEYS[4 + t]          :task:<id_t>          for t = 1..T (the batch's tasks, in first-seen order)
 -- KEYS[4 + T + l]      :label:<label_hash_l> for l = 1..L (labels of those tasks and of samples)
 -- ARGV[1] client_id  ARGV[2] seq  ARGV[3] T  ARGV[4] L
---   then per task t: task_id, label index l (1-based), count c, then c scores: a normalised score in
+--   then per task t: task_id, slot (where the sender saw its record; -1 if unknown: the task hash's
+--   slot is used), label index l (1-based), count c, then c scores: a normalised score in
 --   [0, 1], or 'f' followed by one (a failure to build the task's environment, scored as given)
 --   then per label l: label_hash, number of times it was sampled
 -- Returns: {applied (1, or 0 for an already-applied batch), outcomes recorded, outcomes for tasks
 --   no longer in the pool (counted, not an error)}
 -- Errors (raised before any write): CR_NO_NAMESPACE, CR_ARGS, CR_LABEL (task/label mismatch).
 local meta, counters, scores, clients = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local RECORD = 64
+local RECORD = 112
+local PACK = '<dddddddddddddd'
 local LABEL_LP_ALPHA = 0.1
 local function fmt(x) return string.format('%.17g', x) end
 local function err(msg) return redis.error_reply('CR_ARGS record_outcomes.lua: ' .. msg) end
@@ -31,13 +33,14 @@ local success_threshold, random_baseline, theta = tonumber(hp[5]), tonumber(hp[6
 
 local tasks, pos = {}, 5
 for t = 1, T do
-  local id, li, c = ARGV[pos], tonumber(ARGV[pos + 1]), tonumber(ARGV[pos + 2])
+  local id, slot, li, c = ARGV[pos], tonumber(ARGV[pos + 1]), tonumber(ARGV[pos + 2]), tonumber(ARGV[pos + 3])
   if not tonumber(id) then return err('task id ' .. tostring(id) .. ' is not a number') end
-  if not li or li < 1 or li > L then return err('task ' .. id .. ' has label index ' .. tostring(ARGV[pos + 1])) end
-  if not c or c < 1 or c ~= math.floor(c) then return err('task ' .. id .. ' has outcome count ' .. tostring(ARGV[pos + 2])) end
+  if not slot or slot ~= math.floor(slot) then return err('task ' .. id .. ' has slot ' .. tostring(ARGV[pos + 1])) end
+  if not li or li < 1 or li > L then return err('task ' .. id .. ' has label index ' .. tostring(ARGV[pos + 2])) end
+  if not c or c < 1 or c ~= math.floor(c) then return err('task ' .. id .. ' has outcome count ' .. tostring(ARGV[pos + 3])) end
   local values, failed = {}, {}
   for j = 1, c do
-    local raw = ARGV[pos + 2 + j]
+    local raw = ARGV[pos + 3 + j]
     if raw == nil then return err('batch ends inside the outcomes of task ' .. id) end
     local is_failure = string.sub(raw, 1, 1) == 'f'
     local x = tonumber(is_failure and string.sub(raw, 2) or raw)
@@ -46,8 +49,9 @@ for t = 1, T do
     end
     values[j], failed[j] = x, is_failure
   end
-  tasks[t] = {id = id, key = KEYS[4 + t], label = li, values = values, failed = failed}
-  pos = pos + 3 + c
+  tasks[t] = {id = id, num = tonumber(id), slot = slot, key = KEYS[4 + t], label = li, values = values,
+    failed = failed}
+  pos = pos + 4 + c
 end
 local labels = {}
 for l = 1, L do
@@ -64,19 +68,27 @@ if last and seq <= last then
   return {0, 0, 0}
 end
 
-local FIELDS = {'label_hash', 'slot', 'completions', 'score_sum', 'reward_ema', 'reward_sq_ema',
-  'success_ema', 'p_fast', 'p_slow', 'p_true', 'baseline', 'consecutive_failures'}
+-- A task's state is read from its packed record (doubles, no decimal parsing). The sender's slot is
+-- checked against the record's task id; when it is stale or unknown the task hash says where it is.
+local function read_record(slot)
+  local raw = redis.call('GETRANGE', scores, slot * RECORD, slot * RECORD + RECORD - 1)
+  if #raw < RECORD then return nil end
+  return {struct.unpack(PACK, raw)}
+end
 for _, task in ipairs(tasks) do
-  local v = redis.call('HMGET', task.key, unpack(FIELDS))
-  if v[1] then
-    if v[1] ~= labels[task.label].hash then
-      return redis.error_reply('CR_LABEL task ' .. task.id .. ' has label hash ' .. v[1] ..
+  local r = task.slot >= 0 and read_record(task.slot) or nil
+  if not r or r[1] ~= task.num then
+    local slot = tonumber(redis.call('HGET', task.key, 'slot'))
+    r = slot and read_record(slot) or nil
+    task.slot = slot
+  end
+  if r and r[1] == task.num then
+    if r[2] ~= tonumber(labels[task.label].hash) then
+      return redis.error_reply('CR_LABEL task ' .. task.id .. ' has label hash ' .. string.format('%.17g', r[2]) ..
         ', the batch says ' .. labels[task.label].hash)
     end
-    task.state = {slot = tonumber(v[2]), n = tonumber(v[3]), score_sum = tonumber(v[4]),
-      reward_ema = tonumber(v[5]), reward_sq_ema = tonumber(v[6]), success_ema = tonumber(v[7]),
-      p_fast = tonumber(v[8]), p_slow = tonumber(v[9]), p_true = tonumber(v[10]),
-      baseline = tonumber(v[11]), failures = tonumber(v[12]), hash = tonumber(v[1])}
+    task.state = {slot = task.slot, hash = r[2], n = r[3], score_sum = r[7], failures = r[8], success_ema = r[6],
+      p_true = r[5], reward_ema = r[9], reward_sq_ema = r[10], p_fast = r[11], p_slow = r[12], baseline = r[13]}
   end
 end
 for _, label in ipairs(labels) do
@@ -137,8 +149,9 @@ for _, task in ipairs(tasks) do
       'reward_ema', fmt(s.reward_ema), 'reward_sq_ema', fmt(s.reward_sq_ema), 'success_ema', fmt(s.success_ema),
       'p_fast', fmt(s.p_fast), 'p_slow', fmt(s.p_slow), 'p_true', fmt(s.p_true), 'baseline', fmt(s.baseline),
       'lp', fmt(lp), 'consecutive_failures', s.failures)
-    redis.call('SETRANGE', scores, s.slot * RECORD, struct.pack('<dddddddd', tonumber(task.id), s.hash, s.n, lp,
-      s.p_true, s.success_ema, s.score_sum, s.failures))
+    redis.call('SETRANGE', scores, s.slot * RECORD, struct.pack(PACK, task.num, s.hash, s.n, lp, s.p_true,
+      s.success_ema, s.score_sum, s.failures, s.reward_ema, s.reward_sq_ema, s.p_fast, s.p_slow, s.baseline,
+      last_score))
   end
 end
 

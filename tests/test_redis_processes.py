@@ -107,12 +107,12 @@ def replay(evalsha_calls: list[list[str]], sha: str, cfg: LearningProgressConfig
         seen.add((args[0], args[1]))
         n_tasks, pos = int(args[2]), 4
         for _ in range(n_tasks):
-            task_id, count = int(args[pos]), int(args[pos + 2])
+            task_id, count = int(args[pos]), int(args[pos + 3])  # id, slot, label index, count, scores
             state = states.get(task_id, TaskState(label_hash=0))
-            for raw in args[pos + 3 : pos + 3 + count]:
+            for raw in args[pos + 4 : pos + 4 + count]:
                 state = apply_outcome(state, float(raw.lstrip("f")), cfg)
             states[task_id] = state
-            pos += 3 + count
+            pos += 4 + count
     return states
 
 
@@ -211,7 +211,7 @@ def assert_namespace_consistent(client: redis.Redis, namespace: str, capacity: i
     """Pool, task hashes, packed scores, label aggregates and counters all agree."""
     prefix = "{cr:" + namespace + "}"
     blob = client.get(f"{prefix}:scores") or b""
-    assert len(blob) == 64 * capacity
+    assert len(blob) == SNAPSHOT_DTYPE.itemsize * capacity
     records = np.frombuffer(blob, dtype=SNAPSHOT_DTYPE)
     pool = {int(row["task_id"]): slot for slot, row in enumerate(records) if row["task_id"] > 0}
     assert int(client.hget(f"{prefix}:meta", "pool_size") or 0) == len(pool)
@@ -221,9 +221,9 @@ def assert_namespace_consistent(client: redis.Redis, namespace: str, capacity: i
         assert int(fields["slot"]) == slot
         row = records[slot]
         assert int(row["task_id"]) == task_id
-        assert int(row["completions"]) == int(fields["completions"])
-        assert float(row["lp"]) == float(fields["lp"])
-        assert float(row["score_sum"]) == float(fields["score_sum"])
+        for name in SNAPSHOT_DTYPE.names:
+            if name != "task_id":
+                assert float(row[name]) == float(fields[name]), (task_id, name)
     task_keys = [k for k in client.scan_iter(match=f"{prefix}:task:*")]
     assert len(task_keys) == len(pool)
     counters = {k.decode(): int(v) for k, v in client.hgetall(f"{prefix}:counters").items()}

@@ -223,8 +223,7 @@ def test_replacement_task_inherits_nothing_from_the_evicted_one(redis_url: str, 
     assert record.slot == 0
     (row,) = store.snapshot().records.tolist()
     assert dict(zip(SNAPSHOT_FIELDS, row, strict=True)) == {
-        "task_id": 12, "label_hash": label_hash("new-label"), "completions": 0, "lp": 0, "p_true": 0,
-        "success_ema": 0, "score_sum": 0, "consecutive_failures": 0,
+        **dict.fromkeys(SNAPSHOT_FIELDS, 0.0), "task_id": 12, "label_hash": label_hash("new-label")
     }
     stats = store.label_stats()
     assert stats[victim.label_hash].evicted == 1 and stats[victim.label_hash].active == 0

@@ -26,9 +26,18 @@ SNAPSHOT_FIELDS: tuple[str, ...] = (
     "success_ema",
     "score_sum",
     "consecutive_failures",
+    "reward_ema",
+    "reward_sq_ema",
+    "p_fast",
+    "p_slow",
+    "baseline",
+    "last_score",
 )
 SNAPSHOT_DTYPE = np.dtype([(name, "<f8") for name in SNAPSHOT_FIELDS])
-"""One 64-byte record per pool slot; Redis keeps them packed in one string (``{cr:<ns>}:scores``)."""
+RECORD_SIZE = SNAPSHOT_DTYPE.itemsize
+"""One 112-byte record per pool slot, packed in one Redis string (``{cr:<ns>}:scores``). It holds a
+task's whole state as doubles: snapshots read it in one GET, and scripts read a task's state from it
+without parsing decimal strings (the hash beside it keeps the same numbers, readable and exact)."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +46,7 @@ class ScoreSnapshot:
 
     pool_version: int
     records: npt.NDArray[np.void]
+    slots: npt.NDArray[np.int64] | None = None
 
     @property
     def size(self) -> int:
@@ -57,7 +67,13 @@ class ScoreSnapshot:
     def from_bytes(cls, pool_version: int, blob: bytes) -> ScoreSnapshot:
         usable = len(blob) - len(blob) % SNAPSHOT_DTYPE.itemsize
         records = np.frombuffer(blob[:usable], dtype=SNAPSHOT_DTYPE)
-        return cls(pool_version, records[records["task_id"] > 0])
+        occupied = np.flatnonzero(records["task_id"] > 0)
+        return cls(pool_version, records[occupied], occupied.astype(np.int64))
+
+    def slot_of(self) -> dict[int, int]:
+        """task_id -> slot, so a batch can tell the script where each task's record is."""
+        slots = self.slots if self.slots is not None else np.arange(self.size)
+        return dict(zip(self.task_ids.tolist(), slots.tolist(), strict=True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +84,8 @@ class Outcome:
     label_hash: int
     score: float
     failed: bool = False
+    slot: int = -1
+    """Where the task's record was in the sender's snapshot (-1: unknown); the script checks it."""
 
 
 @dataclass(frozen=True)

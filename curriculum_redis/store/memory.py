@@ -172,6 +172,12 @@ class MemoryStore:
                     state.success_ema,
                     state.score_sum,
                     state.consecutive_failures,
+                    state.reward_ema,
+                    state.reward_sq_ema,
+                    state.p_fast,
+                    state.p_slow,
+                    state.baseline,
+                    state.last_score,
                 )
             return ScoreSnapshot(self._pool_version, records)
 

@@ -34,6 +34,7 @@ from curriculum_redis.state import (
 )
 from curriculum_redis.store.base import (
     SNAPSHOT_DTYPE,
+    SNAPSHOT_FIELDS,
     Eviction,
     EvictionOutcome,
     OutcomeBatch,
@@ -264,7 +265,7 @@ class RedisStore:
         keys += [k.label(h) for h in label_hashes]
         args: list[Any] = [batch.client_id, batch.seq, len(grouped), len(label_hashes)]
         for task_id, outcomes in grouped.items():
-            args += [task_id, label_index[outcomes[0].label_hash], len(outcomes)]
+            args += [task_id, outcomes[0].slot, label_index[outcomes[0].label_hash], len(outcomes)]
             args += [("f" if o.failed else "") + repr(float(o.score)) for o in outcomes]
         for h in label_hashes:
             args += [h, batch.scheduled.get(h, 0)]
@@ -389,10 +390,7 @@ class RedisStore:
             fields = task.model_dump(exclude={"task_id", "label"})
             fields["slot"] = slot
             pipe.hset(k.task(task.task_id), mapping={n: format_field(v) for n, v in fields.items()})
-            records[slot] = (
-                task.task_id, task.label_hash, task.completions, task.lp, task.p_true,
-                task.success_ema, task.score_sum, task.consecutive_failures,
-            )
+            records[slot] = tuple(float(getattr(task, name)) for name in SNAPSHOT_FIELDS)
         pipe.set(k.scores, records.tobytes())
         for h, stats in state.label_stats.items():
             pipe.hset(k.label(h), mapping={n: format_field(v) for n, v in stats.model_dump().items()})
