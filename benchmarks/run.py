@@ -113,7 +113,12 @@ def measure_ours_throughput(url: str, processes: int, n: int, batch_size: int, n
     completed = RedisStore.from_url(url, namespace).counters()["num_completed"]
     if completed != processes * n:
         raise RuntimeError(f"{completed} outcomes recorded, {processes * n} reported")
-    return {"processes": processes, "updates": processes * n, "seconds": seconds, "updates_per_s": processes * n / seconds}
+    return {
+        "processes": processes,
+        "updates": processes * n,
+        "seconds": seconds,
+        "updates_per_s": processes * n / seconds,
+    }
 
 
 def bench_throughput(url: str, sizes: Sizes) -> list[dict[str, Any]]:
@@ -151,7 +156,9 @@ def prime_all_eligible(curriculum: Curriculum, outcomes_per_task: int = 12) -> N
     seq = 10**9
     for start in range(0, len(tasks), 500):
         chunk = tasks[start : start + 500]
-        outcomes = [Outcome(t.task_id, t.label_hash, float(rng.random())) for t in chunk for _ in range(outcomes_per_task)]
+        outcomes = [
+            Outcome(t.task_id, t.label_hash, float(rng.random())) for t in chunk for _ in range(outcomes_per_task)
+        ]
         seq += 1
         store.record(OutcomeBatch(1, seq, outcomes))
     curriculum.refresh()
@@ -320,8 +327,12 @@ def print_table(results: dict[str, Any]) -> None:
         table.add_column(col, justify="right")
     for row in results["throughput"]:
         table.add_row(
-            str(row["processes"]), f"{row['baseline_updates_per_s']:,.0f}", f"{row['redis_batch_1_updates_per_s']:,.0f}",
-            f"{row['ratio_batch_1']:.1f}x", f"{row['redis_batch_64_updates_per_s']:,.0f}", f"{row['ratio_batch_64']:.1f}x",
+            str(row["processes"]),
+            f"{row['baseline_updates_per_s']:,.0f}",
+            f"{row['redis_batch_1_updates_per_s']:,.0f}",
+            f"{row['ratio_batch_1']:.1f}x",
+            f"{row['redis_batch_64_updates_per_s']:,.0f}",
+            f"{row['ratio_batch_64']:.1f}x",
         )
     console.print(table)
     table = Table(title="choosing a task (medians)")
@@ -329,8 +340,11 @@ def print_table(results: dict[str, Any]) -> None:
         table.add_column(col, justify="right")
     for row in results["get_task"]:
         table.add_row(
-            str(row["tasks"]), f"{row['get_task_median_s'] * 1e6:.2f} µs", f"{row['get_task_mean_s'] * 1e6:.2f} µs",
-            f"{row['get_task_p99_s'] * 1e6:.1f} µs", f"{row['baseline_choose_median_s'] * 1e6:.0f} µs",
+            str(row["tasks"]),
+            f"{row['get_task_median_s'] * 1e6:.2f} µs",
+            f"{row['get_task_mean_s'] * 1e6:.2f} µs",
+            f"{row['get_task_p99_s'] * 1e6:.1f} µs",
+            f"{row['baseline_choose_median_s'] * 1e6:.0f} µs",
             f"{row['speedup']:.0f}x",
         )
     console.print(table)
@@ -339,8 +353,11 @@ def print_table(results: dict[str, Any]) -> None:
     for col in ("no-op EVALSHA", "record 1 outcome", "ratio", "64 pipelined no-ops", "record 64 outcomes", "ratio"):
         table.add_column(col, justify="right")
     table.add_row(
-        f"{f['noop_evalsha_s'] * 1e6:.0f} µs", f"{f['record_1_s'] * 1e6:.0f} µs", f"{f['record_1_over_noop']:.2f}x",
-        f"{f['noop_pipeline_64_s'] * 1e6:.0f} µs", f"{f['record_64_s'] * 1e6:.0f} µs",
+        f"{f['noop_evalsha_s'] * 1e6:.0f} µs",
+        f"{f['record_1_s'] * 1e6:.0f} µs",
+        f"{f['record_1_over_noop']:.2f}x",
+        f"{f['noop_pipeline_64_s'] * 1e6:.0f} µs",
+        f"{f['record_64_s'] * 1e6:.0f} µs",
         f"{f['record_64_over_pipelined_noops']:.2f}x",
     )
     console.print(table)
@@ -349,8 +366,11 @@ def print_table(results: dict[str, Any]) -> None:
         table.add_column(col, justify="right")
     for row in results["refresh"]:
         table.add_row(
-            str(row["tasks"]), f"{row['read_snapshot_median_s'] * 1e3:.2f} ms", f"{row['refresh_median_s'] * 1e3:.2f} ms",
-            f"{row['memory_bytes_per_task']:.0f}", f"{row['task_hash_bytes']:.0f}",
+            str(row["tasks"]),
+            f"{row['read_snapshot_median_s'] * 1e3:.2f} ms",
+            f"{row['refresh_median_s'] * 1e3:.2f} ms",
+            f"{row['memory_bytes_per_task']:.0f}",
+            f"{row['task_hash_bytes']:.0f}",
         )
     console.print(table)
 
@@ -366,8 +386,11 @@ def plot(results: dict[str, Any], path: Path) -> None:
     width = 0.27
     x = np.arange(len(procs))
     for i, (key, name) in enumerate(
-        [("baseline_updates_per_s", "shm + Manager lock"), ("redis_batch_1_updates_per_s", "redis, batch 1"),
-         ("redis_batch_64_updates_per_s", "redis, batch 64")]
+        [
+            ("baseline_updates_per_s", "shm + Manager lock"),
+            ("redis_batch_1_updates_per_s", "redis, batch 1"),
+            ("redis_batch_64_updates_per_s", "redis, batch 64"),
+        ]
     ):
         ax1.bar(x + (i - 1) * width, [r[key] for r in results["throughput"]], width, label=name)
     ax1.set_xticks(x, [str(p) for p in procs])
