@@ -152,6 +152,8 @@ class CurriculumConfig(BaseModel):
     buffer: BufferConfig = Field(default_factory=BufferConfig)
     sampler: SamplerConfig = Field(default_factory=SamplerConfig)
     on_mismatch: MismatchPolicy = "error"
+    ttl_s: float | None = Field(None, gt=0.0)
+    """Keys of the namespace expire this long after the last live writer refreshed them (None: never)."""
 
     @field_validator("task_generator", mode="before")
     @classmethod

@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import time
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -29,6 +30,9 @@ from curriculum_redis.store.memory import MemoryStore
 from curriculum_redis.tasks import MAX_TASK_ID, Task
 
 log = logging.getLogger(__name__)
+
+OFFLINE_RETRY_S = 0.5
+"""After the store fails to answer, how long the hot path goes without trying it again."""
 
 TASK_ID_LIMIT = 2**31
 """New task ids are drawn from [1, 2**31): short, readable keys, and exact as doubles."""
@@ -85,6 +89,8 @@ class Curriculum:
         self._pool_version = -1
         self._last_counters: dict[str, int] = {}
         self._closed = False
+        self._retry_store_at = 0.0
+        self._next_touch = 0.0
         self._atexit: Callable[[], None] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -197,10 +203,32 @@ class Curriculum:
             self._buffer.acknowledge()
 
     def _flush_quietly(self) -> None:
+        """Flush, or, while the store is unreachable, seal the batch and keep it for later."""
+        if self._offline():
+            if self._buffer.seal(self._client_id, self._seq + 1):
+                self._seq += 1
+            return
         try:
             self.flush()
         except StoreUnavailableError as exc:
-            log.warning("store unreachable, %d outcomes buffered: %s", self._buffer.pending_outcomes, exc)
+            self._went_offline(exc)
+
+    def _offline(self) -> bool:
+        return time.monotonic() < self._retry_store_at
+
+    def _went_offline(self, exc: StoreUnavailableError) -> None:
+        """Back off for ``OFFLINE_RETRY_S``: the hot path keeps serving from the snapshot meanwhile."""
+        if self._retry_store_at == 0.0:
+            log.warning(
+                "store unreachable: sampling from the last snapshot, buffering outcomes (%d pending): %s",
+                self.pending_outcomes, exc,
+            )
+        self._retry_store_at = time.monotonic() + OFFLINE_RETRY_S
+
+    def _back_online(self) -> None:
+        if self._retry_store_at:
+            log.warning("store reachable again; %d outcomes buffered meanwhile", self.pending_outcomes)
+        self._retry_store_at = 0.0
 
     @property
     def dropped_outcomes(self) -> int:
@@ -224,15 +252,23 @@ class Curriculum:
         elif self._evict(snap):
             snap = self.store.snapshot()
         self._install(snap)
+        self._back_online()
+        if self.config.ttl_s is not None and time.monotonic() >= self._next_touch:
+            self.store.touch(self.config.ttl_s)
+            self._next_touch = time.monotonic() + self.config.ttl_s / 3
 
     def _refresh_quietly(self) -> None:
+        if self._offline():
+            self._policy.refreshed()
+            return
         try:
             self.refresh()
+            self._flush_quietly()
         except StoreUnavailableError as exc:
             self._policy.refreshed()
             if self._snapshot is None:
                 raise
-            log.warning("store unreachable, sampling from the last snapshot: %s", exc)
+            self._went_offline(exc)
 
     def _new_task(self) -> Task:
         return self.config.task_generator.get_task(int(self._rng.integers(1, TASK_ID_LIMIT)))

@@ -2,6 +2,7 @@
 -- KEYS[1] {cr:<ns>}:meta  KEYS[2] :counters  KEYS[3] :scores  KEYS[4] :labels
 -- KEYS[5 + 2(i-1)] :task:<id_i>   KEYS[6 + 2(i-1)] :label:<label_hash_i>   for i = 1..n
 -- ARGV[1] n, then per task i: task_id, label_hash, label string
+-- New keys expire like the rest of the namespace when meta holds ttl_ms (see RedisStore.touch).
 -- Returns: the ids created, in order. Ids already in the pool are skipped; creation stops at capacity.
 -- Errors: CR_NO_NAMESPACE (no hyperparameters stored), CR_ARGS (bad ids or counts), CR_CORRUPT.
 local meta, counters, scores, labels = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -12,7 +13,8 @@ if #KEYS ~= 4 + 2 * n or #ARGV ~= 1 + 3 * n then
   return redis.error_reply('CR_ARGS create_tasks.lua: ' .. n .. ' tasks need ' .. (4 + 2 * n) ..
     ' keys and ' .. (1 + 3 * n) .. ' args, got ' .. #KEYS .. ' and ' .. #ARGV)
 end
-local m = redis.call('HMGET', meta, 'capacity', 'pool_size')
+local m = redis.call('HMGET', meta, 'capacity', 'pool_size', 'ttl_ms')
+local ttl_ms = tonumber(m[3])
 local capacity = tonumber(m[1])
 if not capacity then return redis.error_reply('CR_NO_NAMESPACE no hyperparameters stored') end
 
@@ -55,6 +57,10 @@ for i = 1, n do
     redis.call('HSETNX', label_key, 'label', label)
     redis.call('HINCRBY', label_key, 'created', 1)
     redis.call('HINCRBY', label_key, 'active', 1)
+    if ttl_ms then
+      redis.call('PEXPIRE', task, ttl_ms)
+      redis.call('PEXPIRE', label_key, ttl_ms)
+    end
     size = size + 1
     created[#created + 1] = id
   end

@@ -5,6 +5,7 @@
 -- ARGV[1] victim_id  ARGV[2] victim label_hash  ARGV[3] new_id  ARGV[4] new label_hash
 -- ARGV[5] new label string  ARGV[6] reason: 'low_lp' or 'failures'
 -- ARGV[7] min_presentations  ARGV[8] max_lp (the client's percentile threshold)  ARGV[9] min_failures
+-- The new keys expire like the rest of the namespace when meta holds ttl_ms (see RedisStore.touch).
 -- Returns: 'evicted', or why nothing happened: 'victim_gone' (another process evicted it first),
 --   'victim_not_evictable' (it no longer qualifies on the server), 'replacement_exists'.
 -- Errors (before any write): CR_NO_NAMESPACE, CR_ARGS, CR_LABEL.
@@ -23,9 +24,9 @@ end
 if not hash_num or hash_num ~= math.floor(hash_num) then return err('label hash must be an integer') end
 if reason ~= 'low_lp' and reason ~= 'failures' then return err('unknown reason ' .. tostring(reason)) end
 if not min_presentations or not max_lp or not min_failures then return err('thresholds must be numbers') end
-if not redis.call('HGET', meta, 'capacity') then
-  return redis.error_reply('CR_NO_NAMESPACE no hyperparameters stored')
-end
+local m = redis.call('HMGET', meta, 'capacity', 'ttl_ms')
+if not m[1] then return redis.error_reply('CR_NO_NAMESPACE no hyperparameters stored') end
+local ttl_ms = tonumber(m[2])
 
 local v = redis.call('HMGET', victim, 'label_hash', 'completions', 'lp', 'consecutive_failures', 'slot')
 if not v[1] then return 'victim_gone' end
@@ -56,6 +57,10 @@ redis.call('HSETNX', labels, new_hash, new_label)
 redis.call('HSETNX', fresh_label, 'label', new_label)
 redis.call('HINCRBY', fresh_label, 'created', 1)
 redis.call('HINCRBY', fresh_label, 'active', 1)
+if ttl_ms then
+  redis.call('PEXPIRE', fresh, ttl_ms)
+  redis.call('PEXPIRE', fresh_label, ttl_ms)
+end
 redis.call('HINCRBY', counters, 'num_evicted', 1)
 redis.call('HINCRBY', counters, 'num_created', 1)
 redis.call('HINCRBY', meta, 'pool_version', 1)

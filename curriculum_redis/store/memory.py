@@ -232,5 +232,8 @@ class MemoryStore:
             self._next_client_id = state.next_client_id
             self._pool_version = state.pool_version + 1
 
+    def touch(self, ttl_s: float) -> None:
+        """Nothing expires in memory: the state goes with the process."""
+
     def close(self) -> None:
         """Nothing to release; present so every store closes the same way."""

@@ -396,6 +396,19 @@ class RedisStore:
             pipe.hset(k.label(h), mapping={n: format_field(v) for n, v in stats.model_dump().items()})
         self._call(pipe.execute)
 
+    def touch(self, ttl_s: float) -> None:
+        """Refresh the expiry of every key of the namespace (names derived, never SCANned); new task and
+        label keys get the same expiry from the scripts, which read ``ttl_ms`` from meta."""
+        k = self.keys
+        ttl_ms = int(ttl_s * 1000)
+        ids = self.snapshot().task_ids.tolist()
+        hashes = list(self.labels())
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hset(k.meta, "ttl_ms", ttl_ms)
+        for key in [k.meta, k.counters, k.scores, k.labels, k.clients, *map(k.task, ids), *map(k.label, hashes)]:
+            pipe.pexpire(key, ttl_ms)
+        self._call(pipe.execute)
+
     def close(self) -> None:
         if self._client_obj is not None and self._pid == os.getpid():
             self._client_obj.close()
