@@ -32,10 +32,11 @@ class Task:
     task_id: int
     label: str
     env_cfg: dict[str, Any] = field(hash=False, compare=True)
+    label_hash: int = field(init=False, repr=False, compare=False)
 
-    @property
-    def label_hash(self) -> int:
-        return label_hash(self.label)
+    def __post_init__(self) -> None:
+        # Computed once: the hot path needs it for every outcome, and SHA-256 is not free.
+        object.__setattr__(self, "label_hash", label_hash(self.label))
 
 
 class Span(BaseModel):
