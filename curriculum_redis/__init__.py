@@ -18,6 +18,7 @@ from curriculum_redis.errors import (
     StoreUnavailableError,
 )
 from curriculum_redis.labels import label_hash
+from curriculum_redis.stage import StageConfig, StageCurriculum, StageCurriculumConfig
 from curriculum_redis.state import CurriculumState
 from curriculum_redis.store.memory import MemoryStore
 from curriculum_redis.tasks import (
@@ -48,6 +49,9 @@ __all__ = [
     "ScriptError",
     "SingleTaskGenerator",
     "Span",
+    "StageConfig",
+    "StageCurriculum",
+    "StageCurriculumConfig",
     "StoreError",
     "StoreUnavailableError",
     "Task",

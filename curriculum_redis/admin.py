@@ -62,13 +62,16 @@ class ImportInfo:
 
 
 def list_namespaces(client: redis.Redis) -> list[NamespaceInfo]:
-    """Every namespace on the server (found by its ``{cr:<ns>}:meta`` key)."""
+    """Every namespace on the server, found by its ``{cr:<ns>}:meta`` or ``{cr:<ns>}:stage:config`` key."""
+    names: set[str] = set()
+    for pattern, suffix in (("{cr:*}:meta", "}:meta"), ("{cr:*}:stage:config", "}:stage:config")):
+        for raw_key in client.scan_iter(match=pattern, count=1000):
+            key = raw_key.decode() if isinstance(raw_key, bytes) else str(raw_key)
+            names.add(key[len("{cr:") : -len(suffix)])
     infos = []
-    for raw_key in client.scan_iter(match="{cr:*}:meta", count=1000):
-        key = raw_key.decode() if isinstance(raw_key, bytes) else str(raw_key)
-        namespace = key[len("{cr:") : -len("}:meta")]
+    for namespace in sorted(names):
         keys = NamespaceKeys(namespace)
-        meta = client.hmget(key, ["schema_version", "created_at", "pool_size"])
+        meta = client.hmget(keys.meta, ["schema_version", "created_at", "pool_size"])
         infos.append(
             NamespaceInfo(
                 namespace=namespace,
@@ -78,7 +81,7 @@ def list_namespaces(client: redis.Redis) -> list[NamespaceInfo]:
                 created_at=float(meta[1] or 0.0),
             )
         )
-    return sorted(infos, key=lambda info: info.namespace)
+    return infos
 
 
 def drop_namespace(client: redis.Redis, namespace: str) -> int:

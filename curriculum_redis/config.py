@@ -32,7 +32,7 @@ sampling-only fields (:data:`SAFE_TO_CHANGE`), or use the stored hyperparameters
 class LearningProgressConfig(BaseModel):
     """Hyperparameters of the learning-progress algorithm (see README, "The algorithm")."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     algorithm: Literal["learning_progress"] = "learning_progress"
     use_bidirectional: bool = True
@@ -123,7 +123,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 class BufferConfig(BaseModel):
     """How outcomes are batched before one script call writes them, and how many may wait offline."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     batch_size: int = Field(64, ge=1, le=100_000)
     max_age_s: float = Field(1.0, ge=0.0)
@@ -133,7 +133,7 @@ class BufferConfig(BaseModel):
 class SamplerConfig(BaseModel):
     """When a process refreshes its local score snapshot from the store."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     refresh_every_draws: int = Field(1000, ge=1)
     refresh_every_s: float = Field(1.0, gt=0.0)

@@ -244,6 +244,9 @@ class Curriculum:
     def refresh(self) -> None:
         """Read the scores, fill or prune the pool, and rebuild the local distribution."""
         self._ensure_ready()
+        # Our own buffered outcomes go first: eviction must see them, and must not orphan them.
+        if not self._buffer.is_empty():
+            self.flush()
         snap = self.store.snapshot()
         capacity = self.hypers.num_active_tasks
         if snap.size < capacity:
@@ -364,8 +367,12 @@ class Curriculum:
         self.hypers = reconcile_hypers(state.hypers, self.config.algorithm, policy, "the checkpoint")
         self.flush()
         self.store.import_state(state)
+        # The checkpoint's client table may hold this client's id with a higher seq: start afresh.
+        self._client_id = self.store.register_client()
+        self._seq = 0
         self._pool_version = -1
-        self.refresh()
+        # Install exactly what was loaded; eviction waits for the next regular refresh.
+        self._install(self.store.snapshot())
 
     @property
     def client_id(self) -> int:

@@ -155,7 +155,8 @@ class BucketedTaskGenerator(TaskGenerator):
         label: str = "bucketed",
         **data: Any,
     ) -> None:
-        choices = {path: v if isinstance(v, Span) else list(v) for path, v in (buckets or {}).items()}
+        # pydantic calls __init__ when validating too: a Span arriving as a mapping must stay one.
+        choices = {path: v if isinstance(v, Span | Mapping) else list(v) for path, v in (buckets or {}).items()}
         BaseModel.__init__(self, base=dict(base or {}), buckets=choices, label=label, **data)
 
     @field_validator("buckets")

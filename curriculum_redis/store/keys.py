@@ -50,7 +50,23 @@ class NamespaceKeys:
         return f"{self.prefix}:label:{label_hash}"
 
     @property
+    def fixed(self) -> list[str]:
+        """The learning-progress curriculum's keys whose names don't depend on a task or label."""
+        return [self.meta, self.counters, self.scores, self.labels, self.clients]
+
+    @property
+    def _escaped(self) -> str:
+        return "".join("\\" + c if c in "*?[]\\" else c for c in self.namespace)
+
+    @property
     def pattern(self) -> str:
-        """SCAN pattern matching exactly this namespace's keys."""
-        escaped = "".join("\\" + c if c in "*?[]\\" else c for c in self.namespace)
-        return "{cr:" + escaped + "}:*"
+        """SCAN pattern matching every key of the namespace (the stage curriculum's too)."""
+        return "{cr:" + self._escaped + "}:*"
+
+    @property
+    def task_pattern(self) -> str:
+        return "{cr:" + self._escaped + "}:task:*"
+
+    @property
+    def label_pattern(self) -> str:
+        return "{cr:" + self._escaped + "}:label:*"

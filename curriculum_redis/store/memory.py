@@ -218,6 +218,7 @@ class MemoryStore:
 
     def import_state(self, state: CurriculumState) -> None:
         with self._lock:
+            issued = self._next_client_id
             self._reset()
             self._hypers = state.hypers
             ordered = sorted(state.tasks, key=lambda t: t.slot)
@@ -229,7 +230,7 @@ class MemoryStore:
             self._label_stats = {h: s.model_copy() for h, s in state.label_stats.items()}
             self._counters.update(state.counters)
             self._client_seqs = dict(state.client_seqs)
-            self._next_client_id = state.next_client_id
+            self._next_client_id = max(issued, state.next_client_id, *state.client_seqs, 0)
             self._pool_version = state.pool_version + 1
 
     def touch(self, ttl_s: float) -> None:

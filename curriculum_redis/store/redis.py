@@ -366,7 +366,7 @@ class RedisStore:
                 f"state holds {len(state.tasks)} tasks for num_active_tasks={state.hypers.num_active_tasks}"
             )
         k = self.keys
-        existing = self._call(lambda: list(self.client.scan_iter(match=k.pattern, count=1000)))
+        existing = self._call(lambda: k.fixed + self._scan(k.task_pattern) + self._scan(k.label_pattern))
         pipe = self.client.pipeline(transaction=True)
         if existing:
             pipe.delete(*existing)
@@ -408,6 +408,9 @@ class RedisStore:
         for key in [k.meta, k.counters, k.scores, k.labels, k.clients, *map(k.task, ids), *map(k.label, hashes)]:
             pipe.pexpire(key, ttl_ms)
         self._call(pipe.execute)
+
+    def _scan(self, pattern: str) -> list[str]:
+        return [text(key) for key in self.client.scan_iter(match=pattern, count=1000)]
 
     def close(self) -> None:
         if self._client_obj is not None and self._pid == os.getpid():

@@ -1,0 +1,608 @@
+"""StageCurriculum: atomic advancement in Lua, stale episodes, many processes, bad input."""
+
+from __future__ import annotations
+
+import multiprocessing
+import pickle
+import random
+from collections import deque
+from typing import Any
+
+import gymnasium
+import pydantic
+import pytest
+import redis
+import redis.exceptions
+from gymnasium import spaces
+
+from curriculum_redis import (
+    BucketedTaskGenerator,
+    ConfigError,
+    InvalidScoreError,
+    ScriptError,
+    StoreUnavailableError,
+)
+from curriculum_redis.env import CurriculumEnv
+from curriculum_redis.stage import (
+    MAX_STAGES,
+    StageConfig,
+    StageCurriculum,
+    StageCurriculumConfig,
+    StageKeys,
+    stage_of_task,
+)
+from curriculum_redis.store.scripts import script_sources
+
+pytestmark = pytest.mark.redis
+
+
+def three_stages(window: int = 4, threshold: float = 0.75, min_episodes: int = 6) -> StageCurriculumConfig:
+    return StageCurriculumConfig(
+        stages=[
+            StageConfig(
+                name=name,
+                env_cfg={"target": target},
+                advance_threshold=threshold,
+                window=window,
+                min_episodes=min_episodes,
+            )
+            for target, name in enumerate(["easy", "medium", "hard"])
+        ]
+    )
+
+
+def dump(client: redis.Redis, namespace: str) -> dict[bytes, bytes | None]:
+    """Every key of the namespace with its serialised value."""
+    return {key: client.dump(key) for key in sorted(client.scan_iter(match="{cr:" + namespace + "}:*"))}
+
+
+# ------------------------------------------------------------------------------------------ config
+
+
+def test_config_json_round_trip() -> None:
+    config = StageCurriculumConfig(
+        stages=[
+            StageConfig(name="fixed", env_cfg={"target": 0, "nested": {"a": [1, 2]}}, advance_threshold=0.6),
+            StageConfig(
+                name="generated",
+                task_generator=BucketedTaskGenerator(buckets={"target": [1, 2]}),
+                window=10,
+                min_episodes=20,
+                success_threshold=0.9,
+            ),
+        ],
+        seed=3,
+    )
+    again = StageCurriculumConfig.model_validate_json(config.model_dump_json())
+    assert again == config
+    assert again.fingerprint() == config.fingerprint()
+    assert isinstance(again.stages[1].task_generator, BucketedTaskGenerator)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"stages": [{"name": "a", "colour": "red"}]},  # unknown field
+        {"stages": []},
+        {"stages": [{"name": "a"}, {"name": "a"}]},  # duplicate names
+        {"stages": [{"name": "a", "env_cfg": {}, "task_generator": {"kind": "single"}}]},  # both
+        {"stages": [{"name": "a", "advance_threshold": 1.5}]},
+        {"stages": [{"name": "a", "window": 0}]},
+        {"stages": [{"name": "a", "success_threshold": float("nan")}]},
+        {"stages": [{"name": ""}]},
+    ],
+)
+def test_config_refuses_bad_values(data: dict[str, Any]) -> None:
+    with pytest.raises(pydantic.ValidationError):
+        StageCurriculumConfig.model_validate(data)
+
+
+def test_fingerprint_ignores_seed_only() -> None:
+    a = three_stages()
+    assert a.fingerprint() == a.model_copy(update={"seed": 9}).fingerprint()
+    assert a.fingerprint() != three_stages(threshold=0.5).fingerprint()
+
+
+# ------------------------------------------------------------------------------------------ advancement
+
+
+def test_advances_exactly_when_window_full_threshold_met_and_min_episodes_reached(redis_url: str) -> None:
+    sc = StageCurriculum(three_stages(window=4, threshold=0.75, min_episodes=6), redis_url, "exact")
+    # episode:  1  2  3  4 (window full, rate 1, but 4 < 6)  5 (.75, 5 < 6)  6 (.5)  7 (.5)  8 (.5)  9 (.75)
+    outcomes = [True, True, True, True, False, False, True, True, True]
+    indices = [sc.record_episode(0, success) for success in outcomes]
+    assert indices == [0] * 8 + [1]
+    st = sc.state()
+    assert (st.index, st.name, st.version, st.advancements) == (1, "medium", 1, 1)
+    assert st.episodes_in_stage == 0 and st.window == [] and st.window_successes == 0
+    assert st.history[0]["episodes"] == 9 and st.history[0]["successes"] == 7
+    assert st.history[0]["advanced_after_episodes"] == 9
+    assert st.history[0]["advanced_with_success_rate"] == 0.75
+    assert "entered_at" in st.history[1]
+
+
+def test_window_keeps_only_the_last_w_outcomes(redis_url: str) -> None:
+    sc = StageCurriculum(three_stages(window=3, threshold=1.0, min_episodes=0), redis_url, "window")
+    for success in [False, True, True, False, True]:
+        assert sc.record_episode(0, success) == 0
+    st = sc.state()
+    assert st.window == [True, False, True]  # oldest first
+    assert st.window_successes == 2 and st.episodes_in_stage == 5
+    assert sc.record_episode(0, True) == 0  # window F, T, T
+    assert sc.record_episode(0, True) == 1  # window T, T, T
+
+
+def test_last_stage_never_advances(redis_url: str) -> None:
+    sc = StageCurriculum(three_stages(window=2, threshold=0.5, min_episodes=0), redis_url, "last")
+    assert sc.reset_to(2) == 2
+    for _ in range(10):
+        assert sc.record_episode(2, True) == 2
+    st = sc.state()
+    assert st.advancements == 0 and st.episodes_in_stage == 10 and st.window == [True, True]
+
+
+class ReferenceModel:
+    """The advancement rule, written plainly."""
+
+    def __init__(self, config: StageCurriculumConfig) -> None:
+        self.config = config
+        self.index = self.version = self.episodes = self.stale = 0
+        self.window: deque[bool] = deque()
+
+    def record(self, index: int, success: bool) -> int:
+        if index != self.index:
+            self.stale += 1
+            return self.index
+        stage = self.config.stages[self.index]
+        self.episodes += 1
+        self.window.append(success)
+        if len(self.window) > stage.window:
+            self.window.popleft()
+        if (
+            self.index < len(self.config.stages) - 1
+            and self.episodes >= stage.min_episodes
+            and len(self.window) == stage.window
+            and sum(self.window) / stage.window >= stage.advance_threshold
+        ):
+            self.index += 1
+            self.version += 1
+            self.episodes = 0
+            self.window.clear()
+        return self.index
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_lua_matches_a_reference_model_on_random_episodes(redis_url: str, seed: int) -> None:
+    rng = random.Random(seed)
+    config = StageCurriculumConfig(
+        stages=[
+            StageConfig(
+                name=f"s{i}",
+                env_cfg={"target": i},
+                advance_threshold=rng.choice([0.6, 0.7, 0.8, 1.0]),
+                window=rng.choice([1, 3, 5, 10]),
+                min_episodes=rng.choice([0, 4, 12]),
+            )
+            for i in range(5)
+        ]
+    )
+    sc = StageCurriculum(config, redis_url, f"model{seed}")
+    model = ReferenceModel(config)
+    for _ in range(400):
+        # Mostly the current stage; sometimes an older or another stage (stale); batches of 1 to 3.
+        batch = []
+        for _ in range(rng.randint(1, 3)):
+            index = model.index if rng.random() < 0.85 else rng.randrange(len(config.stages))
+            success = rng.random() < 0.75
+            batch.append((index, success))
+            model.record(index, success)
+        result = sc.record_episodes(batch)
+        assert (result.index, result.version) == (model.index, model.version)
+    st = sc.state()
+    assert st.window == list(model.window)
+    assert st.episodes_in_stage == model.episodes
+    assert st.stale_episodes == model.stale
+    assert st.recorded_episodes == sum(h.get("episodes", 0) for h in st.history.values()) + model.stale
+
+
+# ------------------------------------------------------------------------------------------ stale episodes
+
+
+def test_episode_of_an_old_stage_is_stale_not_applied(redis_url: str) -> None:
+    sc = StageCurriculum(three_stages(window=2, threshold=1.0, min_episodes=0), redis_url, "stale")
+    old_task = sc.get_task()
+    assert stage_of_task(old_task.task_id) == 0
+    assert sc.record_episode(0, True) == 0
+    assert sc.record_episode(0, True) == 1
+    # An env that started an episode in stage 0 finishes it now: counted stale, stage 1 untouched.
+    sc.update_task_performance(old_task.task_id, 1.0)
+    result = sc.record_episodes([(0, True), (1, False)])
+    assert (result.recorded, result.stale, result.index) == (1, 1, 1)
+    st = sc.state()
+    assert st.stale_episodes == 2 and st.history[0]["stale"] == 2
+    assert st.episodes_in_stage == 1 and st.window == [False]
+    assert st.history[0]["episodes"] == 2
+
+
+def test_advancement_inside_a_batch_makes_the_rest_of_it_stale(redis_url: str) -> None:
+    sc = StageCurriculum(three_stages(window=2, threshold=1.0, min_episodes=0), redis_url, "batch")
+    result = sc.record_episodes([(0, True), (0, True), (0, True), (1, True)])
+    assert (result.index, result.version, result.recorded, result.stale, result.advanced) == (1, 1, 3, 1, 1)
+    assert sc.state().window == [True]
+
+
+def test_reset_to_bumps_the_version_and_makes_other_stages_stale(redis_url: str) -> None:
+    sc = StageCurriculum(three_stages(window=2, threshold=1.0, min_episodes=0), redis_url, "reset")
+    sc.record_episode(0, False)
+    assert sc.reset_to(2) == 2
+    st = sc.state()
+    assert (st.index, st.name, st.version, st.resets, st.window, st.episodes_in_stage) == (2, "hard", 1, 1, [], 0)
+    assert sc.record_episode(0, True) == 2
+    assert sc.state().stale_episodes == 1
+    assert sc.current_stage().is_final
+
+
+# ------------------------------------------------------------------------------------------ tasks
+
+
+def test_get_task_and_update_task_performance(redis_url: str) -> None:
+    config = StageCurriculumConfig(
+        stages=[
+            StageConfig(name="fixed", env_cfg={"target": 0}, window=1, advance_threshold=1.0, success_threshold=0.5),
+            StageConfig(
+                name="gen",
+                task_generator=BucketedTaskGenerator(buckets={"target": [1, 2]}),
+                window=2,
+                advance_threshold=1.0,
+                success_threshold=10.0,
+            ),
+            StageConfig(name="end"),
+        ]
+    )
+    sc = StageCurriculum(config, redis_url, "tasks")
+    task = sc.get_task()
+    assert (task.task_id, task.label, task.env_cfg) == (MAX_STAGES, "fixed", {"target": 0})
+    task.env_cfg["target"] = 99  # a copy: the config is untouched
+    assert sc.get_task().env_cfg == {"target": 0}
+    sc.update_task_performance(task.task_id, 0.4)  # below success_threshold 0.5
+    assert sc.current_stage().index == 0
+    sc.update_task_performance(task.task_id, 0.5)
+    stage = sc.current_stage()
+    assert (stage.index, stage.name, stage.version) == (1, "gen", 1)
+
+    tasks = [sc.get_task() for _ in range(20)]
+    assert all(stage_of_task(t.task_id) == 1 for t in tasks)
+    assert {t.env_cfg["target"] for t in tasks} == {1, 2}
+    assert all(t.label.startswith("gen/bucketed:target=") for t in tasks)
+    again = config.stages[1].task_generator.get_task(tasks[0].task_id)  # type: ignore[union-attr]
+    assert again.env_cfg == tasks[0].env_cfg  # deterministic from the task id
+    sc.update_task_performance(tasks[0].task_id, 9.0)  # success_threshold of stage "gen" is 10
+    sc.update_task_performance(tasks[1].task_id, 10)
+    sc.update_task_performance(tasks[2].task_id, 12.5)
+    assert sc.current_stage().index == 2
+    stats = sc.stats()
+    assert stats["stage/index"] == 2 and stats["stage/progress"] == 1.0
+    assert stats["stage/gen/episodes"] == 3 and stats["stage/gen/successes"] == 2
+    assert stats["stage/recorded_episodes"] == 5 and stats["stage/advancements"] == 2
+
+
+def test_keys_are_readable(redis_url: str, redis_client: redis.Redis) -> None:
+    sc = StageCurriculum(three_stages(), redis_url, "readable")
+    sc.record_episode(0, True)
+    keys = StageKeys("readable")
+    assert sorted(dump(redis_client, "readable")) == sorted(k.encode() for k in keys.all)
+    stage = redis_client.hgetall(keys.stage)
+    assert stage[b"index"] == b"0" and stage[b"name"] == b"easy" and stage[b"episodes"] == b"1"
+    assert redis_client.lrange(keys.window, 0, -1) == [b"1"]
+    config = redis_client.hgetall(keys.config)
+    assert config[b"1:name"] == b"medium" and config[b"0:advance_threshold"] == b"0.75"
+    assert config[b"fingerprint"] == three_stages().fingerprint().encode()
+    assert redis_client.hget(keys.history, "0:episodes") == b"1"
+
+
+# ------------------------------------------------------------------------------------------ processes
+
+
+def _worker(curriculum: StageCurriculum, episodes: int, success_rate: float, seed: int, start: Any, out: Any) -> None:
+    """Like a process running 3 envs in turn: each env reads the stage at its reset and records its episode,
+    for the stage it was played in, two other episodes later (so advancements happen in between)."""
+    rng = random.Random(seed)
+    start.wait()
+    envs = [curriculum.get_task() for _ in range(3)]
+    successes = 0
+    for i in range(episodes):
+        task = envs[i % 3]
+        success = rng.random() < success_rate
+        successes += success
+        curriculum.update_task_performance(task.task_id, 1.0 if success else 0.0)
+        envs[i % 3] = curriculum.get_task()
+    curriculum.close()
+    out.put((episodes, successes))
+
+
+def run_processes(curriculum: StageCurriculum, episodes: int, success_rate: float) -> tuple[int, int]:
+    ctx = multiprocessing.get_context("spawn")
+    start, out = ctx.Event(), ctx.Queue()
+    procs = [
+        ctx.Process(target=_worker, args=(curriculum, episodes, success_rate, seed, start, out)) for seed in range(4)
+    ]
+    for p in procs:
+        p.start()
+    start.set()
+    results = [out.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    return sum(r[0] for r in results), sum(r[1] for r in results)
+
+
+@pytest.mark.slow
+def test_four_processes_advance_each_stage_exactly_once(redis_url: str) -> None:
+    config = three_stages(window=10, threshold=1.0, min_episodes=25)
+    curriculum = StageCurriculum(config, redis_url, "procs")  # pickled into the spawned workers
+    reported, _ = run_processes(curriculum, episodes=150, success_rate=1.0)
+    st = curriculum.state()
+    assert (st.index, st.version, st.advancements) == (2, 2, 1 + 1)
+    # Every success counts until the stage advances: exactly min_episodes applied to stages 0 and 1,
+    # and every later episode of theirs is stale. Nothing lost, nothing applied twice.
+    assert st.history[0]["episodes"] == st.history[1]["episodes"] == 25
+    assert st.recorded_episodes == reported == 600
+    assert st.history[0].get("stale", 0) + st.history[1].get("stale", 0) == st.stale_episodes
+    assert 25 + 25 + st.history[2]["episodes"] + st.stale_episodes == reported
+    assert st.duplicate_batches == 0
+
+
+@pytest.mark.slow
+def test_four_processes_lose_no_episode_with_mixed_outcomes(redis_url: str) -> None:
+    config = three_stages(window=20, threshold=0.7, min_episodes=30)
+    curriculum = StageCurriculum(config, redis_url, "mixed")
+    reported, successes = run_processes(curriculum, episodes=150, success_rate=0.8)
+    st = curriculum.state()
+    applied = sum(h.get("episodes", 0) for h in st.history.values())
+    assert st.recorded_episodes == reported == applied + st.stale_episodes
+    assert sum(h.get("successes", 0) for h in st.history.values()) <= successes
+    assert st.advancements == st.version == st.index  # one advancement per stage reached, never two
+    for i in range(st.index):
+        assert st.history[i]["advanced_with_success_rate"] >= 0.7
+        assert st.history[i]["advanced_after_episodes"] >= 30
+
+
+class ReachTarget(gymnasium.Env[Any, Any]):
+    """Guess the target: success and termination on a hit, truncation after 5 steps."""
+
+    def __init__(self) -> None:
+        self.observation_space = spaces.Discrete(6)
+        self.action_space = spaces.Discrete(4)
+        self.target = 0
+        self.steps = 0
+
+    def set_task(self, cfg: dict[str, Any]) -> None:
+        self.target = int(cfg["target"])
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
+        super().reset(seed=seed)
+        self.steps = 0
+        return 0, {}
+
+    def step(self, action: int) -> tuple[int, float, bool, bool, dict[str, Any]]:
+        self.steps += 1
+        hit = int(action) == self.target
+        truncated = not hit and self.steps >= 5
+        return self.steps, float(hit), hit, truncated, {"is_success": hit}
+
+
+def test_every_env_sees_the_new_stage_on_its_next_reset(redis_url: str) -> None:
+    config = three_stages(window=2, threshold=1.0, min_episodes=0)
+    envs = [
+        CurriculumEnv(ReachTarget(), StageCurriculum(config, redis_url, "envs"), success_key="is_success")
+        for _ in range(3)
+    ]
+    for env in envs:
+        _, info = env.reset()
+        assert info["task_label"] == "easy"
+    leader, *others = envs
+    for _ in range(2):
+        _, _, terminated, _, info = leader.step(0)  # a hit: the target of "easy" is 0
+        assert terminated and info["task_label"] == "easy"
+        leader.reset()
+    # The leader's own reset after the second success already runs the new stage; so do the others'.
+    assert leader.unwrapped.target == 1  # type: ignore[attr-defined]
+    _, _, terminated, _, _ = others[0].step(0)  # an episode started in stage "easy" ends now: stale
+    assert terminated
+    for env in others:
+        _, info = env.reset()
+        assert info["task_label"] == "medium"
+        assert env.unwrapped.target == 1  # type: ignore[attr-defined]
+    sc = StageCurriculum(config, redis_url, "envs")
+    st = sc.state()
+    assert (st.index, st.stale_episodes, st.episodes_in_stage) == (1, 1, 0)
+    for env in envs:
+        env.close()
+
+
+def test_pickles_and_shares_the_state(redis_url: str) -> None:
+    sc = StageCurriculum(three_stages(window=1, threshold=1.0, min_episodes=0), redis_url, "pickle")
+    sc.record_episode(0, False)
+    copy = pickle.loads(pickle.dumps(sc))
+    assert copy.record_episode(0, True) == 1
+    assert sc.current_stage().index == 1
+
+
+def test_accepts_a_client_and_a_decoding_client(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        sc = StageCurriculum(three_stages(window=1, threshold=1.0, min_episodes=0), client, "client")
+        assert sc.record_episode(0, True) == 1
+        assert sc.state().name == "medium"
+        assert pickle.loads(pickle.dumps(sc)).current_stage().index == 1
+    finally:
+        client.close()
+
+
+def test_state_vanished_restarts_at_stage_zero(redis_url: str, redis_client: redis.Redis) -> None:
+    sc = StageCurriculum(three_stages(window=1, threshold=1.0, min_episodes=0), redis_url, "gone")
+    assert sc.record_episode(0, True) == 1
+    redis_client.flushall()
+    assert sc.current_stage().index == 0
+    redis_client.flushall()
+    assert sc.record_episode(0, True) == 1  # re-created, then recorded
+
+
+# ------------------------------------------------------------------------------------------ bad input
+
+
+def test_bad_input_is_a_clear_error_and_leaves_redis_unchanged(redis_url: str, redis_client: redis.Redis) -> None:
+    sc: Any = StageCurriculum(three_stages(), redis_url, "bad")  # Any: the calls below pass wrong types on purpose
+    task = sc.get_task()
+    sc.record_episode(0, True)
+    before = dump(redis_client, "bad")
+    assert before
+    bad_calls: list[tuple[Any, type[Exception], str]] = [
+        (lambda: sc.update_task_performance(task.task_id, float("nan")), InvalidScoreError, "finite"),
+        (lambda: sc.update_task_performance(task.task_id, float("inf")), InvalidScoreError, "finite"),
+        (lambda: sc.update_task_performance(task.task_id, "1.0"), InvalidScoreError, "real number"),
+        (lambda: sc.update_task_performance(task.task_id, None), InvalidScoreError, "real number"),
+        (lambda: sc.update_task_performance(5, 1.0), ConfigError, "not a task"),
+        (lambda: sc.update_task_performance(MAX_STAGES + 7, 1.0), ConfigError, "not a task"),
+        (lambda: sc.update_task_performance(str(task.task_id), 1.0), ConfigError, "must be an int"),
+        (lambda: sc.record_episode(3, True), ConfigError, "not a stage"),
+        (lambda: sc.record_episode(-1, True), ConfigError, "not a stage"),
+        (lambda: sc.record_episode("0", True), ConfigError, "must be an int"),
+        (lambda: sc.record_episode(True, True), ConfigError, "must be an int"),
+        (lambda: sc.record_episode(0.0, True), ConfigError, "must be an int"),
+        (lambda: sc.record_episode(0, 1), ConfigError, "must be a bool"),
+        (lambda: sc.record_episode(0, "yes"), ConfigError, "must be a bool"),
+        (lambda: sc.record_episodes([]), ConfigError, "non-empty"),
+        (lambda: sc.record_episodes([(0, True), (9, True)]), ConfigError, "not a stage"),
+        (lambda: sc.record_episodes([(0,)]), ConfigError, "pair"),
+        (lambda: sc.reset_to(3), ConfigError, "not a stage"),
+        (lambda: sc.reset_to("1"), ConfigError, "must be an int"),
+    ]
+    for call, error, message in bad_calls:
+        with pytest.raises(error, match=message):
+            call()
+        assert dump(redis_client, "bad") == before
+
+
+def test_other_stages_in_the_same_namespace_are_refused(redis_url: str, redis_client: redis.Redis) -> None:
+    StageCurriculum(three_stages(), redis_url, "mismatch").record_episode(0, True)
+    before = dump(redis_client, "mismatch")
+    other = StageCurriculum(three_stages(threshold=0.5), redis_url, "mismatch")
+    with pytest.raises(ConfigError, match=r"stage 0 advance_threshold: stored=0.75 given=0.5"):
+        other.current_stage()
+    assert dump(redis_client, "mismatch") == before
+
+
+def test_namespace_and_connection_are_checked(redis_url: str) -> None:
+    with pytest.raises(ConfigError, match="namespace"):
+        StageCurriculum(three_stages(), redis_url, "a:b")
+    with pytest.raises(ConfigError, match="redis URL"):
+        StageCurriculum(three_stages(), "http://localhost", "x")
+    with pytest.raises(ConfigError, match="StageCurriculumConfig"):
+        StageCurriculum({"stages": []}, redis_url, "x")  # type: ignore[arg-type]
+
+
+class Scripts:
+    """Calls the stage scripts directly, as a buggy or foreign client could."""
+
+    def __init__(self, client: redis.Redis, namespace: str) -> None:
+        self.keys = StageKeys(namespace).all
+        sources = script_sources()
+        self.record = client.register_script(sources["stage_record"])
+        self.reset = client.register_script(sources["stage_reset"])
+        self.init = client.register_script(sources["stage_init"])
+
+
+def test_lua_scripts_validate_everything_before_writing(redis_url: str, redis_client: redis.Redis) -> None:
+    config = three_stages(window=2, threshold=1.0, min_episodes=0)
+    sc = StageCurriculum(config, redis_url, "lua")
+    sc.record_episode(0, True)
+    before = dump(redis_client, "lua")
+    s = Scripts(redis_client, "lua")
+    fp = config.fingerprint()
+    bad_record_args: list[list[Any]] = [
+        ["wrong-fingerprint", 1, 1, 0, 1, 0, "1"],
+        [fp, 1, 1, 0, 1, 3, "1"],  # unknown stage
+        [fp, 1, 1, 0, 1, -1, "1"],
+        [fp, 1, 1, 0, 1, "1.5", "1"],
+        [fp, 1, 1, 0, 1, "nan", "1"],
+        [fp, 1, 1, 0, 1, 0, "2"],
+        [fp, 1, 1, 0, 1, 0, "true"],
+        [fp, 1, 1, 0, 2, 0, "1", 0],  # missing an argument
+        [fp, 1, 1, 0, 1, 0, "1", 0, "1"],  # one too many
+        [fp, 1, 0, 0, 1, 0, "1"],  # seq 0
+        [fp, "x", 1, 0, 1, 0, "1"],  # client id
+        [fp, 1, 1, "nan", 1, 0, "1"],  # now
+        [fp, 1, 1, 0, 0],  # no episode
+        # A batch whose last episode is bad: the good ones before it (which would advance) are not applied.
+        [fp, 1, 1, 0, 3, 0, "1", 0, "1", 7, "1"],
+    ]
+    for args in bad_record_args:
+        with pytest.raises(redis.exceptions.ResponseError, match=r"^CR_(ARGS|STAGE_CONFIG)"):
+            s.record(keys=s.keys, args=args)
+        assert dump(redis_client, "lua") == before, args
+    with pytest.raises(redis.exceptions.ResponseError, match="CR_ARGS"):
+        s.record(keys=s.keys[:4], args=[fp, 1, 1, 0, 1, 0, "1"])
+    bad_reset_args: list[list[Any]] = [[fp, 3, 0], [fp, "-1", 0], [fp, "x", 0], ["other", 1, 0], [fp, 1]]
+    for args in bad_reset_args:
+        with pytest.raises(redis.exceptions.ResponseError, match=r"^CR_(ARGS|STAGE_CONFIG)"):
+            s.reset(keys=s.keys, args=args)
+        assert dump(redis_client, "lua") == before, args
+    # On a namespace with no state: bad stage parameters are refused and nothing is created.
+    empty = Scripts(redis_client, "lua-empty")
+    bad_params: list[list[Any]] = [
+        ["a", "nan", 1, 0],
+        ["a", "1.5", 1, 0],
+        ["a", "0.5", 0, 0],
+        ["a", "0.5", 1, "-1"],
+        ["", "0.5", 1, 0],
+    ]
+    for params in bad_params:
+        with pytest.raises(redis.exceptions.ResponseError, match=r"^CR_ARGS"):
+            empty.init(keys=empty.keys, args=["fp", "[]", 0, 1, *params])
+    assert dump(redis_client, "lua-empty") == {}
+    with pytest.raises(redis.exceptions.ResponseError, match=r"^CR_NO_STAGE"):
+        empty.record(keys=empty.keys, args=["fp", 1, 1, 0, 1, 0, "1"])
+    assert dump(redis_client, "lua-empty") == {}
+
+
+def test_a_resent_batch_is_applied_once(redis_url: str, redis_client: redis.Redis) -> None:
+    config = three_stages(window=2, threshold=1.0, min_episodes=0)
+    sc = StageCurriculum(config, redis_url, "dedup")
+    sc.current_stage()
+    s = Scripts(redis_client, "dedup")
+    args: list[Any] = [config.fingerprint(), 42, 1, 0, 1, 0, "1"]
+    assert s.record(keys=s.keys, args=args) == [1, 0, 0, 1, 0, 0]
+    assert s.record(keys=s.keys, args=args) == [0, 0, 0, 0, 0, 0]
+    st = sc.state()
+    assert (st.recorded_episodes, st.episodes_in_stage, st.duplicate_batches) == (1, 1, 1)
+
+
+def test_script_errors_are_script_errors(redis_url: str, redis_client: redis.Redis) -> None:
+    sc = StageCurriculum(three_stages(), redis_url, "foreign")
+    sc.current_stage()
+    # Someone replaced the stored config: this client's writes are refused, not mixed in.
+    redis_client.hset(StageKeys("foreign").config, "fingerprint", "someone-else")
+    with pytest.raises(ScriptError, match="CR_STAGE_CONFIG"):
+        sc.record_episode(0, True)
+    assert sc.pending_episodes == 0
+
+
+def test_episodes_wait_out_an_outage_and_are_applied_once(fresh_redis_factory: Any) -> None:
+    server = fresh_redis_factory(persistence="aof")
+    sc = StageCurriculum(three_stages(window=3, threshold=1.0, min_episodes=0), server.url, "outage")
+    task = sc.get_task()
+    sc.record_episode(0, True)
+    server.stop()
+    sc.update_task_performance(task.task_id, 1.0)  # logged, kept pending
+    with pytest.raises(StoreUnavailableError):
+        sc.record_episode(0, False)
+    assert sc.pending_episodes == 2
+    assert sc.get_task().label == "easy"  # the last stage read, while Redis is away
+    server.start()
+    sc.flush()
+    assert sc.pending_episodes == 0
+    st = sc.state()
+    assert (st.recorded_episodes, st.window, st.duplicate_batches) == (3, [True, True, False], 0)
+    sc.flush()  # nothing left to send
+    assert sc.state().recorded_episodes == 3
