@@ -41,6 +41,7 @@ from curriculum_redis.store.base import (
     RecordResult,
     ScoreSnapshot,
 )
+from curriculum_redis.store.fastpath import ScriptRunner
 from curriculum_redis.store.keys import NamespaceKeys
 from curriculum_redis.store.scripts import script_sources
 from curriculum_redis.tasks import Task
@@ -146,6 +147,7 @@ class RedisStore:
     def _reset_connection(self) -> None:
         self._client_obj = None
         self._scripts: dict[str, Script] = {}
+        self._runners: dict[str, ScriptRunner] = {}
         self._pid = os.getpid()
         self._attached_hypers: LearningProgressConfig | None = None
 
@@ -214,16 +216,27 @@ class RedisStore:
                 raise ScriptError(message) from exc
             raise StoreError(f"{self.where} refused a command: {message}") from exc
 
+    def _invoke(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """EVALSHA on a dedicated connection when the client is a plain ``redis.Redis`` (the cheap
+        path, see store.fastpath), through the client's Script object otherwise."""
+        client = self.client
+        if type(client) is redis.Redis:
+            runner = self._runners.get(name)
+            if runner is None:
+                runner = self._runners[name] = ScriptRunner(client.connection_pool, script_sources()[name])
+            return runner(keys, args)
+        return self._script(name)(keys=list(keys), args=list(args))
+
     def _run(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """Run a script; if the namespace vanished (a Redis restart without persistence, a drop),
         attach again with the last hyperparameters and retry once."""
         try:
-            return self._call(lambda: self._script(name)(keys=list(keys), args=list(args)))
+            return self._call(lambda: self._invoke(name, keys, args))
         except ScriptError as exc:
             if not str(exc).startswith("CR_NO_NAMESPACE") or self._attached_hypers is None:
                 raise
             self.attach(self._attached_hypers)
-            return self._call(lambda: self._script(name)(keys=list(keys), args=list(args)))
+            return self._call(lambda: self._invoke(name, keys, args))
 
     # -- protocol --------------------------------------------------------------------------------
 
@@ -413,10 +426,13 @@ class RedisStore:
         return [text(key) for key in self.client.scan_iter(match=pattern, count=1000)]
 
     def close(self) -> None:
+        for runner in self._runners.values():
+            runner.close()
         if self._client_obj is not None and self._pid == os.getpid():
             self._client_obj.close()
         self._client_obj = None
         self._scripts = {}
+        self._runners = {}
 
 
 def text(value: bytes | str) -> str:
