@@ -49,6 +49,9 @@ class LearningProgressConfig(BaseModel):
     lp_score_temperature: float = Field(0.0, ge=0.0)
     progress_smoothing: float = Field(0.0, ge=0.0)
     performance_bonus_weight: float = Field(0.0, ge=0.0)
+    lp_noise_correction: float = Field(0.0, ge=0.0)
+    """z: subtract z standard deviations of the fast/slow EMA gap a task with a constant success rate
+    would show anyway (0 keeps the reference algorithm; see README, "Noise-corrected LP")."""
     early_progress_amplification: float = Field(0.5, gt=0.0, lt=1.0)
     random_baseline: float | None = Field(None, ge=0.0, lt=1.0)
     rand_task_rate: float = Field(0.01, ge=0.0, le=1.0)
@@ -89,6 +92,7 @@ SAFE_TO_CHANGE: frozenset[str] = frozenset(
         "lp_score_temperature",
         "progress_smoothing",
         "performance_bonus_weight",
+        "lp_noise_correction",
         "rand_task_rate",
     }
 )

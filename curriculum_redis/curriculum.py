@@ -22,7 +22,7 @@ from curriculum_redis.config import SAFE_TO_CHANGE, CurriculumConfig, LearningPr
 from curriculum_redis.errors import ConfigError, HyperparameterMismatchError, StoreUnavailableError
 from curriculum_redis.outcomes import OutcomeBuffer
 from curriculum_redis.sampler import LocalSampler, RefreshPolicy
-from curriculum_redis.scoring import eviction_candidates, normalize_score, task_distribution
+from curriculum_redis.scoring import effective_lp, eviction_candidates, normalize_score, task_distribution
 from curriculum_redis.state import COUNTER_NAMES, CurriculumState
 from curriculum_redis.stats import flatten_labels, label_table, pool_stats
 from curriculum_redis.store.base import CurriculumStore, Eviction, Outcome, ScoreSnapshot
@@ -291,11 +291,15 @@ class Curriculum:
             )
             evicted |= self.store.evict_and_replace(eviction) == "evicted"
         budget = hypers.max_evictions_per_refresh - len(failing)
-        candidates, threshold = eviction_candidates(snap.column("completions"), snap.column("lp"), hypers, budget)
+        raw_lp = snap.column("lp")
+        candidates, threshold = eviction_candidates(snap.column("completions"), self._lp(snap), hypers, budget)
         for index in candidates:
+            # The server re-checks the raw LP: against the percentile when sampling uses it as is, else
+            # against the victim's own LP in this snapshot (it must not have risen since).
+            max_lp = threshold if hypers.lp_noise_correction == 0.0 else float(raw_lp[index])
             eviction = Eviction(
                 int(snap.task_ids[index]), self._new_task(), "low_lp",
-                min_presentations=hypers.min_presentations_for_eviction, max_lp=threshold,
+                min_presentations=hypers.min_presentations_for_eviction, max_lp=max_lp,
             )
             evicted |= self.store.evict_and_replace(eviction) == "evicted"
         return evicted
@@ -312,8 +316,14 @@ class Curriculum:
         self._snapshot = snap
         self._policy.refreshed()
 
+    def _lp(self, snap: ScoreSnapshot) -> npt.NDArray[np.float64]:
+        return effective_lp(
+            snap.column("lp"), snap.column("reward_ema"), snap.column("reward_sq_ema"), snap.column("baseline"),
+            self.hypers,
+        )
+
     def _distribution(self, snap: ScoreSnapshot) -> npt.NDArray[np.float64]:
-        return task_distribution(snap.column("completions"), snap.column("lp"), snap.column("p_true"), self.hypers)
+        return task_distribution(snap.column("completions"), self._lp(snap), snap.column("p_true"), self.hypers)
 
     # -- reads -----------------------------------------------------------------------------------
 

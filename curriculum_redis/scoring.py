@@ -99,6 +99,34 @@ def apply_outcome(state: TaskState, score: float, cfg: LearningProgressConfig) -
     )
 
 
+def ema_gap_noise_factor(cfg: LearningProgressConfig) -> float:
+    """Var(p_fast - p_slow) / Var(p) for i.i.d. outcomes: what the gap shows with no learning at all.
+
+    With EMA rates ``a`` (fast) and ``b = a*k`` (slow): ``a/(2-a) + b/(2-b) - 2ab/(a+b-ab)``.
+    """
+    a = cfg.ema_timescale
+    b = cfg.ema_timescale * cfg.slow_timescale_factor
+    return a / (2.0 - a) + b / (2.0 - b) - 2.0 * a * b / (a + b - a * b)
+
+
+def effective_lp(
+    lp: FloatArray,
+    reward_ema: FloatArray,
+    reward_sq_ema: FloatArray,
+    baseline: FloatArray,
+    cfg: LearningProgressConfig,
+) -> FloatArray:
+    """The LP that sampling and eviction use: the raw LP, or with ``lp_noise_correction = z > 0``,
+    ``max(0, lp - z * sd)`` where ``sd`` is the standard deviation of the EMA gap that the task's own
+    score variance would produce if it were not changing (a task solved 95% of the time, scored 0/1,
+    shows an LP of noise that the reference algorithm reads as progress)."""
+    z = cfg.lp_noise_correction
+    if z <= 0.0 or not cfg.use_bidirectional:
+        return lp
+    variance = np.maximum(0.0, reward_sq_ema - reward_ema * reward_ema) / np.maximum(1.0 - baseline, 1e-10) ** 2
+    return np.asarray(np.maximum(0.0, lp - z * np.sqrt(ema_gap_noise_factor(cfg) * variance)), dtype=np.float64)
+
+
 def sigmoid(x: FloatArray) -> FloatArray:
     return np.asarray(1.0 / (1.0 + np.exp(-np.clip(x, -500.0, 500.0))), dtype=np.float64)
 

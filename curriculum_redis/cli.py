@@ -1,0 +1,359 @@
+"""``curriculum-redis``: run the demo, and inspect, snapshot, export or drop namespaces on a Redis server.
+
+A thin layer: every command parses its arguments, calls one library function and prints the result as a
+rich table or, with ``--json``, as JSON. Errors are one line on stderr, without a traceback or a password:
+exit code 2 for bad arguments, 1 for failures at run time (an unreachable server, a corrupt file), 130 for
+Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, get_args
+from urllib.parse import urlsplit
+
+import redis
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from curriculum_redis import demo
+from curriculum_redis.config import MismatchPolicy
+from curriculum_redis.errors import ConfigError, CurriculumError
+from curriculum_redis.store.redis import redact
+
+URL_ENV = "CURRICULUM_REDIS_URL"
+DEFAULT_NAMESPACE = "default"
+URL_SCHEMES = ("redis://", "rediss://", "unix://")
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+Handler = Callable[[argparse.Namespace, Console], int]
+
+
+class UsageError(Exception):
+    """A command line that is well formed but asks for something impossible (exit code 2)."""
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def cmd_demo(args: argparse.Namespace, console: Console) -> int:
+    options = demo.DemoOptions.build(
+        episodes=args.episodes,
+        workers=args.workers or os.cpu_count() or 1,
+        tasks=args.tasks,
+        seed=args.seed,
+        namespace=args.namespace or "demo",
+        out=args.out,
+        redis_url=_checked_url(args.redis_url) if args.redis_url else None,
+        replace=args.replace,
+        learning_rate=args.learning_rate,
+        levels=args.levels,
+        progress=not args.no_progress,
+    )
+    report = demo.run_demo(options, console)
+    if args.json:
+        _print_json(report.model_dump(mode="json", exclude={"series"}))
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace, console: Console) -> int:
+    rows = demo.namespace_tasks(_url(args), _namespace(args), args.sort, args.label, args.limit)
+    if args.json:
+        _print_json(rows)
+        return 0
+    table = Table(title=f"tasks of namespace {_namespace(args)!r}, by {args.sort}", box=box.SIMPLE_HEAD)
+    table.add_column("task_id", justify="right")
+    table.add_column("label", overflow="fold")
+    for name in ("completions", "mean_score", "success_ema", "p_true", "lp", "probability"):
+        table.add_column(name, justify="right")
+    for row in rows:
+        table.add_row(
+            str(row["task_id"]),
+            row["label"],
+            f"{row['completions']:,}",
+            f"{row['mean_score']:.3f}",
+            f"{row['success_ema']:.3f}",
+            f"{row['p_true']:.3f}",
+            f"{row['lp']:.5f}",
+            f"{row['probability']:.2%}",
+        )
+    console.print(table)
+    return 0
+
+
+def cmd_stats(args: argparse.Namespace, console: Console) -> int:
+    stats = demo.namespace_stats(_url(args), _namespace(args))
+    if args.json:
+        _print_json(stats)
+        return 0
+    table = Table(title=f"statistics of namespace {_namespace(args)!r}", box=box.SIMPLE_HEAD)
+    table.add_column("name", overflow="fold")
+    table.add_column("value", justify="right")
+    for name, value in sorted(stats.items()):
+        table.add_row(name, f"{value:,.0f}" if float(value).is_integer() else f"{value:.6g}")
+    console.print(table)
+    return 0
+
+
+def cmd_labels(args: argparse.Namespace, console: Console) -> int:
+    table_data = demo.namespace_labels(_url(args), _namespace(args))
+    if args.json:
+        _print_json(table_data)
+        return 0
+    rows = demo.label_rows(table_data)
+    console.print(demo.label_rich_table(rows, title=f"labels of namespace {_namespace(args)!r}"))
+    return 0
+
+
+def cmd_namespaces(args: argparse.Namespace, console: Console) -> int:
+    from curriculum_redis.admin import list_namespaces
+
+    infos = _with_client(args, list_namespaces)
+    if args.json:
+        _print_json([asdict(info) for info in infos])
+        return 0
+    table = Table(title=f"namespaces on {redact(_url(args))}", box=box.SIMPLE_HEAD)
+    for name in ("namespace", "tasks", "completions", "schema"):
+        table.add_column(name, justify="left" if name == "namespace" else "right")
+    for info in infos:
+        table.add_row(info.namespace, f"{info.tasks:,}", f"{info.completions:,}", str(info.schema_version))
+    console.print(table)
+    return 0
+
+
+def cmd_drop(args: argparse.Namespace, console: Console) -> int:
+    from curriculum_redis.admin import drop_namespace
+
+    if not args.yes:
+        raise UsageError(f"dropping namespace {args.target!r} deletes all its keys: pass --yes to confirm")
+    deleted = _with_client(args, lambda client: drop_namespace(client, args.target))
+    console.print(f"dropped namespace {args.target!r}: {deleted} keys deleted")
+    return 0
+
+
+def cmd_snapshot(args: argparse.Namespace, console: Console) -> int:
+    from curriculum_redis.admin import snapshot
+
+    info = _with_client(args, lambda client: snapshot(client, timeout_s=args.timeout))
+    if args.json:
+        _print_json(asdict(info))
+        return 0
+    size = f"{info.size_bytes:,} bytes" if info.size_bytes is not None else "size unknown (remote server)"
+    console.print(f"RDB snapshot written to {info.path} ({size}) in {info.seconds:.2f} s")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace, console: Console) -> int:
+    from curriculum_redis.admin import export_namespace
+
+    info = _with_client(args, lambda client: export_namespace(client, _namespace(args), args.path))
+    console.print(
+        f"exported namespace {info.namespace!r} to {info.path}: {info.tasks} tasks, {info.labels} labels, "
+        f"{info.size_bytes:,} bytes"
+    )
+    return 0
+
+
+def cmd_import(args: argparse.Namespace, console: Console) -> int:
+    from curriculum_redis.admin import import_namespace
+
+    info = _with_client(
+        args,
+        lambda client: import_namespace(client, _namespace(args), args.path, args.on_mismatch, args.replace),
+    )
+    verb = "replaced" if info.replaced else "created"
+    console.print(f"{verb} namespace {info.namespace!r} from {args.path}: {info.tasks} tasks, {info.labels} labels")
+    return 0
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _url(args: argparse.Namespace) -> str:
+    url: str | None = args.redis_url
+    if not url:
+        raise UsageError(f"no Redis server given: pass --redis-url or set ${URL_ENV}")
+    return _checked_url(url)
+
+
+def _checked_url(url: str) -> str:
+    if not url.startswith(URL_SCHEMES):
+        raise UsageError(f"--redis-url must start with redis://, rediss:// or unix://, got {redact(url)!r}")
+    return url
+
+
+def _namespace(args: argparse.Namespace) -> str:
+    namespace: str = args.namespace or DEFAULT_NAMESPACE
+    return namespace
+
+
+def _with_client(args: argparse.Namespace, action: Callable[[redis.Redis], Any]) -> Any:
+    client = redis.Redis.from_url(_url(args))
+    try:
+        return action(client)
+    finally:
+        client.close()
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def _one_line(message: str, url: str | None) -> str:
+    """The message on one line, with the URL's password (if any) masked."""
+    text = " ".join(part.strip() for part in message.splitlines() if part.strip())
+    if url:
+        try:
+            password = urlsplit(url).password
+        except ValueError:
+            password = None
+        text = text.replace(url, redact(url))
+        if password:
+            text = text.replace(password, "***")
+    return text
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return number
+
+
+def _positive_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}") from None
+    if not number > 0.0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    return number
+
+
+def _connection_options() -> argparse.ArgumentParser:
+    """Options accepted before or after the command; SUPPRESS keeps a command from resetting them."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--redis-url",
+        default=argparse.SUPPRESS,
+        help=f"redis://[user:password@]host:port/db, rediss:// or unix:// (default: ${URL_ENV})",
+    )
+    common.add_argument("--namespace", default=argparse.SUPPRESS, help="the curriculum namespace")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _connection_options()
+    parser = argparse.ArgumentParser(
+        prog="curriculum-redis",
+        description="A learning-progress curriculum whose shared state lives in Redis.",
+    )
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get(URL_ENV),
+        help=f"redis://[user:password@]host:port/db, rediss:// or unix:// (default: ${URL_ENV})",
+    )
+    parser.add_argument(
+        "--namespace", default=None, help=f"the curriculum namespace (default: {DEFAULT_NAMESPACE}; demo: demo)"
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, parents=[common], help=help_text, description=help_text)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    sub = add("demo", cmd_demo, "Train a simulated student with worker processes through a Redis curriculum.")
+    sub.add_argument("--episodes", type=_positive, default=demo.DEFAULT_EPISODES, help="total episodes (%(default)s)")
+    sub.add_argument("--workers", type=_positive, default=None, help="worker processes (default: number of CPUs)")
+    sub.add_argument("--tasks", type=_positive, default=64, help="active tasks, num_active_tasks (%(default)s)")
+    sub.add_argument("--seed", type=int, default=0, help="random seed (%(default)s)")
+    sub.add_argument("--out", type=Path, default=Path("demo-output"), help="output directory (%(default)s)")
+    sub.add_argument("--levels", type=_positive, default=6, help="learnable levels of the student (%(default)s)")
+    sub.add_argument(
+        "--learning-rate",
+        type=_positive_float,
+        default=None,
+        help=f"the student's learning rate (default: {demo.PACE:g} / episodes)",
+    )
+    sub.add_argument("--replace", action="store_true", help="drop the namespace first if it exists on --redis-url")
+    sub.add_argument("--no-progress", action="store_true", help="no live progress bar")
+    sub.add_argument("--json", action="store_true", help="also print the report as JSON")
+
+    sub = add("inspect", cmd_inspect, "List the active tasks of a namespace with their stored fields.")
+    sub.add_argument("--sort", choices=("probability", "lp", "completions"), default="probability")
+    sub.add_argument("--label", default=None, metavar="SUBSTRING", help="only tasks whose label contains this")
+    sub.add_argument("--limit", type=_positive, default=None, help="show at most N tasks")
+    sub.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    sub = add("stats", cmd_stats, "Show a namespace's statistics (counters, LP, per-label figures).")
+    sub.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    sub = add("labels", cmd_labels, "Show a namespace's per-label table.")
+    sub.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    sub = add("namespaces", cmd_namespaces, "List the namespaces on the server.")
+    sub.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    sub = add("drop", cmd_drop, "Delete every key of one namespace.")
+    sub.add_argument("target", metavar="NAMESPACE", help="the namespace to delete")
+    sub.add_argument("--yes", action="store_true", help="confirm the deletion")
+
+    sub = add("snapshot", cmd_snapshot, "Write an RDB snapshot (BGSAVE) and wait until it is on disk.")
+    sub.add_argument("--timeout", type=_positive_float, default=60.0, help="seconds to wait (%(default)s)")
+    sub.add_argument("--json", action="store_true", help="print JSON instead of a sentence")
+
+    sub = add("export", cmd_export, "Export one namespace to a portable file (checksummed msgpack).")
+    sub.add_argument("path", type=Path, help="the file to write")
+
+    sub = add("import", cmd_import, "Import a file written by export into a namespace.")
+    sub.add_argument("path", type=Path, help="the file to read")
+    sub.add_argument("--replace", action="store_true", help="overwrite the namespace if it exists")
+    sub.add_argument(
+        "--on-mismatch",
+        choices=get_args(MismatchPolicy),
+        default="error",
+        help="when the namespace holds other hyperparameters (%(default)s)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    console = Console()
+    handler: Handler = args.handler
+    url: str | None = args.redis_url
+    try:
+        return handler(args, console)
+    except (UsageError, ConfigError) as exc:
+        print(f"error: {_one_line(str(exc), url)}", file=sys.stderr)
+        return EXIT_USAGE
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+        where = redact(url) if url else "the Redis server"
+        print(f"error: cannot reach {_one_line(where + ': ' + str(exc), url)}", file=sys.stderr)
+        return EXIT_ERROR
+    except (CurriculumError, redis.exceptions.RedisError, OSError) as exc:
+        print(f"error: {_one_line(str(exc), url)}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return demo.EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,314 @@
+"""The ``curriculum-redis`` command line against a real Redis: every command, its --help, bad arguments
+(exit 2), and failures at run time (exit 1) reported on one line, without a traceback or a password."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from curriculum_redis import Curriculum, CurriculumConfig, LearningProgressConfig
+from curriculum_redis.cli import URL_ENV, main
+from curriculum_redis.student import SimulatedStudent, student_task_generator
+
+pytestmark = pytest.mark.redis
+
+COMMANDS = ["demo", "inspect", "stats", "labels", "namespaces", "drop", "snapshot", "export", "import"]
+EPISODES = 3000
+TASKS = 16
+UNREACHABLE = "redis://user:secret@127.0.0.1:1"
+
+
+@pytest.fixture(autouse=True)
+def _hermetic(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No URL from the environment, wide tables, and any file a command writes lands in tmp_path."""
+    monkeypatch.delenv(URL_ENV, raising=False)
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def trained(redis_url: str) -> str:
+    """Namespace ``cli`` on an empty server, after a student played EPISODES episodes through it."""
+    config = CurriculumConfig(
+        task_generator=student_task_generator(),
+        algorithm=LearningProgressConfig(num_active_tasks=TASKS),
+        redis_url=redis_url,
+        namespace="cli",
+    )
+    student = SimulatedStudent(seed=0, params=None)
+    with Curriculum(config) as curriculum:
+        for _ in range(EPISODES):
+            task = curriculum.get_task()
+            curriculum.update_task_performance(task.task_id, student.episode(task.env_cfg))
+    return redis_url
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
+    code, out, err = run(capsys, *argv, "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+def exit_code(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """The exit code whether main returns it or argparse raises SystemExit."""
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# --------------------------------------------------------------------------- reading a namespace
+
+
+def test_inspect_lists_tasks_by_probability(trained: str, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = run_json(capsys, "--redis-url", trained, "--namespace", "cli", "inspect")
+    assert len(rows) == TASKS
+    probabilities = [row["probability"] for row in rows]
+    assert probabilities == sorted(probabilities, reverse=True)
+    assert sum(probabilities) == pytest.approx(1.0)
+    assert {"task_id", "label", "completions", "lp", "p_true", "success_ema", "mean_score"} <= set(rows[0])
+
+    code, out, _ = run(capsys, "--redis-url", trained, "--namespace", "cli", "inspect")
+    assert code == 0
+    assert str(rows[0]["task_id"]) in out
+    assert rows[0]["label"] in out
+
+
+def test_inspect_sorts_filters_and_limits(trained: str, capsys: pytest.CaptureFixture[str]) -> None:
+    base = ("--redis-url", trained, "--namespace", "cli", "inspect")
+    by_completions = run_json(capsys, *base, "--sort", "completions")
+    counts = [row["completions"] for row in by_completions]
+    assert counts == sorted(counts, reverse=True)
+    by_lp = run_json(capsys, *base, "--sort", "lp", "--limit", "3")
+    assert len(by_lp) == 3
+    assert by_lp[0]["lp"] == max(row["lp"] for row in by_completions)
+    learnable = run_json(capsys, *base, "--label", "kind=learnable")
+    assert learnable and all("kind=learnable" in row["label"] for row in learnable)
+    assert run_json(capsys, *base, "--label", "no such label") == []
+
+
+def test_options_may_follow_the_command(trained: str, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = run_json(capsys, "inspect", "--redis-url", trained, "--namespace", "cli", "--limit", "2")
+    assert len(rows) == 2
+
+
+def test_url_comes_from_the_environment(
+    trained: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(URL_ENV, trained)
+    stats = run_json(capsys, "--namespace", "cli", "stats")
+    assert stats["num_completed"] + stats["num_outcomes_for_unknown_tasks"] == EPISODES
+
+
+def test_stats_match_the_curriculum(trained: str, capsys: pytest.CaptureFixture[str]) -> None:
+    stats = run_json(capsys, "--redis-url", trained, "--namespace", "cli", "stats")
+    assert stats["num_active_tasks"] == TASKS
+    assert stats["num_scheduled"] == EPISODES
+    samples = [value for name, value in stats.items() if name.endswith("/samples")]
+    assert sum(samples) == EPISODES
+    code, out, _ = run(capsys, "--redis-url", trained, "--namespace", "cli", "stats")
+    assert code == 0
+    assert "num_completed" in out and "gini/sampling_probability" in out
+
+
+def test_labels_table_and_json(trained: str, capsys: pytest.CaptureFixture[str]) -> None:
+    table = run_json(capsys, "--redis-url", trained, "--namespace", "cli", "labels")
+    assert len(table) >= 4  # the labels of the tasks drawn so far, out of 8
+    assert all(label.startswith("student:kind=") for label in table)
+    assert sum(row["samples"] for row in table.values()) == EPISODES
+    assert all(row["success_rate"] == 0.0 for label, row in table.items() if "impossible" in label)
+    code, out, _ = run(capsys, "--redis-url", trained, "--namespace", "cli", "labels")
+    assert code == 0
+    assert all(label in out for label in table)
+
+
+def test_namespaces_lists_the_trained_namespace(trained: str, capsys: pytest.CaptureFixture[str]) -> None:
+    infos = run_json(capsys, "--redis-url", trained, "namespaces")
+    assert [(info["namespace"], info["tasks"]) for info in infos] == [("cli", TASKS)]
+    code, out, _ = run(capsys, "--redis-url", trained, "namespaces")
+    assert code == 0 and "cli" in out
+
+
+# --------------------------------------------------------------------------- lifecycle
+
+
+def test_snapshot_writes_an_rdb_file(trained: str, capsys: pytest.CaptureFixture[str]) -> None:
+    info = run_json(capsys, "--redis-url", trained, "snapshot")
+    assert Path(info["path"]).name == "dump.rdb"
+    assert info["size_bytes"] > 0
+    code, out, _ = run(capsys, "--redis-url", trained, "snapshot", "--timeout", "30")
+    assert code == 0 and "dump.rdb" in out
+
+
+def test_export_import_and_drop(trained: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "cli.crx"
+    code, out, err = run(capsys, "--redis-url", trained, "--namespace", "cli", "export", str(path))
+    assert code == 0, err
+    assert path.exists() and f"{TASKS} tasks" in out
+
+    code, out, err = run(capsys, "--redis-url", trained, "--namespace", "copy", "import", str(path))
+    assert code == 0, err
+    original = run_json(capsys, "--redis-url", trained, "--namespace", "cli", "inspect", "--sort", "completions")
+    copied = run_json(capsys, "--redis-url", trained, "--namespace", "copy", "inspect", "--sort", "completions")
+    assert [(r["task_id"], r["completions"], r["lp"]) for r in copied] == [
+        (r["task_id"], r["completions"], r["lp"]) for r in original
+    ]
+
+    code, _, err = run(capsys, "--redis-url", trained, "--namespace", "copy", "import", str(path))
+    assert code == 1 and "already exists" in err
+    code, _, err = run(capsys, "--redis-url", trained, "--namespace", "copy", "import", str(path), "--replace")
+    assert code == 0, err
+
+    code, _, err = run(capsys, "--redis-url", trained, "drop", "copy")
+    assert code == 2 and "--yes" in err
+    code, out, err = run(capsys, "--redis-url", trained, "drop", "copy", "--yes")
+    assert code == 0, err
+    assert [info["namespace"] for info in run_json(capsys, "--redis-url", trained, "namespaces")] == ["cli"]
+
+
+def test_import_of_a_corrupt_file_fails_cleanly(
+    trained: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "bad.crx"
+    path.write_bytes(b"not an export at all")
+    code, _, err = run(capsys, "--redis-url", trained, "--namespace", "x", "import", str(path))
+    assert code == 1
+    assert err.startswith("error: ") and "Traceback" not in err
+    code, _, err = run(capsys, "--redis-url", trained, "--namespace", "x", "import", str(tmp_path / "missing"))
+    assert code == 1 and err.startswith("error: ")
+
+
+# --------------------------------------------------------------------------- demo
+
+
+def test_demo_on_a_given_server(redis_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["--redis-url", redis_url, "demo", "--episodes", "4000", "--workers", "2", "--tasks", "16"]
+    argv += ["--out", str(tmp_path), "--no-progress", "--json"]
+    code, out, err = run(capsys, *argv)
+    assert code == 0, err
+    report = json.loads(out[out.index('{\n  "episodes"') :])
+    assert report["episodes_recorded"] == 4000
+    assert report["redis"] == {
+        "url": redis_url,
+        "namespace": "demo",
+        "embedded": False,
+        "data_dir": None,
+        "rdb_path": None,
+        "rdb_bytes": None,
+    }
+    assert (tmp_path / "report.json").exists()
+    assert redis.Redis.from_url(redis_url).exists("{cr:demo}:meta")
+
+    code, _, err = run(capsys, *argv)
+    assert code == 1 and "--replace" in err
+    code, _, err = run(capsys, *argv, "--replace", "--namespace", "demo")
+    assert code == 0, err
+
+
+def test_ctrl_c_in_the_demo_exits_130(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from curriculum_redis import demo
+
+    def interrupted(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(demo, "_watch", interrupted)
+    code, _, err = run(
+        capsys, "demo", "--episodes", "1000000", "--workers", "1", "--out", str(tmp_path), "--no-progress"
+    )
+    assert code == 130
+    assert "interrupted" in err and "Traceback" not in err
+
+
+# --------------------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--help"])
+    assert exc.value.code == 0
+    assert f"curriculum-redis {command}" in capsys.readouterr().out
+
+
+def test_top_level_help_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert all(command in out for command in COMMANDS)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["no-such-command"],
+        ["inspect", "--sort", "bogus"],
+        ["inspect", "--limit", "0"],
+        ["demo", "--episodes", "0"],
+        ["demo", "--workers", "many"],
+        ["demo", "--learning-rate", "-1"],
+        ["demo", "--namespace", "a{b}c"],
+        ["demo", "--redis-url", "http://localhost"],
+        ["import"],
+        ["import", "x", "--on-mismatch", "sometimes"],
+    ],
+)
+def test_bad_arguments_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = exit_code(capsys, *argv)
+    assert code == 2
+    assert "Traceback" not in err
+
+
+def test_missing_url_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "stats")
+    assert code == 2
+    assert err == f"error: no Redis server given: pass --redis-url or set ${URL_ENV}\n"
+
+
+def test_url_with_another_scheme_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "--redis-url", "http://user:secret@example.com", "namespaces")
+    assert code == 2
+    assert "secret" not in err and err.startswith("error: ")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["stats"],
+        ["labels"],
+        ["inspect"],
+        ["namespaces"],
+        ["snapshot"],
+        ["drop", "x", "--yes"],
+        ["export", "out.crx"],
+        ["demo", "--episodes", "10", "--workers", "1", "--no-progress"],
+    ],
+)
+def test_unreachable_server_is_one_clean_line(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = exit_code(capsys, "--redis-url", UNREACHABLE, *argv)
+    assert code == 1
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert "Traceback" not in err + out
+    assert "secret" not in err + out
+    assert "127.0.0.1:1" in err
+
+
+def test_missing_namespace_is_a_runtime_error(redis_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "--redis-url", redis_url, "--namespace", "nothing-here", "stats")
+    assert code == 1
+    assert "nothing-here" in err and "does not exist" in err
