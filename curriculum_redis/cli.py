@@ -56,6 +56,7 @@ def cmd_demo(args: argparse.Namespace, console: Console) -> int:
         replace=args.replace,
         learning_rate=args.learning_rate,
         levels=args.levels,
+        lp_noise_correction=args.lp_noise_correction,
         progress=not args.no_progress,
     )
     report = demo.run_demo(options, console)
@@ -289,6 +290,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_float,
         default=None,
         help=f"the student's learning rate (default: {demo.PACE:g} / episodes)",
+    )
+    sub.add_argument(
+        "--lp-noise-correction",
+        type=float,
+        default=0.0,
+        help="z of the noise-corrected LP (default %(default)s: the reference algorithm)",
     )
     sub.add_argument("--replace", action="store_true", help="drop the namespace first if it exists on --redis-url")
     sub.add_argument("--no-progress", action="store_true", help="no live progress bar")

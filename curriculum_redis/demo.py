@@ -93,6 +93,7 @@ class DemoOptions(BaseModel):
     replace: bool = False
     learning_rate: float | None = Field(None, gt=0.0)
     levels: int = Field(6, ge=1, le=64)
+    lp_noise_correction: float = Field(0.0, ge=0.0)
     mastered: int = Field(1, ge=0, le=64)
     impossible: int = Field(1, ge=0, le=64)
     poll_s: float = Field(0.5, gt=0.0)
@@ -442,12 +443,15 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoReport
 
 
 def demo_config(options: DemoOptions, redis_url: str | None) -> CurriculumConfig:
-    """The curriculum every worker joins: the student's tasks, default LP hyperparameters."""
+    """The curriculum every worker joins: the student's tasks and the default (reference) LP
+    hyperparameters; ``lp_noise_correction`` switches on the noise-corrected LP."""
     return build(
         CurriculumConfig,
         {
             "task_generator": options.generator(),
-            "algorithm": LearningProgressConfig(num_active_tasks=options.tasks),
+            "algorithm": LearningProgressConfig(
+                num_active_tasks=options.tasks, lp_noise_correction=options.lp_noise_correction
+            ),
             "seed": options.seed,
             "redis_url": redis_url,
             "namespace": options.namespace,
