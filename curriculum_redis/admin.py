@@ -1,5 +1,9 @@
 """Namespace lifecycle and checkpoints: list, drop, snapshot (RDB), export and import (msgpack).
 
+Every function takes a ``redis.Redis`` or a ``redis.cluster.RedisCluster``
+(:func:`curriculum_redis.store.redis.client_from_url` makes either from a URL). On a cluster, a namespace
+lives in one slot: SCANs for it run on the primary owning that slot, listing SCANs every primary.
+
 An export file is ``MAGIC`` + the SHA-256 of the payload + a msgpack payload of plain numbers and
 strings. Import checks all three, and validates the whole state, before anything is written; the
 write itself is one MULTI/EXEC transaction. Nothing is ever pickled.
@@ -8,6 +12,7 @@ write itself is one MULTI/EXEC transaction. Nothing is ever pickled.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -17,12 +22,13 @@ from typing import Any
 import msgpack
 import redis
 from pydantic import ValidationError
+from redis.cluster import RedisCluster
 
 from curriculum_redis.config import MismatchPolicy
 from curriculum_redis.errors import CheckpointError, StoreError
 from curriculum_redis.state import SCHEMA_VERSION, STATE_FORMAT, CurriculumState
 from curriculum_redis.store.keys import NamespaceKeys
-from curriculum_redis.store.redis import RedisStore
+from curriculum_redis.store.redis import Client, RedisStore, scan_namespace
 
 MAGIC = b"CRDSEXP1"
 DIGEST_SIZE = 32
@@ -39,9 +45,14 @@ class NamespaceInfo:
 
 @dataclass(frozen=True)
 class SnapshotInfo:
+    """Where an RDB snapshot was written. On a cluster, ``node`` is the primary this one describes and
+    ``nodes`` holds one entry per primary (each primary writes its own file, holding only its slots)."""
+
     path: str
     size_bytes: int | None
     seconds: float
+    node: str = ""
+    nodes: tuple[SnapshotInfo, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -61,8 +72,9 @@ class ImportInfo:
     replaced: bool
 
 
-def list_namespaces(client: redis.Redis) -> list[NamespaceInfo]:
-    """Every namespace on the server, found by its ``{cr:<ns>}:meta`` or ``{cr:<ns>}:stage:config`` key."""
+def list_namespaces(client: Client) -> list[NamespaceInfo]:
+    """Every namespace on the server (on a cluster: on every primary), found by its ``{cr:<ns>}:meta`` or
+    ``{cr:<ns>}:stage:config`` key."""
     names: set[str] = set()
     for pattern, suffix in (("{cr:*}:meta", "}:meta"), ("{cr:*}:stage:config", "}:stage:config")):
         for raw_key in client.scan_iter(match=pattern, count=1000):
@@ -84,9 +96,9 @@ def list_namespaces(client: redis.Redis) -> list[NamespaceInfo]:
     return infos
 
 
-def drop_namespace(client: redis.Redis, namespace: str) -> int:
+def drop_namespace(client: Client, namespace: str) -> int:
     """Delete one namespace's keys (found by SCAN on its hash tag, never FLUSHDB); returns how many."""
-    keys = list(client.scan_iter(match=NamespaceKeys(namespace).pattern, count=1000))
+    keys = scan_namespace(client, namespace, NamespaceKeys(namespace).pattern)
     for start in range(0, len(keys), 500):
         client.unlink(*keys[start : start + 500])
     return len(keys)
@@ -96,22 +108,34 @@ def _persistence(client: redis.Redis) -> dict[str, Any]:
     return dict(client.info("persistence"))
 
 
-def snapshot(client: redis.Redis, timeout_s: float = 60.0) -> SnapshotInfo:
+def snapshot(client: Client, timeout_s: float = 60.0, namespace: str | None = None) -> SnapshotInfo:
     """Write an RDB snapshot with BGSAVE and wait until it is on disk.
+
+    On a cluster, every primary saves (one after the other; each file holds that primary's slots, so a
+    namespace is whole in its owner's file); the result describes the primary owning ``namespace``
+    (the first primary by address when none is given) and lists every primary in ``nodes``.
 
     Waits on ``INFO persistence`` (a save in progress, then the count of saves), not on LASTSAVE, whose
     one-second resolution can't tell two saves apart.
+
+    Plain ``BGSAVE``, never ``BGSAVE SCHEDULE`` (redis-py's ``bgsave()`` default): a scheduled save has not
+    started when the reply comes, so on servers without ``rdb_saves`` (Redis < 7) "no save in progress"
+    would be read as "done" before anything was written. While another child (a save, an AOF rewrite)
+    runs, the BGSAVE is retried until the server accepts it.
     """
+    if isinstance(client, RedisCluster):
+        return _snapshot_cluster(client, timeout_s, namespace)
     started = time.monotonic()
     deadline = started + timeout_s
     before = _persistence(client)
     saves_before = int(before.get("rdb_saves", -1))
     while True:
         try:
-            client.bgsave()
+            client.bgsave(schedule=False)
             break
         except redis.exceptions.ResponseError as exc:
-            if "in progress" not in str(exc):
+            message = str(exc)
+            if "in progress" not in message and "child process is active" not in message:
                 raise StoreError(f"BGSAVE refused: {exc}") from exc
             if time.monotonic() > deadline:
                 raise StoreError(f"BGSAVE still blocked by another save after {timeout_s} s") from exc
@@ -147,7 +171,8 @@ def decode_state(data: bytes, source: str = "the file") -> CurriculumState:
         raise CheckpointError(f"{source} is truncated or corrupt: its checksum does not match its content")
     try:
         raw = msgpack.unpackb(payload, raw=False, strict_map_key=False)
-    except (ValueError, msgpack.UnpackException) as exc:
+    except (ValueError, TypeError, msgpack.UnpackException) as exc:
+        # TypeError: a map key msgpack can decode but Python can't hash (an array used as a key).
         raise CheckpointError(f"{source} does not hold valid msgpack: {exc}") from exc
     if not isinstance(raw, dict) or raw.get("format") != STATE_FORMAT:
         raise CheckpointError(f"{source} is msgpack but not a curriculum_redis state")
@@ -156,12 +181,80 @@ def decode_state(data: bytes, source: str = "the file") -> CurriculumState:
             f"{source} has schema_version {raw.get('schema_version')!r}; this version reads {SCHEMA_VERSION}"
         )
     try:
-        return CurriculumState.model_validate(raw)
+        state = CurriculumState.model_validate(raw)
     except ValidationError as exc:
         raise CheckpointError(f"{source} holds an invalid state: {exc}") from exc
+    problem = inconsistency(state)
+    if problem:
+        raise CheckpointError(f"{source} holds an inconsistent state: {problem}")
+    return state
 
 
-def export_namespace(client: redis.Redis, namespace: str, path: str | Path) -> ExportInfo:
+def inconsistency(state: CurriculumState) -> str | None:
+    """What makes a schema-valid state unfit to import (the checks the scripts would otherwise trip
+    over later), or None. A real export always passes; a hand-made or damaged one may not."""
+    capacity = state.hypers.num_active_tasks
+    if len(state.tasks) > capacity:
+        return f"{len(state.tasks)} tasks for num_active_tasks={capacity}"
+    seen: set[int] = set()
+    for task in state.tasks:
+        if task.task_id in seen:
+            return f"task {task.task_id} appears twice"
+        seen.add(task.task_id)
+        if state.labels.get(task.label_hash) != task.label:
+            return f"task {task.task_id} has label {task.label!r}, but labels[{task.label_hash}] is " + repr(
+                state.labels.get(task.label_hash)
+            )
+        for name, value in task.model_dump().items():
+            if isinstance(value, float) and not math.isfinite(value):
+                return f"task {task.task_id} has {name}={value!r}"
+    for h, stats in state.label_stats.items():
+        if h not in state.labels:
+            return f"label aggregates for label hash {h}, which has no label string"
+        for name, value in stats.model_dump().items():
+            if isinstance(value, float) and not math.isfinite(value):
+                return f"label {stats.label!r} has {name}={value!r}"
+    return None
+
+
+def _snapshot_cluster(client: RedisCluster, timeout_s: float, namespace: str | None) -> SnapshotInfo:
+    started = time.monotonic()
+    primaries = sorted(client.get_primaries(), key=lambda n: (n.host, n.port))  # type: ignore[no-untyped-call]
+    infos = []
+    for node in primaries:
+        remaining = max(1.0, timeout_s - (time.monotonic() - started))
+        info = snapshot(client.get_redis_connection(node), remaining)
+        infos.append(SnapshotInfo(info.path, info.size_bytes, info.seconds, node=f"{node.host}:{node.port}"))
+    chosen = infos[0]
+    if namespace is not None:
+        owner = client.get_node_from_key(NamespaceKeys(namespace).meta)  # type: ignore[no-untyped-call]
+        chosen = infos[primaries.index(owner)]
+    return SnapshotInfo(chosen.path, chosen.size_bytes, time.monotonic() - started, chosen.node, tuple(infos))
+
+
+def wait_for_replicas(client: Client, namespace: str, replicas: int = 1, timeout_ms: int = 1000) -> int:
+    """Wait until ``replicas`` replicas of the primary holding ``namespace`` have every write that primary
+    applied before this call, or ``timeout_ms`` passed; returns how many replicas have them.
+
+    ``WAIT`` counts only the writes of the connection it runs on, so this writes a probe key in the
+    namespace's slot (it expires after a minute) and WAITs on that same connection: replication is one
+    ordered stream, so a replica holding the probe holds everything before it. This bounds what a
+    failover can lose at that moment; replication stays asynchronous for the writes that follow.
+    """
+    probe = NamespaceKeys(namespace).prefix + ":replication-probe"
+    node_client: redis.Redis
+    if isinstance(client, RedisCluster):
+        node_client = client.get_redis_connection(client.get_node_from_key(probe))  # type: ignore[no-untyped-call]
+    else:
+        node_client = client
+    pipe = node_client.pipeline(transaction=False)
+    pipe.set(probe, "1", px=60_000)
+    pipe.wait(replicas, timeout_ms)
+    _, acknowledged = pipe.execute()
+    return int(acknowledged)
+
+
+def export_namespace(client: Client, namespace: str, path: str | Path) -> ExportInfo:
     """Write one namespace to ``path`` (written to a temporary file first, then renamed)."""
     state = RedisStore(client, namespace).export_state()
     data = encode_state(state)
@@ -173,7 +266,7 @@ def export_namespace(client: redis.Redis, namespace: str, path: str | Path) -> E
 
 
 def import_namespace(
-    client: redis.Redis,
+    client: Client,
     namespace: str,
     path: str | Path,
     on_mismatch: MismatchPolicy = "error",
@@ -185,12 +278,10 @@ def import_namespace(
 
     state = decode_state(Path(path).read_bytes(), source=str(path))
     store = RedisStore(client, namespace)
-    existing = client.hget(store.keys.meta, "hypers")
+    existing = store.client.hget(store.keys.meta, "hypers")  # the primary (the store's client never reads a replica)
     if existing is not None:
         if not replace:
             raise StoreError(f"namespace {namespace!r} already exists: pass replace=True to overwrite it")
-        stored = CurriculumState.model_fields["hypers"].annotation
-        assert stored is not None
         current = store.attach(state.hypers)
         if current is not None:
             reconcile_hypers(current, state.hypers, on_mismatch, f"namespace {namespace!r}")

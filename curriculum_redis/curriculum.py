@@ -212,6 +212,8 @@ class Curriculum:
             self.flush()
         except StoreUnavailableError as exc:
             self._went_offline(exc)
+        else:
+            self._back_online()
 
     def _offline(self) -> bool:
         return time.monotonic() < self._retry_store_at
@@ -227,7 +229,7 @@ class Curriculum:
 
     def _back_online(self) -> None:
         if self._retry_store_at:
-            log.warning("store reachable again; %d outcomes buffered meanwhile", self.pending_outcomes)
+            log.warning("store reachable again; writing the outcomes buffered meanwhile")
         self._retry_store_at = 0.0
 
     @property

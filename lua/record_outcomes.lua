@@ -26,7 +26,7 @@ if not T or not L or T < 0 or L < 0 then return err('task and label counts must 
 if #KEYS ~= 4 + T + L then return err('expected ' .. (4 + T + L) .. ' keys, got ' .. #KEYS) end
 
 local hp = redis.call('HMGET', meta, 'scorer', 'ema_timescale', 'slow_timescale_factor',
-  'tracker_ema_alpha', 'success_threshold', 'random_baseline', 'early_progress_amplification')
+  'tracker_ema_alpha', 'success_threshold', 'random_baseline', 'early_progress_amplification', 'ttl_ms')
 if not hp[1] then return redis.error_reply('CR_NO_NAMESPACE no hyperparameters stored') end
 local bidirectional = hp[1] == 'bidirectional'
 local a, k, ta = tonumber(hp[2]), tonumber(hp[3]), tonumber(hp[4])
@@ -160,6 +160,7 @@ for _, task in ipairs(tasks) do
 end
 
 redis.call('HSET', clients, client_id, seq)
+if tonumber(hp[8]) then redis.call('PEXPIRE', clients, tonumber(hp[8])) end  -- may have just been created
 local scheduled = 0
 for _, label in ipairs(labels) do
   if label.completions > 0 then

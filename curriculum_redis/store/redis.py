@@ -2,24 +2,35 @@
 
 No client-side lock exists: every write is one script call, atomic on the server. The connection is
 made lazily and re-made in a forked or unpickled process; what crosses process boundaries is how to
-connect (a URL or connection kwargs), never a socket.
+connect (a URL, connection kwargs or a cluster's node addresses), never a socket.
+
+Redis Cluster: every key of a namespace carries the hash tag ``{cr:<ns>}``, so a namespace lives in one
+slot and every script, transaction and pipeline of the store runs on the primary owning that slot;
+namespaces spread over the primaries. Pass a ``redis.cluster.RedisCluster`` or a URL with
+``?cluster=true``. Replica reads (opt-in) serve only the score snapshot and the statistics; every write,
+and every read a write depends on, goes to the primary.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
+import random
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar, cast
-from urllib.parse import urlsplit, urlunsplit
+from dataclasses import dataclass
+from typing import Any, TypeAlias, TypeVar, cast
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import numpy as np
 import redis
 import redis.exceptions
 from redis.backoff import ExponentialWithJitterBackoff
+from redis.cluster import REPLICA, ClusterNode, RedisCluster
 from redis.commands.core import Script
+from redis.crc import key_slot
 from redis.retry import Retry
 
 from curriculum_redis.config import LearningProgressConfig
@@ -48,6 +59,16 @@ from curriculum_redis.tasks import Task
 
 T = TypeVar("T")
 
+log = logging.getLogger(__name__)
+
+Client: TypeAlias = "redis.Redis | RedisCluster"
+"""What the store, the admin functions and StageCurriculum accept: a ``redis.Redis`` (a standalone server
+or the primary of a replica set) or a ``redis.cluster.RedisCluster``."""
+
+REPLICA_RETRY_S = 5.0
+"""After a replica read fails (replica down, failed over, no longer serving the slot), reads go to the
+primary for this long before a replica is tried again."""
+
 SCRIPTED_HYPERS = (
     "ema_timescale",
     "slow_timescale_factor",
@@ -69,6 +90,117 @@ def redact(url: str) -> str:
     host = parts.hostname or ""
     port = f":{parts.port}" if parts.port else ""
     return urlunsplit((parts.scheme, f"{user}:***@{host}{port}", parts.path, parts.query, parts.fragment))
+
+
+@dataclass(frozen=True)
+class StoreURL:
+    """A store URL split into what redis-py gets and curriculum_redis's own query options.
+
+    Options (removed from the URL before redis-py sees it, so they fit in ``CurriculumConfig.redis_url``):
+
+    - ``cluster=true``: a Redis Cluster; the URL names any one node, the others are discovered.
+    - ``read_from_replicas=true``: on a cluster, read the score snapshot and the statistics from a replica
+      of the namespace's slot.
+    - ``replica=host:port`` (or a percent-encoded URL): on a standalone primary, read them from this
+      replica; ``host:port`` keeps the primary URL's scheme, credentials and db.
+    """
+
+    url: str
+    cluster: bool = False
+    read_from_replicas: bool = False
+    replica_url: str | None = None
+
+
+TRUE_VALUES = ("1", "true", "yes", "on")
+FALSE_VALUES = ("0", "false", "no", "off", "")
+
+
+def _flag(name: str, value: str) -> bool:
+    if value.lower() in TRUE_VALUES:
+        return True
+    if value.lower() in FALSE_VALUES:
+        return False
+    raise ConfigError(f"URL option {name}={value!r} must be true or false")
+
+
+def parse_store_url(url: str) -> StoreURL:
+    """Split off curriculum_redis's query options (see :class:`StoreURL`)."""
+    parts = urlsplit(url)
+    kept: list[tuple[str, str]] = []
+    cluster = read_from_replicas = False
+    replica: str | None = None
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        if name == "cluster":
+            cluster = _flag(name, value)
+        elif name == "read_from_replicas":
+            read_from_replicas = _flag(name, value)
+        elif name == "replica":
+            if replica is not None:
+                raise ConfigError("give at most one replica= URL option")
+            replica = value
+        else:
+            kept.append((name, value))
+    clean = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(kept), parts.fragment))
+    replica_url = None
+    if replica is not None:
+        if "://" in replica:
+            replica_url = replica
+        else:
+            if parts.scheme == "unix" or ":" not in replica:
+                raise ConfigError(f"replica={replica!r} must be host:port (or a URL), with a redis:// primary URL")
+            userinfo = parts.netloc.rpartition("@")[0]
+            netloc = f"{userinfo}@{replica}" if userinfo else replica
+            replica_url = urlunsplit((parts.scheme, netloc, parts.path, urlencode(kept), parts.fragment))
+        read_from_replicas = True
+    return StoreURL(clean, cluster, read_from_replicas, replica_url)
+
+
+def default_cluster_kwargs() -> dict[str, Any]:
+    """The cluster counterpart of :func:`default_client_kwargs` (a RedisCluster retries at the cluster level,
+    following MOVED/ASK and refreshing its slot map, and accepts no per-connection ``retry``)."""
+    return {
+        "retry": Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.25), retries=3),
+        "socket_connect_timeout": 5.0,
+        "socket_timeout": 30.0,
+    }
+
+
+def client_from_url(url: str, **kwargs: Any) -> Client:
+    """A client for a store URL: a ``RedisCluster`` when it says ``?cluster=true``, else a ``redis.Redis``
+    (curriculum_redis's own query options removed). For the admin functions and the CLI. A cluster client
+    connects at once (to discover the nodes): an unreachable cluster raises ``redis.ConnectionError``."""
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"redis URL must start with redis://, rediss:// or unix://, got {redact(url)!r}")
+    parsed = parse_store_url(url)
+    if parsed.cluster:
+        return connect_cluster(parsed.url, None, {**default_cluster_kwargs(), **kwargs}, redact(url))
+    return redis.Redis.from_url(parsed.url, **{**default_client_kwargs(), **kwargs})
+
+
+def connect_cluster(
+    url: str | None, nodes: Sequence[tuple[str, int]] | None, kwargs: dict[str, Any], where: str
+) -> RedisCluster:
+    if url is not None and url.startswith("unix://"):
+        raise ConfigError("a Redis Cluster is reached over TCP: use a redis:// or rediss:// URL")
+    try:
+        if url is not None:
+            return RedisCluster.from_url(url, **kwargs)
+        startup = [ClusterNode(host, port) for host, port in nodes or ()]  # type: ignore[no-untyped-call]
+        return RedisCluster(startup_nodes=startup, **kwargs)
+    except redis.exceptions.RedisClusterException as exc:
+        raise redis.exceptions.ConnectionError(f"cannot reach the Redis Cluster at {where}: {exc}") from exc
+
+
+CLUSTER_ONLY_KWARGS = ("redis_connect_func", "host", "port", "retry", "nodes_flag", "connection_pool")
+"""Connection kwargs of a cluster's node manager that a connection of our own to one node must not take."""
+
+
+def readonly_on_connect(connection: Any) -> None:
+    """Connect, then READONLY: a cluster replica serves reads of its primary's slots only to such connections."""
+    connection.on_connect()
+    connection.send_command("READONLY")
+    if text(connection.read_response()) != "OK":
+        raise redis.exceptions.ConnectionError("READONLY refused by the replica")
 
 
 def default_client_kwargs() -> dict[str, Any]:
@@ -105,33 +237,97 @@ def meta_fields(hypers: LearningProgressConfig) -> dict[str, str]:
 
 
 class RedisStore:
-    """The store protocol on Redis (standalone, replicated or cluster)."""
+    """The store protocol on Redis (standalone, replicated or cluster).
 
-    _client_obj: redis.Redis | None
+    Args:
+        client: a ``redis.Redis`` or a ``redis.cluster.RedisCluster``. A client that decodes responses, or a
+            cluster client routing reads to replicas, is replaced by a twin that does neither (same nodes
+            and settings): scores arrive as packed bytes, and reads a write depends on must see the primary.
+        namespace: the curriculum's namespace (the ``{cr:<ns>}`` hash tag of its keys).
+        replica_url: a standalone primary's replica to read the score snapshot and statistics from.
+        read_from_replicas: on a cluster, read them from a replica of the namespace's slot (default: on
+            when ``client`` was made with ``read_from_replicas`` or a ``load_balancing_strategy``).
 
-    def __init__(self, client: redis.Redis, namespace: str) -> None:
+    Replica reads are asynchronous copies: a snapshot read there may lag the primary; its
+    ``pool_version`` (bumped by every eviction and creation) tells which pool it shows. A replica that is
+    unreachable, or has not yet seen the namespace, is skipped for the primary.
+    """
+
+    _client_obj: Client | None
+
+    def __init__(
+        self,
+        client: Client,
+        namespace: str,
+        *,
+        replica_url: str | None = None,
+        read_from_replicas: bool | None = None,
+    ) -> None:
         self._namespace = namespace
         self.keys = NamespaceKeys(namespace)
         self._url: str | None = None
         self._client_kwargs: dict[str, Any] = {}
         self._connection_class: type[redis.Connection] | None = None
+        self._cluster = False
+        self._cluster_nodes: list[tuple[str, int]] = []
+        self._replica_url = replica_url
+        self._read_from_replicas = replica_url is not None
         self._set_client(client)
+        if read_from_replicas is not None:
+            self._read_from_replicas = read_from_replicas
+        self._check_replica_options()
 
     @classmethod
-    def from_url(cls, url: str, namespace: str, **client_kwargs: Any) -> RedisStore:
-        """A store that connects lazily to ``url`` (``redis://``, ``rediss://`` or ``unix://``)."""
+    def from_url(
+        cls,
+        url: str,
+        namespace: str,
+        *,
+        cluster: bool | None = None,
+        replica_url: str | None = None,
+        read_from_replicas: bool | None = None,
+        **client_kwargs: Any,
+    ) -> RedisStore:
+        """A store that connects lazily to ``url`` (``redis://``, ``rediss://`` or ``unix://``).
+
+        ``cluster``, ``replica_url`` and ``read_from_replicas`` can also be given in the URL's query
+        (``?cluster=true``, ``?replica=host:port``, ``?read_from_replicas=true``, see :class:`StoreURL`),
+        which is how ``CurriculumConfig(redis_url=...)`` asks for them; keyword arguments win.
+        ``client_kwargs`` go to ``redis.Redis.from_url`` or ``RedisCluster.from_url``.
+        """
         if not url.startswith(("redis://", "rediss://", "unix://")):
             raise ConfigError(f"redis URL must start with redis://, rediss:// or unix://, got {redact(url)!r}")
+        parsed = parse_store_url(url)
         store = cls.__new__(cls)
         store._namespace = namespace
         store.keys = NamespaceKeys(namespace)
         store._url = url
         store._client_kwargs = dict(client_kwargs)
         store._connection_class = None
+        store._cluster = parsed.cluster if cluster is None else cluster
+        store._cluster_nodes = []
+        store._replica_url = replica_url or parsed.replica_url
+        store._read_from_replicas = parsed.read_from_replicas or replica_url is not None
+        if read_from_replicas is not None:
+            store._read_from_replicas = read_from_replicas
+        store._check_replica_options()
+        if store._cluster and url.startswith("unix://"):
+            raise ConfigError("a Redis Cluster is reached over TCP: use a redis:// or rediss:// URL")
         store._reset_connection()
         return store
 
-    def _set_client(self, client: redis.Redis) -> None:
+    def _check_replica_options(self) -> None:
+        if self._cluster and self._replica_url is not None:
+            raise ConfigError("a cluster finds its replicas itself: use read_from_replicas, not a replica URL")
+        if self._read_from_replicas and not self._cluster and self._replica_url is None:
+            raise ConfigError("read_from_replicas needs a cluster, or a replica URL for a standalone primary")
+
+    def _set_client(self, client: Client) -> None:
+        if isinstance(client, RedisCluster):
+            self._set_cluster_client(client)
+            return
+        if not isinstance(client, redis.Redis):
+            raise ConfigError(f"client must be a redis.Redis or a RedisCluster, got {type(client).__name__}")
         pool = client.connection_pool
         kwargs = dict(pool.connection_kwargs)
         if kwargs.get("decode_responses"):
@@ -144,8 +340,27 @@ class RedisStore:
         self._client_obj = client
         self._pid = os.getpid()
 
+    def _set_cluster_client(self, client: RedisCluster) -> None:
+        kwargs = {k: v for k, v in client.nodes_manager.connection_kwargs.items() if k not in CLUSTER_ONLY_KWARGS}
+        nodes = sorted({(n.host, n.port) for n in client.get_nodes()})  # type: ignore[no-untyped-call]
+        self._cluster = True
+        self._cluster_nodes = nodes or [(n.host, n.port) for n in client.startup_nodes]
+        self._client_kwargs = kwargs
+        routed = bool(client.read_from_replicas or client.load_balancing_strategy)
+        self._read_from_replicas = routed
+        if kwargs.get("decode_responses") or routed:
+            # Bytes responses and every command on primaries; replica reads are the store's own (see _reader).
+            client = connect_cluster(
+                None, self._cluster_nodes, {"retry": client.retry, **kwargs, "decode_responses": False}, self.where
+            )
+        self._reset_connection()
+        self._client_obj = client
+        self._pid = os.getpid()
+
     def _reset_connection(self) -> None:
         self._client_obj = None
+        self._reader_obj: redis.Redis | None = None
+        self._reader_retry_at = 0.0
         self._scripts: dict[str, Script] = {}
         self._runners: dict[str, ScriptRunner] = {}
         self._pid = os.getpid()
@@ -158,6 +373,10 @@ class RedisStore:
             "client_kwargs": picklable(self._client_kwargs),
             "connection_class": self._connection_class,
             "attached_hypers": self._attached_hypers,
+            "cluster": self._cluster,
+            "cluster_nodes": self._cluster_nodes,
+            "replica_url": self._replica_url,
+            "read_from_replicas": self._read_from_replicas,
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -166,6 +385,10 @@ class RedisStore:
         self._url = state["url"]
         self._client_kwargs = state["client_kwargs"]
         self._connection_class = state["connection_class"]
+        self._cluster = state.get("cluster", False)
+        self._cluster_nodes = state.get("cluster_nodes", [])
+        self._replica_url = state.get("replica_url")
+        self._read_from_replicas = state.get("read_from_replicas", False)
         self._reset_connection()
         self._attached_hypers = state["attached_hypers"]
 
@@ -178,25 +401,106 @@ class RedisStore:
         """Where the data lives, without credentials."""
         if self._url is not None:
             return redact(self._url)
+        if self._cluster:
+            return "redis cluster at " + ",".join(f"{host}:{port}" for host, port in self._cluster_nodes[:3])
         host = self._client_kwargs.get("host") or self._client_kwargs.get("path") or "?"
         return f"redis at {host}:{self._client_kwargs.get('port', '')}"
 
     @property
-    def client(self) -> redis.Redis:
-        """The connection, made on first use and re-made in a forked child."""
+    def is_cluster(self) -> bool:
+        return self._cluster
+
+    @property
+    def client(self) -> Client:
+        """The connection (to the primaries), made on first use and re-made in a forked child."""
         if self._client_obj is None or self._pid != os.getpid():
             attached = self._attached_hypers
             self._reset_connection()
             self._attached_hypers = attached
-            if self._url is not None:
-                kwargs = {**default_client_kwargs(), **self._client_kwargs, "decode_responses": False}
-                self._client_obj = redis.Redis.from_url(self._url, **kwargs)
-            else:
-                assert self._connection_class is not None
-                kwargs = {**default_client_kwargs(), **self._client_kwargs}
-                pool = redis.ConnectionPool(connection_class=self._connection_class, **kwargs)
-                self._client_obj = redis.Redis(connection_pool=pool)
+            self._client_obj = self._connect()
         return self._client_obj
+
+    def _connect(self) -> Client:
+        if self._cluster:
+            kwargs = {**default_cluster_kwargs(), **self._client_kwargs, "decode_responses": False}
+            url = parse_store_url(self._url).url if self._url is not None else None
+            try:
+                return connect_cluster(url, self._cluster_nodes, kwargs, self.where)
+            except redis.exceptions.ConnectionError as exc:
+                raise StoreUnavailableError(str(exc)) from exc
+        if self._url is not None:
+            kwargs = {**default_client_kwargs(), **self._client_kwargs, "decode_responses": False}
+            return redis.Redis.from_url(parse_store_url(self._url).url, **kwargs)
+        assert self._connection_class is not None
+        kwargs = {**default_client_kwargs(), **self._client_kwargs}
+        pool = redis.ConnectionPool(connection_class=self._connection_class, **kwargs)
+        return redis.Redis(connection_pool=pool)
+
+    # -- replica reads ---------------------------------------------------------------------------
+
+    @property
+    def replica_address(self) -> str | None:
+        """``host:port`` of the replica the snapshot and statistics are read from, or None (the primary)."""
+        reader = self._reader()
+        if reader is None:
+            return None
+        kwargs = reader.connection_pool.connection_kwargs
+        return f"{kwargs.get('host')}:{kwargs.get('port')}"
+
+    def _reader(self) -> redis.Redis | None:
+        """A client of a replica for the read-only snapshot and statistics; None means read the primary."""
+        if not self._read_from_replicas:
+            return None
+        client = self.client  # first, so a forked child drops the parent's reader with its connections
+        if self._reader_obj is None and time.monotonic() >= self._reader_retry_at:
+            try:
+                self._reader_obj = self._connect_reader(client)
+            except (redis.exceptions.RedisError, redis.exceptions.RedisClusterException) as exc:
+                self._drop_reader(exc)
+            if self._reader_obj is None:
+                self._reader_retry_at = time.monotonic() + REPLICA_RETRY_S
+        return self._reader_obj
+
+    def _connect_reader(self, client: Client) -> redis.Redis | None:
+        if isinstance(client, RedisCluster):
+            replicas = [
+                node
+                for node in client.nodes_manager.slots_cache.get(key_slot(self.keys.meta.encode()), [])
+                if node.server_type == REPLICA
+            ]
+            if not replicas:
+                return None
+            node = random.choice(replicas)
+            kwargs = {k: v for k, v in client.nodes_manager.connection_kwargs.items() if k not in CLUSTER_ONLY_KWARGS}
+            kwargs = {**default_client_kwargs(), **kwargs, "decode_responses": False}
+            kwargs["redis_connect_func"] = readonly_on_connect
+            connection_class = kwargs.pop("connection_class", redis.Connection)
+            pool = redis.ConnectionPool(connection_class=connection_class, host=node.host, port=node.port, **kwargs)
+            return redis.Redis(connection_pool=pool)
+        assert self._replica_url is not None
+        extra = self._client_kwargs if self._url is not None else {}
+        kwargs = {**default_client_kwargs(), **extra, "decode_responses": False}
+        return redis.Redis.from_url(parse_store_url(self._replica_url).url, **kwargs)
+
+    def _drop_reader(self, exc: BaseException) -> None:
+        log.warning(
+            "replica reads of namespace %r go to the primary for %.0f s: %s", self._namespace, REPLICA_RETRY_S, exc
+        )
+        if self._reader_obj is not None:
+            self._reader_obj.close()
+        self._reader_obj = None
+        self._reader_retry_at = time.monotonic() + REPLICA_RETRY_S
+
+    def _read(self, fn: Callable[[Client], T]) -> T:
+        """``fn`` on the replica when replica reads are on and the replica answers, else on the primary."""
+        reader = self._reader()
+        if reader is not None:
+            try:
+                return fn(reader)
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+                    redis.exceptions.ResponseError) as exc:  # fmt: skip
+                self._drop_reader(exc)  # down, failed over, or no longer serving the slot (MOVED)
+        return self._call(lambda: fn(self.client))
 
     def _script(self, name: str) -> Script:
         script = self._scripts.get(name)
@@ -208,17 +512,30 @@ class RedisStore:
     def _call(self, fn: Callable[[], T]) -> T:
         try:
             return fn()
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+        except redis.exceptions.AuthenticationError as exc:
+            # A subclass of ConnectionError, but no outage: buffering would only delay the same refusal.
+            raise StoreError(
+                f"{self.where} rejected the credentials ({exc}): put the right user and password in the URL"
+            ) from exc
+        except (
+            redis.exceptions.ConnectionError,
+            redis.exceptions.TimeoutError,
+            redis.exceptions.ClusterError,  # incl. CLUSTERDOWN: no primary for the slot (a failover)
+            redis.exceptions.SlotNotCoveredError,
+        ) as exc:
             raise StoreUnavailableError(f"cannot reach {self.where}: {exc}") from exc
         except redis.exceptions.ResponseError as exc:
             message = str(exc)
             if message.startswith("CR_"):
                 raise ScriptError(message) from exc
             raise StoreError(f"{self.where} refused a command: {message}") from exc
+        except redis.exceptions.RedisClusterException as exc:
+            raise StoreError(f"{self.where}: {exc}") from exc
 
     def _invoke(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """EVALSHA on a dedicated connection when the client is a plain ``redis.Redis`` (the cheap
-        path, see store.fastpath), through the client's Script object otherwise."""
+        path, see store.fastpath), through the client's Script object otherwise (a RedisCluster sends
+        it to the primary of the keys' slot, and refuses keys of several slots before sending)."""
         client = self.client
         if type(client) is redis.Redis:
             runner = self._runners.get(name)
@@ -304,8 +621,34 @@ class RedisStore:
         return outcome  # type: ignore[return-value]
 
     def snapshot(self) -> ScoreSnapshot:
+        """The scores of the pool; from a replica when replica reads are on (possibly behind the primary,
+        by whole script calls: a replica applies each script's writes atomically)."""
+        reader = self._reader()
+        if reader is not None:
+            snap = self._replica_snapshot(reader)
+            if snap is not None:
+                return snap
+        return self._primary_snapshot()
+
+    def _primary_snapshot(self) -> ScoreSnapshot:
         version, blob = self._call(lambda: self._script("read_snapshot")(keys=[self.keys.meta, self.keys.scores]))
         return ScoreSnapshot.from_bytes(int(version), bytes(blob))
+
+    def _replica_snapshot(self, reader: redis.Redis) -> ScoreSnapshot | None:
+        # MULTI/EXEC, not the script: replicas (and cluster replicas after READONLY) serve read-only
+        # transactions on every Redis version, and the two reads are still one atomic step.
+        try:
+            pipe = reader.pipeline(transaction=True)
+            pipe.hget(self.keys.meta, "pool_version")
+            pipe.get(self.keys.scores)
+            version, blob = pipe.execute()
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, redis.exceptions.ResponseError) as exc:
+            self._drop_reader(exc)
+            return None
+        if version is None or not blob:
+            return None  # the replica has not seen the namespace (or its first tasks) yet
+        snap = ScoreSnapshot.from_bytes(int(version), bytes(blob))
+        return snap if snap.size else None
 
     def read_task(self, task_id: int) -> TaskRecord | None:
         flat = self._call(lambda: self._script("read_task")(keys=[self.keys.task(task_id), self.keys.labels]))
@@ -315,19 +658,22 @@ class RedisStore:
         return task_record(task_id, raw)
 
     def labels(self) -> dict[int, str]:
-        raw = self._call(lambda: self.client.hgetall(self.keys.labels))
+        raw = self._read(lambda client: client.hgetall(self.keys.labels))
         return {int(h): text(label) for h, label in raw.items()}
 
     def label_stats(self) -> dict[int, LabelStats]:
-        hashes = list(self.labels())
-        pipe = self.client.pipeline(transaction=False)
+        return self._read(self._label_stats_on)
+
+    def _label_stats_on(self, client: Client) -> dict[int, LabelStats]:
+        hashes = [int(h) for h in client.hkeys(self.keys.labels)]
+        pipe = client.pipeline(transaction=False)
         for h in hashes:
             pipe.hgetall(self.keys.label(h))
-        rows = self._call(pipe.execute)
+        rows = pipe.execute()
         return {h: label_stats_from(row) for h, row in zip(hashes, rows, strict=True)}
 
     def counters(self) -> dict[str, int]:
-        raw = self._call(lambda: self.client.hgetall(self.keys.counters))
+        raw = self._read(lambda client: client.hgetall(self.keys.counters))
         out = dict.fromkeys(COUNTER_NAMES, 0)
         out.update({text(name): int(value) for name, value in raw.items()})
         return out
@@ -337,7 +683,7 @@ class RedisStore:
         whole read is repeated if the pool changed in between."""
         k = self.keys
         for _ in range(100):
-            first = self.snapshot()
+            first = self._primary_snapshot()
             ids = first.task_ids.tolist()
             pipe = self.client.pipeline(transaction=True)
             pipe.hgetall(k.meta)
@@ -367,7 +713,7 @@ class RedisStore:
             pool_version=int(meta.get(b"pool_version", 0)),
             tasks=sorted(tasks, key=lambda t: t.slot),
             labels=labels,
-            label_stats=self.label_stats(),
+            label_stats=self._call(lambda: self._label_stats_on(self.client)),
             counters={**dict.fromkeys(COUNTER_NAMES, 0), **{text(n): int(v) for n, v in counters.items()}},
             client_seqs={int(c): int(s) for c, s in clients.items()},
         )
@@ -414,8 +760,8 @@ class RedisStore:
         label keys get the same expiry from the scripts, which read ``ttl_ms`` from meta."""
         k = self.keys
         ttl_ms = int(ttl_s * 1000)
-        ids = self.snapshot().task_ids.tolist()
-        hashes = list(self.labels())
+        ids = self._primary_snapshot().task_ids.tolist()
+        hashes = [int(h) for h in self._call(lambda: self.client.hkeys(k.labels))]
         pipe = self.client.pipeline(transaction=False)
         pipe.hset(k.meta, "ttl_ms", ttl_ms)
         for key in [k.meta, k.counters, k.scores, k.labels, k.clients, *map(k.task, ids), *map(k.label, hashes)]:
@@ -423,20 +769,33 @@ class RedisStore:
         self._call(pipe.execute)
 
     def _scan(self, pattern: str) -> list[str]:
-        return [text(key) for key in self.client.scan_iter(match=pattern, count=1000)]
+        return scan_namespace(self.client, self._namespace, pattern)
 
     def close(self) -> None:
         for runner in self._runners.values():
             runner.close()
-        if self._client_obj is not None and self._pid == os.getpid():
-            self._client_obj.close()
+        if self._pid == os.getpid():
+            if self._client_obj is not None:
+                self._client_obj.close()
+            if self._reader_obj is not None:
+                self._reader_obj.close()
         self._client_obj = None
+        self._reader_obj = None
         self._scripts = {}
         self._runners = {}
 
 
 def text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def scan_namespace(client: Client, namespace: str, pattern: str) -> list[str]:
+    """SCAN for ``pattern`` (a pattern of the namespace's keys): on a cluster, on the primary owning the
+    namespace's slot only (a plain ``scan_iter`` there walks every primary)."""
+    if isinstance(client, RedisCluster):
+        node = client.get_node_from_key(NamespaceKeys(namespace).meta)  # type: ignore[no-untyped-call]
+        return [text(key) for key in client.scan_iter(match=pattern, count=1000, target_nodes=node)]
+    return [text(key) for key in client.scan_iter(match=pattern, count=1000)]
 
 
 def format_field(value: Any) -> str:
