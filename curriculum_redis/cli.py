@@ -26,7 +26,7 @@ from rich.table import Table
 from curriculum_redis import demo
 from curriculum_redis.config import MismatchPolicy
 from curriculum_redis.errors import ConfigError, CurriculumError
-from curriculum_redis.store.redis import redact
+from curriculum_redis.store.redis import Client, client_from_url, redact
 
 URL_ENV = "CURRICULUM_REDIS_URL"
 DEFAULT_NAMESPACE = "default"
@@ -196,8 +196,8 @@ def _namespace(args: argparse.Namespace) -> str:
     return namespace
 
 
-def _with_client(args: argparse.Namespace, action: Callable[[redis.Redis], Any]) -> Any:
-    client = redis.Redis.from_url(_url(args))
+def _with_client(args: argparse.Namespace, action: Callable[[Client], Any]) -> Any:
+    client = client_from_url(_url(args))
     try:
         return action(client)
     finally:

@@ -53,7 +53,7 @@ from curriculum_redis.scoring import task_distribution
 from curriculum_redis.state import COUNTER_NAMES
 from curriculum_redis.stats import flatten_labels, label_table, pool_stats
 from curriculum_redis.store.keys import NamespaceKeys
-from curriculum_redis.store.redis import RedisStore, redact
+from curriculum_redis.store.redis import RedisStore, client_from_url, redact
 from curriculum_redis.student import (
     KINDS,
     SimulatedStudent,
@@ -333,7 +333,7 @@ def label_rows(table: dict[str, dict[str, float]]) -> dict[str, LabelRow]:
 def _prepare_namespace(url: str, namespace: str, drop: bool) -> None:
     from curriculum_redis.admin import drop_namespace
 
-    client = redis.Redis.from_url(url)
+    client = client_from_url(url)
     try:
         exists = client.exists(NamespaceKeys(namespace).meta)
         if exists and not drop:

@@ -57,7 +57,7 @@ from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, field_validat
 from redis.commands.core import Script
 
 from curriculum_redis.errors import ConfigError, InvalidScoreError, ScriptError, StoreError, StoreUnavailableError
-from curriculum_redis.store.redis import RedisStore
+from curriculum_redis.store.redis import Client, RedisStore
 from curriculum_redis.store.scripts import script_sources
 from curriculum_redis.tasks import MAX_TASK_ID, Task, TaskGenerator
 
@@ -286,7 +286,9 @@ class StageCurriculum:
 
     Args:
         config: the stages.
-        connection: a ``redis://``, ``rediss://`` or ``unix://`` URL, or a ``redis.Redis`` client.
+        connection: a ``redis://``, ``rediss://`` or ``unix://`` URL (``?cluster=true`` for a Redis Cluster,
+            see :class:`~curriculum_redis.store.redis.StoreURL`), a ``redis.Redis`` or a
+            ``redis.cluster.RedisCluster``.
         namespace: the curriculum's namespace (the ``{cr:<ns>}`` hash tag of its keys).
 
     The first process to attach stores the config and starts at stage 0; later processes must bring
@@ -296,7 +298,7 @@ class StageCurriculum:
     """
 
     def __init__(
-        self, config: StageCurriculumConfig, connection: str | redis.Redis, namespace: str = "default"
+        self, config: StageCurriculumConfig, connection: str | Client, namespace: str = "default"
     ) -> None:
         if not isinstance(config, StageCurriculumConfig):
             raise ConfigError(f"config must be a StageCurriculumConfig, got {type(config).__name__}")
@@ -304,10 +306,12 @@ class StageCurriculum:
         self.namespace = check_namespace(namespace)
         if isinstance(connection, str):
             self._store = RedisStore.from_url(connection, namespace)
-        elif isinstance(connection, redis.Redis):
+        elif isinstance(connection, (redis.Redis, redis.RedisCluster)):
             self._store = RedisStore(connection, namespace)
         else:
-            raise ConfigError(f"connection must be a redis URL or a redis.Redis, got {type(connection).__name__}")
+            raise ConfigError(
+                f"connection must be a redis URL, a redis.Redis or a RedisCluster, got {type(connection).__name__}"
+            )
         self._init_process_state()
 
     def _init_process_state(self) -> None:
@@ -323,7 +327,7 @@ class StageCurriculum:
         self._rng = np.random.default_rng([self.config.seed, self._client_id])
         self._last_stage: Stage | None = None
         self._scripts: dict[str, Script] = {}
-        self._scripts_client: redis.Redis | None = None
+        self._scripts_client: Client | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
 

@@ -56,3 +56,31 @@ def fresh_redis_factory(tmp_path: Path) -> Iterator[ServerFactory]:
         yield factory
     finally:
         factory.stop_all()
+
+
+# --------------------------------------------------------------------------- Redis Cluster (issue 7)
+# A real local cluster (3 primaries, 1 replica each) started once per session; see tests/cluster.py.
+#   redis_cluster   session-scoped cluster.LocalCluster
+#   cluster_url     its URL (redis://127.0.0.1:<port>/0?cluster=true), after FLUSHALL on every primary
+# Tests using it are marked ``cluster`` (select them with ``-m cluster``).
+
+from cluster import LocalCluster  # noqa: E402  (kept in this section: the sections above are others')
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "cluster: Redis Cluster and replica tests (tests/cluster.py starts the cluster)")
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    cluster = LocalCluster(tmp_path_factory.mktemp("redis-cluster"), masters=3, replicas=1).start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def cluster_url(redis_cluster: LocalCluster) -> str:
+    redis_cluster.flush()
+    return redis_cluster.url
