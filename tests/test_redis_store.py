@@ -352,3 +352,13 @@ def test_wheel_carries_the_lua_scripts(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     for script in script_sources():
         assert f"curriculum_redis/lua/{script}.lua" in names
+
+
+def test_a_unix_socket_url_works(fresh_redis_factory: Any) -> None:
+    server = fresh_redis_factory(persistence="none", unixsocket=True)
+    assert server.unix_url.startswith("unix://")
+    with Curriculum(make_config(server.unix_url, "unix")) as curriculum:
+        task = curriculum.get_task()
+        curriculum.update_task_performance(task.task_id, 0.5)
+        curriculum.flush()
+        assert curriculum.stats()["num_completed"] == 1

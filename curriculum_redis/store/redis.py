@@ -140,7 +140,11 @@ def parse_store_url(url: str) -> StoreURL:
             replica = value
         else:
             kept.append((name, value))
-    clean = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(kept), parts.fragment))
+    if cluster is False and read_from_replicas is False and replica is None:
+        clean = url  # untouched (urlunsplit would turn unix:///path into unix:/path)
+    else:
+        query = f"?{urlencode(kept)}" if kept else ""
+        clean = f"{parts.scheme}://{parts.netloc}{parts.path}{query}"
     replica_url = None
     if replica is not None:
         if "://" in replica:
