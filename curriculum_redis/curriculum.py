@@ -22,7 +22,7 @@ from curriculum_redis.config import SAFE_TO_CHANGE, CurriculumConfig, LearningPr
 from curriculum_redis.errors import ConfigError, HyperparameterMismatchError, StoreUnavailableError
 from curriculum_redis.outcomes import OutcomeBuffer
 from curriculum_redis.sampler import LocalSampler, RefreshPolicy
-from curriculum_redis.scoring import effective_lp, eviction_candidates, normalize_score, task_distribution
+from curriculum_redis.scoring import eviction_candidates, normalize_score, snapshot_distribution, snapshot_lp
 from curriculum_redis.state import COUNTER_NAMES, CurriculumState
 from curriculum_redis.stats import flatten_labels, label_table, pool_stats
 from curriculum_redis.store.base import CurriculumStore, Eviction, Outcome, ScoreSnapshot
@@ -319,13 +319,10 @@ class Curriculum:
         self._policy.refreshed()
 
     def _lp(self, snap: ScoreSnapshot) -> npt.NDArray[np.float64]:
-        return effective_lp(
-            snap.column("lp"), snap.column("reward_ema"), snap.column("reward_sq_ema"), snap.column("baseline"),
-            self.hypers,
-        )
+        return snapshot_lp(snap, self.hypers)
 
     def _distribution(self, snap: ScoreSnapshot) -> npt.NDArray[np.float64]:
-        return task_distribution(snap.column("completions"), self._lp(snap), snap.column("p_true"), self.hypers)
+        return snapshot_distribution(snap, self.hypers)
 
     # -- reads -----------------------------------------------------------------------------------
 

@@ -49,7 +49,7 @@ from curriculum_redis.config import CurriculumConfig, LearningProgressConfig, bu
 from curriculum_redis.curriculum import Curriculum
 from curriculum_redis.embedded import EmbeddedRedis
 from curriculum_redis.errors import ConfigError, CurriculumError
-from curriculum_redis.scoring import task_distribution
+from curriculum_redis.scoring import snapshot_distribution
 from curriculum_redis.state import COUNTER_NAMES
 from curriculum_redis.stats import flatten_labels, label_table, pool_stats
 from curriculum_redis.store.keys import NamespaceKeys
@@ -694,8 +694,7 @@ def _open(url: str, namespace: str) -> RedisStore:
 
 def _distribution(store: RedisStore, hypers: LearningProgressConfig) -> tuple[Any, npt.NDArray[np.float64]]:
     snap = store.snapshot()
-    probs = task_distribution(snap.column("completions"), snap.column("lp"), snap.column("p_true"), hypers)
-    return snap, probs
+    return snap, snapshot_distribution(snap, hypers)
 
 
 def namespace_tasks(
