@@ -19,20 +19,25 @@ How it stays right with any number of environments and processes:
 
 Redis keys (all under the namespace's hash tag, readable in ``redis-cli``)::
 
-    {cr:<ns>}:stage           hash  index, name, version, episodes (in the current stage),
-                                    window_successes, recorded_episodes, stale_episodes,
+    {cr:<ns>}:stage           hash  index, name, version, episodes, successes, score_sum (in the current
+                                    stage), window_successes, recorded_episodes, stale_episodes,
                                     duplicate_batches, advancements, resets, entered_at, advanced_at,
-                                    created_at
+                                    created_at, entered_server_at (Redis TIME; only when the current
+                                    stage's stop condition reads ``seconds``)
     {cr:<ns>}:stage:window    list  the current stage's last W outcomes, newest first ("1" / "0")
     {cr:<ns>}:stage:config    hash  fingerprint, stages (JSON), num_stages, created_at and per stage i:
-                                    "<i>:name", "<i>:advance_threshold", "<i>:window", "<i>:min_episodes"
+                                    "<i>:name", "<i>:advance_threshold", "<i>:window", "<i>:min_episodes",
+                                    "<i>:program" (the compiled stop condition, JSON; only if it has one)
     {cr:<ns>}:stage:history   hash  per stage i: "<i>:episodes", "<i>:successes", "<i>:stale",
                                     "<i>:entered_at", "<i>:advanced_at", "<i>:advanced_after_episodes",
                                     "<i>:advanced_with_success_rate", "<i>:left_at" (after reset_to)
     {cr:<ns>}:stage:clients   hash  client_id -> last applied seq (de-duplication of re-sent writes)
 
 A stage advances when, after an episode of that stage, ``episodes >= min_episodes``, the window holds
-``window`` outcomes and ``successes / window >= advance_threshold``. The last stage never advances.
+``window`` outcomes and ``successes / window >= advance_threshold``; or, for a stage with a
+``stop_condition`` (e.g. ``"episodes>=500 & success>0.8"``, see :mod:`curriculum_redis.conditions`),
+exactly when the condition holds, evaluated by the same script on the stored counts. The last stage never
+advances.
 """
 
 from __future__ import annotations
@@ -56,6 +61,7 @@ import redis.exceptions
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, field_validator, model_validator
 from redis.commands.core import Script
 
+from curriculum_redis.conditions import Condition, compile_condition
 from curriculum_redis.errors import ConfigError, InvalidScoreError, ScriptError, StoreError, StoreUnavailableError
 from curriculum_redis.store.redis import Client, RedisStore
 from curriculum_redis.store.scripts import script_sources
@@ -113,6 +119,11 @@ class StageConfig(BaseModel):
         success_threshold: ``update_task_performance(task_id, score)`` counts ``score >=
             success_threshold`` as a success (scores are used raw; use ``success_key`` in
             :class:`~curriculum_redis.env.CurriculumEnv` to report 1.0/0.0).
+        stop_condition: when set, e.g. ``"episodes>=500 & success>0.8"``, the stage advances exactly when
+            it holds after an episode, instead of the ``advance_threshold``/``min_episodes`` rule (``window``
+            still sets the window that ``success`` and ``window`` are measured on). Variables: episodes,
+            successes, success, window, score, seconds; see :mod:`curriculum_redis.conditions`. Checked
+            when the config is built (a :class:`pydantic.ValidationError` naming the position).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -124,11 +135,23 @@ class StageConfig(BaseModel):
     window: int = Field(100, ge=1, le=1_000_000)
     min_episodes: int = Field(0, ge=0)
     success_threshold: float = Field(0.5, allow_inf_nan=False)
+    stop_condition: str | None = Field(None, min_length=1)
 
     @field_validator("task_generator", mode="before")
     @classmethod
     def _build_generator(cls, value: Any) -> TaskGenerator | None:
         return None if value is None else TaskGenerator.from_data(value)
+
+    @field_validator("stop_condition")
+    @classmethod
+    def _check_condition(cls, value: str | None) -> str | None:
+        if value is not None:
+            compile_condition(value)  # ConditionError (a ValueError) names the position
+        return value
+
+    def condition(self) -> Condition | None:
+        """The compiled ``stop_condition`` (None without one)."""
+        return None if self.stop_condition is None else compile_condition(self.stop_condition)
 
     @model_validator(mode="after")
     def _one_source(self) -> StageConfig:
@@ -155,7 +178,11 @@ class StageCurriculumConfig(BaseModel):
 
     def stages_json(self) -> str:
         """The stages as canonical JSON: what is stored in Redis and fingerprinted."""
-        data = [stage.model_dump(mode="json") for stage in self.stages]
+        # A stage without a stop condition dumps as before it existed: stored fingerprints stay valid.
+        data = [
+            stage.model_dump(mode="json", exclude={"stop_condition"} if stage.stop_condition is None else None)
+            for stage in self.stages
+        ]
         return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     def fingerprint(self) -> str:
@@ -219,10 +246,35 @@ class StageState:
     advanced_at: float | None
     history: dict[int, dict[str, float]] = field(default_factory=dict)
     """Per stage index: episodes, successes, stale, entered_at, advanced_at, ... (as stored)."""
+    successes_in_stage: int = 0
+    score_sum: float = 0.0
+    """Sum of the scores of the current stage's episodes (a success counts 1.0 when recorded without score)."""
+    entered_server_at: float | None = None
+    """When the current stage was entered by the Redis server's clock (only if its condition reads seconds)."""
+    stop_condition: str | None = None
 
     @property
     def window_success_rate(self) -> float:
         return self.window_successes / len(self.window) if self.window else 0.0
+
+    @property
+    def score_mean(self) -> float:
+        return self.score_sum / self.episodes_in_stage if self.episodes_in_stage else 0.0
+
+    def condition_values(self, server_time: float | None = None) -> dict[str, float]:
+        """The variables of a stop condition, as ``lua/stage_record.lua`` computes them (``seconds`` from
+        ``server_time``, e.g. ``redis.time()``; 0 when not given or not tracked)."""
+        seconds = 0.0
+        if server_time is not None and self.entered_server_at is not None:
+            seconds = server_time - self.entered_server_at
+        return {
+            "episodes": float(self.episodes_in_stage),
+            "successes": float(self.successes_in_stage),
+            "success": self.window_success_rate,
+            "window": float(len(self.window)),
+            "score": self.score_mean,
+            "seconds": seconds,
+        }
 
 
 # ------------------------------------------------------------------------------------------ keys
@@ -322,7 +374,7 @@ class StageCurriculum:
         # Random, not a server counter: unique even if the state is wiped and created again.
         self._client_id = secrets.randbits(52) + 1
         self._seq = 0
-        self._pending: deque[tuple[int, list[tuple[int, bool]]]] = deque()
+        self._pending: deque[tuple[int, list[tuple[int, bool, float]]]] = deque()
         self._dropped = 0
         self._rng = np.random.default_rng([self.config.seed, self._client_id])
         self._last_stage: Stage | None = None
@@ -352,6 +404,9 @@ class StageCurriculum:
         args: list[Any] = [self._fingerprint, self.config.stages_json(), now, len(self.config.stages)]
         for stage in self.config.stages:
             args += [stage.name, repr(float(stage.advance_threshold)), stage.window, stage.min_episodes]
+        for stage in self.config.stages:
+            condition = stage.condition()
+            args.append("" if condition is None else condition.to_json())
         reply = self._call(lambda: self._script("stage_init")(keys=self.keys.all, args=args))
         status = _text(reply[0])
         if status == "mismatch":
@@ -508,6 +563,10 @@ class StageCurriculum:
             entered_at=float(s["entered_at"]),
             advanced_at=float(s["advanced_at"]) if "advanced_at" in s else None,
             history=dict(sorted(history.items())),
+            successes_in_stage=int(s.get("successes", 0)),
+            score_sum=float(s.get("score_sum", 0.0)),
+            entered_server_at=float(s["entered_server_at"]) if "entered_server_at" in s else None,
+            stop_condition=cfg.stop_condition,
         )
 
     def stats(self) -> dict[str, float]:
@@ -524,6 +583,8 @@ class StageCurriculum:
             "stage/window_fill": float(len(st.window)),
             "stage/window_size": float(st.window_size),
             "stage/window_success_rate": st.window_success_rate,
+            "stage/successes_in_stage": float(st.successes_in_stage),
+            "stage/score_mean": st.score_mean,
             "stage/advance_threshold": st.advance_threshold,
             "stage/recorded_episodes": float(st.recorded_episodes),
             "stage/stale_episodes": float(st.stale_episodes),
@@ -552,7 +613,7 @@ class StageCurriculum:
         value = self._check_score(score)
         success = value >= self.config.stages[index].success_threshold
         try:
-            self._record([(index, success)])
+            self._record([(index, success, value)])
         except StoreUnavailableError as exc:
             log.warning("stage store unreachable, %d episodes pending: %s", self.pending_episodes, exc)
 
@@ -561,15 +622,22 @@ class StageCurriculum:
         Raises :class:`StoreUnavailableError` if Redis is unreachable (the episode stays pending)."""
         return self.record_episodes([(stage_index, success)]).index
 
-    def record_episodes(self, episodes: Sequence[tuple[int, bool]]) -> StageRecordResult:
-        """Record episodes ``(stage_index, success)`` in order, in one atomic call."""
+    def record_episodes(self, episodes: Sequence[tuple[int, bool] | tuple[int, bool, float]]) -> StageRecordResult:
+        """Record episodes ``(stage_index, success)`` or ``(stage_index, success, score)`` in order, in one
+        atomic call. The score feeds a stop condition's ``score``; without one it is 1.0 for a success
+        and 0.0 for a failure."""
         if isinstance(episodes, str | bytes) or not isinstance(episodes, Sequence) or not episodes:
             raise ConfigError("episodes must be a non-empty sequence of (stage_index, success) pairs")
         checked = []
         for item in episodes:
-            if not isinstance(item, tuple | list) or len(item) != 2:
-                raise ConfigError(f"an episode is a (stage_index, success) pair, got {item!r}")
-            checked.append((self._check_index(item[0]), self._check_success(item[1])))
+            if not isinstance(item, tuple | list) or len(item) not in (2, 3):
+                raise ConfigError(
+                    "an episode is a (stage_index, success) pair or a (stage_index, success, score) triple, "
+                    f"got {item!r}"
+                )
+            success = self._check_success(item[1])
+            score = self._check_score(item[2]) if len(item) == 3 else (1.0 if success else 0.0)
+            checked.append((self._check_index(item[0]), success, score))
         return self._record(checked)
 
     def reset_to(self, stage_index: int) -> int:
@@ -603,7 +671,7 @@ class StageCurriculum:
         except StoreUnavailableError as exc:
             log.warning("stage store unreachable, %d episodes pending: %s", self.pending_episodes, exc)
 
-    def _record(self, episodes: list[tuple[int, bool]]) -> StageRecordResult:
+    def _record(self, episodes: list[tuple[int, bool, float]]) -> StageRecordResult:
         self._ensure_ready()
         self._seq += 1
         self._pending.append((self._seq, episodes))
@@ -620,8 +688,8 @@ class StageCurriculum:
         while self._pending:
             seq, episodes = self._pending[0]
             args: list[Any] = [self._fingerprint, self._client_id, seq, f"{time.time():.6f}", len(episodes)]
-            for index, success in episodes:
-                args += [index, "1" if success else "0"]
+            for index, success, score in episodes:
+                args += [index, "1" if success else "0", repr(score)]
             try:
                 reply = self._run("stage_record", args)
             except ScriptError:

@@ -3,6 +3,11 @@
 -- KEYS[5] :stage:clients
 -- ARGV[1] config fingerprint  ARGV[2] the stages as JSON  ARGV[3] now (unix seconds)  ARGV[4] N stages
 --   then per stage i = 0..N-1: name, advance_threshold (in [0, 1]), window (int >= 1), min_episodes (int >= 0)
+--   then, optionally, per stage i = 0..N-1: its stop condition compiled to an RPN program as JSON
+--   ([["var","episodes"],["num",500],["op",">="],...], see curriculum_redis/conditions.py), or '' for none.
+--   A program is validated (known instructions, finite numbers, no stack underflow, operand types, one
+--   boolean left) before anything is written, and stored as "<i>:program".
+-- The state gets 'entered_server_at' (Redis TIME) when stage 0's condition reads `seconds`.
 -- Returns: {'created'} when this call stored the config (and, if absent, the state at stage 0),
 --   {'attached'} when the same config (same fingerprint) is stored already,
 --   {'mismatch', stored stages JSON} when another config is stored (nothing is written).
@@ -10,6 +15,53 @@
 local stage, window, config, history = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local function err(msg) return redis.error_reply('CR_ARGS stage_init.lua: ' .. msg) end
 local function is_int(s) return type(s) == 'string' and string.match(s, '^%d+$') ~= nil end
+
+-- Stop-condition programs (the same checks as curriculum_redis.conditions.validate_program).
+local VARS = {episodes = true, successes = true, success = true, window = true, score = true, seconds = true}
+local COMPARE = {['>='] = true, ['>'] = true, ['<='] = true, ['<'] = true, ['=='] = true, ['!='] = true}
+local function size_of(t)
+  local count = 0
+  for _ in pairs(t) do count = count + 1 end
+  return count
+end
+-- Returns the program (a table) and whether it reads `seconds`, or nil and what is wrong.
+local function check_program(raw)
+  local ok, prog = pcall(cjson.decode, raw)
+  if not ok or type(prog) ~= 'table' then return nil, 'is not a JSON array' end
+  if #prog < 1 or #prog > 256 or size_of(prog) ~= #prog then return nil, 'must be an array of 1 to 256 instructions' end
+  local types, top, seconds = {}, 0, false
+  for i, step in ipairs(prog) do
+    if type(step) ~= 'table' or #step ~= 2 or size_of(step) ~= 2 then
+      return nil, 'instruction ' .. i .. ' is not a [kind, argument] pair'
+    end
+    local kind, arg = step[1], step[2]
+    if kind == 'var' then
+      if type(arg) ~= 'string' or not VARS[arg] then return nil, 'instruction ' .. i .. ': unknown variable' end
+      if arg == 'seconds' then seconds = true end
+      top = top + 1; types[top] = 'n'
+    elseif kind == 'num' then
+      if type(arg) ~= 'number' or arg ~= arg or arg == math.huge or arg == -math.huge then
+        return nil, 'instruction ' .. i .. ': not a finite number'
+      end
+      top = top + 1; types[top] = 'n'
+    elseif kind == 'op' then
+      local arity, want
+      if arg == 'not' then arity, want = 1, 'b'
+      elseif arg == 'and' or arg == 'or' then arity, want = 2, 'b'
+      elseif type(arg) == 'string' and COMPARE[arg] then arity, want = 2, 'n'
+      else return nil, 'instruction ' .. i .. ': unknown operator' end
+      if top < arity then return nil, 'instruction ' .. i .. ': stack underflow' end
+      for k = top - arity + 1, top do
+        if types[k] ~= want then return nil, 'instruction ' .. i .. ': operand of the wrong type' end
+      end
+      top = top - arity + 1; types[top] = 'b'
+    else
+      return nil, 'instruction ' .. i .. ': unknown kind'
+    end
+  end
+  if top ~= 1 or types[1] ~= 'b' then return nil, 'does not leave exactly one boolean' end
+  return prog, seconds
+end
 
 -- 1. Validate everything.
 if #KEYS ~= 5 then return err('takes 5 keys, got ' .. #KEYS) end
@@ -20,7 +72,11 @@ end
 if not now or now ~= now then return err('now must be a number') end
 if not is_int(ARGV[4]) or tonumber(ARGV[4]) < 1 then return err('number of stages must be an integer >= 1') end
 local n = tonumber(ARGV[4])
-if #ARGV ~= 4 + 4 * n then return err('expected ' .. (4 + 4 * n) .. ' args, got ' .. #ARGV) end
+if #ARGV ~= 4 + 4 * n and #ARGV ~= 4 + 5 * n then
+  return err('expected ' .. (4 + 4 * n) .. ' or ' .. (4 + 5 * n) .. ' args, got ' .. #ARGV)
+end
+local with_programs = #ARGV == 4 + 5 * n
+local first_uses_seconds = false
 local fields = {'fingerprint', fingerprint, 'stages', stages_json, 'num_stages', n, 'created_at', ARGV[3]}
 for i = 0, n - 1 do
   local base = 5 + 4 * i
@@ -36,6 +92,13 @@ for i = 0, n - 1 do
   fields[#fields + 1] = p .. 'advance_threshold'; fields[#fields + 1] = ARGV[base + 1]
   fields[#fields + 1] = p .. 'window'; fields[#fields + 1] = size
   fields[#fields + 1] = p .. 'min_episodes'; fields[#fields + 1] = min_episodes
+  local raw = with_programs and ARGV[5 + 4 * n + i] or ''
+  if raw ~= '' then
+    local prog, seconds_or_why = check_program(raw)
+    if not prog then return err('stage ' .. i .. ' stop condition program ' .. seconds_or_why) end
+    if i == 0 then first_uses_seconds = seconds_or_why end
+    fields[#fields + 1] = p .. 'program'; fields[#fields + 1] = raw
+  end
 end
 
 -- 2. Compare with what is stored.
@@ -56,7 +119,12 @@ if not index or index >= n then
   redis.call('DEL', window)
   redis.call('HSET', stage, 'index', 0, 'name', ARGV[5], 'version', 0, 'episodes', 0, 'window_successes', 0,
     'recorded_episodes', 0, 'stale_episodes', 0, 'duplicate_batches', 0, 'advancements', 0, 'resets', 0,
-    'entered_at', ARGV[3], 'created_at', ARGV[3])
+    'entered_at', ARGV[3], 'created_at', ARGV[3], 'successes', 0, 'score_sum', 0)
+  redis.call('HDEL', stage, 'entered_server_at')
+  if first_uses_seconds then
+    local t = redis.call('TIME')
+    redis.call('HSET', stage, 'entered_server_at', t[1] .. '.' .. string.format('%06d', tonumber(t[2])))
+  end
   redis.call('HSET', history, '0:entered_at', ARGV[3])
   status = 'created'
 end

@@ -4,19 +4,104 @@
 -- KEYS[5] :stage:clients
 -- ARGV[1] config fingerprint  ARGV[2] client_id  ARGV[3] seq (int >= 1)  ARGV[4] now (unix seconds)
 -- ARGV[5] E (episodes, int >= 1), then per episode: the index of the stage it was played in
---   (int in [0, num_stages)), success ('1' or '0')
--- An episode of the current stage updates the stage's window (its last W outcomes, newest first) and
--- may advance the stage: when episodes >= min_episodes, the window is full and its success rate is
--- >= advance_threshold, and this is not the last stage. Advancing empties the window, resets the
--- episode count and bumps the version. An episode of any other stage is stale: counted, not applied.
+--   (int in [0, num_stages)), success ('1' or '0') and, in the 3-field layout (5 + 3E args), its score
+--   (a finite number); in the 2-field layout (5 + 2E args) an episode's score is its success (1 or 0).
+-- An episode of the current stage updates the stage's counts (episodes, successes, score_sum), its window
+-- (its last W outcomes, newest first) and may advance the stage (never the last one):
+--   * a stage with a stop condition (config "<i>:program", an RPN program, see
+--     curriculum_redis/conditions.py) advances exactly when the program is true on episodes, successes,
+--     success (window success rate), window (outcomes in the window), score (score_sum / episodes) and
+--     seconds (Redis TIME - entered_server_at; TIME is only called when the program reads `seconds`);
+--   * any other stage advances when episodes >= min_episodes, the window is full and its success rate is
+--     >= advance_threshold.
+-- Advancing empties the window, resets the stage's counts and bumps the version. An episode of any other
+-- stage is stale: counted, not applied.
 -- Returns: {applied (1, or 0 for an already-applied batch), current stage index, version,
 --   episodes applied, stale episodes, advancements made by this call}
 -- Errors (raised before any write): CR_ARGS, CR_NO_STAGE (no state: init first),
---   CR_STAGE_CONFIG (the stored config has another fingerprint).
+--   CR_STAGE_CONFIG (the stored config has another fingerprint, or a stored program is malformed).
 local stage, window, config, history, clients = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local function fmt(x) return string.format('%.17g', x) end
 local function err(msg) return redis.error_reply('CR_ARGS stage_record.lua: ' .. msg) end
 local function is_int(s) return type(s) == 'string' and string.match(s, '^%d+$') ~= nil end
+local function finite(x) return x ~= nil and x == x and x ~= math.huge and x ~= -math.huge end
+
+-- Stop-condition programs (the same checks as curriculum_redis.conditions.validate_program).
+local VARS = {episodes = true, successes = true, success = true, window = true, score = true, seconds = true}
+local COMPARE = {['>='] = true, ['>'] = true, ['<='] = true, ['<'] = true, ['=='] = true, ['!='] = true}
+local function size_of(t)
+  local count = 0
+  for _ in pairs(t) do count = count + 1 end
+  return count
+end
+-- Returns the program (a table) and whether it reads `seconds`, or nil and what is wrong.
+local function check_program(raw)
+  local ok, prog = pcall(cjson.decode, raw)
+  if not ok or type(prog) ~= 'table' then return nil, 'is not a JSON array' end
+  if #prog < 1 or #prog > 256 or size_of(prog) ~= #prog then return nil, 'must be an array of 1 to 256 instructions' end
+  local types, top, seconds = {}, 0, false
+  for i, step in ipairs(prog) do
+    if type(step) ~= 'table' or #step ~= 2 or size_of(step) ~= 2 then
+      return nil, 'instruction ' .. i .. ' is not a [kind, argument] pair'
+    end
+    local kind, arg = step[1], step[2]
+    if kind == 'var' then
+      if type(arg) ~= 'string' or not VARS[arg] then return nil, 'instruction ' .. i .. ': unknown variable' end
+      if arg == 'seconds' then seconds = true end
+      top = top + 1; types[top] = 'n'
+    elseif kind == 'num' then
+      if type(arg) ~= 'number' or not finite(arg) then return nil, 'instruction ' .. i .. ': not a finite number' end
+      top = top + 1; types[top] = 'n'
+    elseif kind == 'op' then
+      local arity, want
+      if arg == 'not' then arity, want = 1, 'b'
+      elseif arg == 'and' or arg == 'or' then arity, want = 2, 'b'
+      elseif type(arg) == 'string' and COMPARE[arg] then arity, want = 2, 'n'
+      else return nil, 'instruction ' .. i .. ': unknown operator' end
+      if top < arity then return nil, 'instruction ' .. i .. ': stack underflow' end
+      for k = top - arity + 1, top do
+        if types[k] ~= want then return nil, 'instruction ' .. i .. ': operand of the wrong type' end
+      end
+      top = top - arity + 1; types[top] = 'b'
+    else
+      return nil, 'instruction ' .. i .. ': unknown kind'
+    end
+  end
+  if top ~= 1 or types[1] ~= 'b' then return nil, 'does not leave exactly one boolean' end
+  return prog, seconds
+end
+-- Runs a validated program on the variables' values.
+local function run(prog, vals)
+  local stack, top = {}, 0
+  for _, step in ipairs(prog) do
+    local kind, arg = step[1], step[2]
+    if kind == 'var' then
+      top = top + 1; stack[top] = vals[arg]
+    elseif kind == 'num' then
+      top = top + 1; stack[top] = arg
+    elseif arg == 'not' then
+      stack[top] = not stack[top]
+    else
+      local b = stack[top]
+      top = top - 1
+      local a, r = stack[top], nil
+      if arg == 'and' then r = a and b
+      elseif arg == 'or' then r = a or b
+      elseif arg == '>=' then r = a >= b
+      elseif arg == '>' then r = a > b
+      elseif arg == '<=' then r = a <= b
+      elseif arg == '<' then r = a < b
+      elseif arg == '==' then r = a == b
+      else r = a ~= b end
+      stack[top] = r
+    end
+  end
+  return stack[1] == true
+end
+local function server_now()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) + tonumber(t[2]) / 1e6
+end
 
 -- 1. Validate everything; nothing is written until the batch is known to be well formed.
 if #KEYS ~= 5 then return err('takes 5 keys, got ' .. #KEYS) end
@@ -28,10 +113,14 @@ local seq = tonumber(ARGV[3])
 if not now or now ~= now then return err('now must be a number') end
 if not is_int(ARGV[5]) or tonumber(ARGV[5]) < 1 then return err('episode count must be an integer >= 1') end
 local e = tonumber(ARGV[5])
-if #ARGV ~= 5 + 2 * e then return err('expected ' .. (5 + 2 * e) .. ' args for ' .. e .. ' episodes, got ' .. #ARGV) end
+if #ARGV ~= 5 + 2 * e and #ARGV ~= 5 + 3 * e then
+  return err('expected ' .. (5 + 2 * e) .. ' or ' .. (5 + 3 * e) .. ' args for ' .. e .. ' episodes, got ' .. #ARGV)
+end
+local fields = (#ARGV == 5 + 3 * e) and 3 or 2
 
 local cfg = redis.call('HMGET', config, 'fingerprint', 'num_stages')
-local st = redis.call('HMGET', stage, 'index', 'version', 'episodes', 'window_successes')
+local st = redis.call('HMGET', stage, 'index', 'version', 'episodes', 'window_successes', 'successes', 'score_sum',
+  'entered_server_at')
 if not cfg[1] or not st[1] then
   return redis.error_reply('CR_NO_STAGE no stage curriculum state stored (run stage_init.lua first)')
 end
@@ -42,25 +131,45 @@ end
 local n = tonumber(cfg[2])
 local episodes = {}
 for j = 1, e do
-  local raw_index, raw_success = ARGV[4 + 2 * j], ARGV[5 + 2 * j]
+  local base = 6 + fields * (j - 1)
+  local raw_index, raw_success = ARGV[base], ARGV[base + 1]
   if not is_int(raw_index) or tonumber(raw_index) >= n then
     return err('episode ' .. j .. ': stage index ' .. tostring(raw_index) .. ' is not an integer in [0, ' .. n .. ')')
   end
   if raw_success ~= '1' and raw_success ~= '0' then
     return err('episode ' .. j .. ': success must be 1 or 0, got ' .. tostring(raw_success))
   end
-  episodes[j] = {index = tonumber(raw_index), success = tonumber(raw_success)}
+  local score = tonumber(raw_success)
+  if fields == 3 then
+    score = tonumber(ARGV[base + 2])
+    if not finite(score) then return err('episode ' .. j .. ': score ' .. tostring(ARGV[base + 2]) .. ' is not a finite number') end
+  end
+  episodes[j] = {index = tonumber(raw_index), success = tonumber(raw_success), score = score}
 end
 
 local index, version = tonumber(st[1]), tonumber(st[2])
 local in_stage, window_successes = tonumber(st[3]), tonumber(st[4])
-local function params(i)
-  local p = redis.call('HMGET', config, i .. ':advance_threshold', i .. ':window', i .. ':min_episodes')
-  return tonumber(p[1]), tonumber(p[2]), tonumber(p[3])
-end
-local threshold, size, min_episodes = params(index)
-if not threshold or not size or not min_episodes then
-  return redis.error_reply('CR_NO_STAGE the stored config lacks the parameters of stage ' .. index)
+local stage_successes, score_sum = tonumber(st[5]) or 0, tonumber(st[6]) or 0
+local entered_server = tonumber(st[7])
+
+-- The parameters of every stage this batch can reach (one advancement per applied episode at most),
+-- read and checked now so that a bad stored config is refused before any write.
+local params = {}
+for i = index, math.min(n - 1, index + e) do
+  local p = redis.call('HMGET', config, i .. ':advance_threshold', i .. ':window', i .. ':min_episodes', i .. ':program')
+  local threshold, size, min_episodes = tonumber(p[1]), tonumber(p[2]), tonumber(p[3])
+  if not threshold or not size or not min_episodes then
+    return redis.error_reply('CR_NO_STAGE the stored config lacks the parameters of stage ' .. i)
+  end
+  local prog, seconds = false, false
+  if p[4] then
+    local checked, seconds_or_why = check_program(p[4])
+    if not checked then
+      return redis.error_reply('CR_STAGE_CONFIG the stored stop condition program of stage ' .. i .. ' ' .. seconds_or_why)
+    end
+    prog, seconds = checked, seconds_or_why
+  end
+  params[i] = {threshold = threshold, size = size, min_episodes = min_episodes, program = prog, seconds = seconds}
 end
 
 local last = tonumber(redis.call('HGET', clients, client_id))
@@ -69,7 +178,18 @@ if last and seq <= last then
   return {0, index, version, 0, 0, 0}
 end
 
+-- Server time, read once and only if a reachable stage's condition reads `seconds`.
+local now_server = nil
+for _, reachable in pairs(params) do
+  if reachable.seconds and not now_server then now_server = server_now() end
+end
+local set_entered_server = false
+if params[index].seconds and not entered_server then
+  entered_server, set_entered_server = now_server, true  -- a state stored without it: the clock starts now
+end
+
 -- 2. Apply, episode by episode, in order.
+local prm = params[index]
 local fill = redis.call('LLEN', window)
 local applied, stale, advanced = 0, 0, 0
 for _, ep in ipairs(episodes) do
@@ -79,7 +199,9 @@ for _, ep in ipairs(episodes) do
   else
     applied = applied + 1
     in_stage = in_stage + 1
-    if fill >= size then
+    stage_successes = stage_successes + ep.success
+    score_sum = score_sum + ep.score
+    if fill >= prm.size then
       if redis.call('RPOP', window) == '1' then window_successes = window_successes - 1 end
       fill = fill - 1
     end
@@ -88,26 +210,45 @@ for _, ep in ipairs(episodes) do
     window_successes = window_successes + ep.success
     redis.call('HINCRBY', history, index .. ':episodes', 1)
     if ep.success == 1 then redis.call('HINCRBY', history, index .. ':successes', 1) end
-    if index < n - 1 and in_stage >= min_episodes and fill >= size and window_successes / size >= threshold then
+    local advance = false
+    if index < n - 1 then
+      if prm.program then
+        local vals = {episodes = in_stage, successes = stage_successes, success = window_successes / fill,
+          window = fill, score = score_sum / in_stage, seconds = 0}
+        if prm.seconds then vals.seconds = now_server - entered_server end
+        advance = run(prm.program, vals)
+      else
+        advance = in_stage >= prm.min_episodes and fill >= prm.size and window_successes / prm.size >= prm.threshold
+      end
+    end
+    if advance then
       local p = index .. ':'
       redis.call('HSET', history, p .. 'advanced_at', ARGV[4], p .. 'advanced_after_episodes', in_stage,
-        p .. 'advanced_with_success_rate', fmt(window_successes / size))
+        p .. 'advanced_with_success_rate', fmt(window_successes / fill))
       index = index + 1
       version = version + 1
       advanced = advanced + 1
-      in_stage, window_successes, fill = 0, 0, 0
+      in_stage, window_successes, fill, stage_successes, score_sum = 0, 0, 0, 0, 0
+      prm = params[index]
       redis.call('DEL', window)
       redis.call('HSET', history, index .. ':entered_at', ARGV[4])
       redis.call('HSET', stage, 'index', index, 'name', redis.call('HGET', config, index .. ':name'),
         'version', version, 'entered_at', ARGV[4], 'advanced_at', ARGV[4])
       redis.call('HINCRBY', stage, 'advancements', 1)
-      threshold, size, min_episodes = params(index)
+      if prm.seconds then
+        entered_server, set_entered_server = now_server, true
+      else
+        entered_server, set_entered_server = nil, false
+        redis.call('HDEL', stage, 'entered_server_at')
+      end
     end
   end
 end
 
 redis.call('HSET', clients, client_id, seq)
-redis.call('HSET', stage, 'episodes', in_stage, 'window_successes', window_successes)
+redis.call('HSET', stage, 'episodes', in_stage, 'window_successes', window_successes, 'successes', stage_successes,
+  'score_sum', fmt(score_sum))
+if set_entered_server then redis.call('HSET', stage, 'entered_server_at', fmt(entered_server)) end
 redis.call('HINCRBY', stage, 'recorded_episodes', e)
 if stale > 0 then redis.call('HINCRBY', stage, 'stale_episodes', stale) end
 return {1, index, version, applied, stale, advanced}

@@ -2,7 +2,9 @@
 -- KEYS[1] {cr:<ns>}:stage  KEYS[2] :stage:window  KEYS[3] :stage:config  KEYS[4] :stage:history
 -- KEYS[5] :stage:clients
 -- ARGV[1] config fingerprint  ARGV[2] stage index (int in [0, num_stages))  ARGV[3] now (unix seconds)
--- Episodes played in another stage and recorded later are stale, as after an advancement.
+-- Episodes played in another stage and recorded later are stale, as after an advancement. The stage's
+-- counts (episodes, successes, score_sum) restart at 0; 'entered_server_at' is set from Redis TIME when
+-- the stage's stop condition reads `seconds`.
 -- Returns: {stage index, version}
 -- Errors (before any write): CR_ARGS, CR_NO_STAGE, CR_STAGE_CONFIG.
 local stage, window, config, history = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -29,5 +31,13 @@ redis.call('HSET', history, st[1] .. ':left_at', ARGV[3], index .. ':entered_at'
 redis.call('DEL', window)
 redis.call('HSET', stage, 'index', index, 'name', redis.call('HGET', config, index .. ':name'), 'version', version,
   'episodes', 0, 'window_successes', 0, 'entered_at', ARGV[3])
+redis.call('HSET', stage, 'successes', 0, 'score_sum', 0)
+local program = redis.call('HGET', config, index .. ':program')
+if program and string.find(program, '"seconds"', 1, true) then
+  local t = redis.call('TIME')
+  redis.call('HSET', stage, 'entered_server_at', t[1] .. '.' .. string.format('%06d', tonumber(t[2])))
+else
+  redis.call('HDEL', stage, 'entered_server_at')
+end
 redis.call('HINCRBY', stage, 'resets', 1)
 return {index, version}

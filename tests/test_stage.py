@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import pickle
 import random
+import time
 from collections import deque
 from typing import Any
 
@@ -22,6 +23,7 @@ from curriculum_redis import (
     ScriptError,
     StoreUnavailableError,
 )
+from curriculum_redis.conditions import ConditionError, compile_condition, evaluate, program_from_json
 from curriculum_redis.env import CurriculumEnv
 from curriculum_redis.stage import (
     MAX_STAGES,
@@ -606,3 +608,281 @@ def test_episodes_wait_out_an_outage_and_are_applied_once(fresh_redis_factory: A
     assert (st.recorded_episodes, st.window, st.duplicate_batches) == (3, [True, True, False], 0)
     sc.flush()  # nothing left to send
     assert sc.state().recorded_episodes == 3
+
+
+# ------------------------------------------------------------------------------------------ stop conditions
+
+
+def contents(client: redis.Redis, namespace: str) -> dict[bytes, Any]:
+    """Every key of the namespace with its value (hashes as dicts: a hash's DUMP bytes may change with
+    its internal layout, e.g. an incremental rehash, while its contents do not)."""
+    out: dict[bytes, Any] = {}
+    for key in sorted(client.scan_iter(match="{cr:" + namespace + "}:*")):
+        kind = client.type(key)
+        if kind == b"hash":
+            out[key] = client.hgetall(key)
+        elif kind == b"list":
+            out[key] = client.lrange(key, 0, -1)
+        else:
+            out[key] = client.dump(key)
+    return out
+
+
+def condition_stages(condition: str, window: int = 5, n: int = 3) -> StageCurriculumConfig:
+    """Stage 0 stops on ``condition``; its threshold rule (0.1, no minimum) would advance much earlier."""
+    stages = [
+        StageConfig(
+            name="s0", env_cfg={"target": 0}, stop_condition=condition, window=window, advance_threshold=0.1
+        ),
+        *(StageConfig(name=f"s{i}", env_cfg={"target": i}, window=2, advance_threshold=1.0) for i in range(1, n)),
+    ]
+    return StageCurriculumConfig(stages=stages)
+
+
+def test_a_condition_advances_exactly_when_it_first_holds(redis_url: str, redis_client: redis.Redis) -> None:
+    sc = StageCurriculum(condition_stages("episodes>=6 & success>0.8", window=5), redis_url, "cond")
+    # episode: 1-5 all successes (5 < 6), 6: F (window TTTTF = 0.8, not > 0.8), 7-10: T (the F still in the
+    # window: 0.8), 11: T (the F left the window: 1.0 > 0.8, and 11 >= 6) -> advance.
+    outcomes = [True] * 5 + [False] + [True] * 5
+    indices = [sc.record_episode(0, success) for success in outcomes]
+    assert indices == [0] * 10 + [1]
+    st = sc.state()
+    assert (st.index, st.version, st.advancements) == (1, 1, 1)
+    assert st.history[0]["advanced_after_episodes"] == 11 and st.history[0]["advanced_with_success_rate"] == 1.0
+    assert (st.episodes_in_stage, st.successes_in_stage, st.score_sum, st.window) == (0, 0, 0.0, [])
+    assert redis_client.hget(StageKeys("cond").config, "0:program") == compile_condition(
+        "episodes>=6 & success>0.8"
+    ).to_json().encode()
+    assert redis_client.hget(StageKeys("cond").config, "1:program") is None  # stage 1: the threshold rule
+    assert sc.record_episode(1, True) == 1 and sc.record_episode(1, True) == 2
+
+
+def test_a_condition_on_successes_and_score(redis_url: str) -> None:
+    sc = StageCurriculum(condition_stages("successes >= 2 & score >= 2", window=3), redis_url, "score")
+    task = sc.get_task()
+    sc.update_task_performance(task.task_id, 5.0)  # success (>= 0.5), score 5: successes 1
+    assert sc.record_episodes([(0, False, -4.0)]).index == 0  # successes 1, score 0.5
+    assert sc.record_episode(0, True) == 0  # successes 2, no score given: 1.0 -> (5 - 4 + 1) / 3 = 0.667
+    st = sc.state()
+    assert (st.successes_in_stage, st.score_sum, st.score_mean) == (2, 2.0, 2.0 / 3)
+    assert st.condition_values()["score"] == 2.0 / 3
+    assert sc.record_episodes([(0, False, 6.0)]).index == 1  # score 8 / 4 = 2, successes 2: holds
+    assert sc.current_stage().index == 1
+    assert sc.state().history[0]["advanced_after_episodes"] == 4
+
+
+def test_a_condition_on_seconds_uses_the_server_clock(redis_url: str, redis_client: redis.Redis) -> None:
+    sc = StageCurriculum(condition_stages("seconds >= 1 & episodes >= 2"), redis_url, "seconds")
+    sc.current_stage()
+    entered = sc.state().entered_server_at
+    seconds, microseconds = redis_client.time()
+    assert entered is not None and 0 <= seconds + microseconds / 1e6 - entered < 1
+    assert sc.record_episode(0, True) == 0
+    assert sc.record_episode(0, True) == 0  # 2 episodes, but not 1 s yet
+    time.sleep(1.05)
+    assert sc.record_episode(0, False) == 1
+    assert sc.state().entered_server_at is None  # stage 1 has no condition on seconds
+    sc.reset_to(0)
+    again = sc.state().entered_server_at
+    assert again is not None and again > entered
+    assert sc.record_episode(0, True) == 0 and sc.record_episode(0, True) == 0  # the clock restarted
+
+
+class ConditionModel:
+    """Advancement with stop conditions, written plainly with the Python evaluator."""
+
+    def __init__(self, config: StageCurriculumConfig) -> None:
+        self.config = config
+        self.index = self.version = self.episodes = self.successes = self.stale = 0
+        self.score_sum = 0.0
+        self.window: deque[bool] = deque()
+        self.checks = [0, 0]  # conditions evaluated false, true
+
+    def values(self) -> dict[str, float]:
+        return {
+            "episodes": float(self.episodes),
+            "successes": float(self.successes),
+            "success": sum(self.window) / len(self.window) if self.window else 0.0,
+            "window": float(len(self.window)),
+            "score": self.score_sum / self.episodes if self.episodes else 0.0,
+            "seconds": 0.0,
+        }
+
+    def record(self, index: int, success: bool, score: float) -> None:
+        if index != self.index:
+            self.stale += 1
+            return
+        stage = self.config.stages[self.index]
+        self.episodes += 1
+        self.successes += success
+        self.score_sum += score
+        self.window.append(success)
+        if len(self.window) > stage.window:
+            self.window.popleft()
+        if self.index == len(self.config.stages) - 1:
+            return
+        condition = stage.condition()
+        assert condition is not None
+        holds = evaluate(condition.program, self.values())
+        self.checks[holds] += 1
+        if holds:
+            self.index += 1
+            self.version += 1
+            self.episodes = self.successes = 0
+            self.score_sum = 0.0
+            self.window.clear()
+
+
+def random_condition(rng: random.Random, depth: int = 2) -> str:
+    if depth == 0 or rng.random() < 0.35:
+        name = rng.choice(["episodes", "successes", "success", "window", "score"])
+        value = {
+            "episodes": rng.randint(0, 25),
+            "successes": rng.randint(0, 15),
+            "success": rng.choice([0, 0.25, 0.5, 0.6, 0.75, 0.8, 1]),
+            "window": rng.randint(0, 6),
+            "score": round(rng.uniform(-0.5, 1.5), 2),
+        }[name]
+        return f"{name} {rng.choice(['>=', '>', '<=', '<', '==', '!='])} {value}"
+    kind = rng.choice(["&", "&", "and", "|", "or", "!"])
+    if kind == "!":
+        return f"!({random_condition(rng, depth - 1)})"
+    return f"({random_condition(rng, depth - 1)}) {kind} ({random_condition(rng, depth - 1)})"
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_lua_conditions_match_the_python_evaluator_on_random_states(redis_url: str, seed: int) -> None:
+    rng = random.Random(seed)
+    stages = [
+        # The random part may never hold (e.g. window > 6 with a window of 3): "| episodes >= K" moves on.
+        StageConfig(
+            name=f"s{i}",
+            stop_condition=f"({random_condition(rng)}) | episodes >= {rng.randint(5, 40)}",
+            window=rng.choice([1, 3, 6]),
+        )
+        for i in range(7)
+    ]
+    config = StageCurriculumConfig(stages=[*stages, StageConfig(name="last")])
+    sc = StageCurriculum(config, redis_url, f"condmodel{seed}")
+    model = ConditionModel(config)
+    for _ in range(300):
+        batch: list[tuple[int, bool, float]] = []
+        for _ in range(rng.randint(1, 3)):
+            index = model.index if rng.random() < 0.9 else rng.randrange(len(config.stages))
+            success = rng.random() < 0.7
+            score = rng.uniform(-1.0, 2.0)
+            batch.append((index, success, score))
+            model.record(index, success, score)
+        result = sc.record_episodes(batch)
+        assert (result.index, result.version) == (model.index, model.version), batch
+        st = sc.state()
+        assert st.condition_values() == model.values()  # the same numbers, bit for bit
+        assert (st.stale_episodes, st.window) == (model.stale, list(model.window))
+    assert model.checks[0] > 0 and model.checks[1] > 0  # both outcomes were exercised
+    assert model.index >= 3
+
+
+def test_a_malformed_program_sent_to_the_scripts_is_refused_with_nothing_written(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    bad_programs = [
+        "episodes>=5",
+        "[[",
+        "[]",
+        "{}",
+        '{"1": ["num", 1]}',
+        "null",
+        "[null]",
+        '"[]"',
+        '[["var","episodes"]]',  # a number, not a condition
+        '[["var","__import__"],["num",1],["op",">"]]',
+        '[["var","episodes"],["num",1e999],["op",">"]]',
+        '[["var","episodes"],["num","1"],["op",">"]]',
+        '[["var","episodes"],["num",true],["op",">"]]',
+        '[["num",1],["op",">"]]',
+        '[["op","not"]]',
+        '[["var","episodes"],["num",1],["op","and"]]',
+        '[["var","episodes"],["num",1],["op",">"],["num",1],["op",">"]]',
+        '[["var","episodes"],["num",1],["op",">"],["var","score"]]',
+        '[["var","episodes",3],["num",1],["op",">"]]',
+        '[["var","episodes"],["num",1],["op","os.execute"]]',
+        '[["call","episodes"],["num",1],["op",">"]]',
+        '[{"1":"var","2":"episodes"},["num",1],["op",">"]]',
+        "[" + ",".join(['["var","episodes"],["num",1],["op",">"]'] + ['["op","not"]'] * 254) + "]",  # 257
+    ]
+    # The Python validator refuses each of them too.
+    for raw in bad_programs:
+        with pytest.raises(ConditionError):
+            program_from_json(raw)
+    config = condition_stages("episodes>=2")
+    good = [compile_condition("episodes>=2").to_json(), "", ""]
+    base: list[Any] = [config.fingerprint(), config.stages_json(), 0, 3]
+    for stage in config.stages:
+        base += [stage.name, repr(stage.advance_threshold), stage.window, stage.min_episodes]
+
+    empty = Scripts(redis_client, "prog-empty")
+    for raw in bad_programs:
+        for position in range(3):  # as the program of stage 0, 1 or 2
+            programs = list(good)
+            programs[position] = raw
+            with pytest.raises(redis.exceptions.ResponseError, match=rf"^CR_ARGS.*stage {position} stop condition"):
+                empty.init(keys=empty.keys, args=[*base, *programs])
+    assert contents(redis_client, "prog-empty") == {}
+    assert empty.init(keys=empty.keys, args=[*base, *good]) == [b"created"]
+
+    # On a namespace with state: nothing changes either.
+    sc = StageCurriculum(config, redis_url, "prog")
+    sc.record_episode(0, True)
+    s = Scripts(redis_client, "prog")
+    before = contents(redis_client, "prog")
+    for raw in bad_programs:
+        with pytest.raises(redis.exceptions.ResponseError, match=r"^CR_ARGS"):
+            s.init(keys=s.keys, args=[*base, raw, "", ""])
+        assert contents(redis_client, "prog") == before
+
+    # A stored program corrupted behind the library's back: a record is refused before any write, also when
+    # only a stage the batch would advance into is corrupt.
+    keys = StageKeys("prog")
+    for field, raw in [("0:program", bad_programs[9]), ("1:program", bad_programs[14])]:
+        redis_client.hset(keys.config, field, raw)
+        before = contents(redis_client, "prog")
+        message = rf"^CR_STAGE_CONFIG the stored stop condition program of stage {field[0]}"
+        with pytest.raises(ScriptError, match=message):
+            sc.record_episodes([(0, True), (1, True)])  # would advance 0 -> 1 on its first episode
+        assert contents(redis_client, "prog") == before
+        redis_client.hdel(keys.config, field)
+        if field == "0:program":
+            redis_client.hset(keys.config, field, good[0])
+    assert sc.record_episodes([(0, True), (1, True)]).index == 1
+
+
+def test_other_conditions_in_the_same_namespace_are_refused(redis_url: str, redis_client: redis.Redis) -> None:
+    StageCurriculum(condition_stages("episodes >= 5"), redis_url, "condmismatch").record_episode(0, True)
+    before = contents(redis_client, "condmismatch")
+    other = StageCurriculum(condition_stages("episodes >= 6"), redis_url, "condmismatch")
+    with pytest.raises(ConfigError, match=r"stage 0 stop_condition: stored='episodes >= 5' given='episodes >= 6'"):
+        other.current_stage()
+    plain = StageCurriculum(three_stages(), redis_url, "condmismatch")
+    with pytest.raises(ConfigError, match="stop_condition: stored='episodes >= 5' given=None"):
+        plain.current_stage()
+    assert contents(redis_client, "condmismatch") == before
+
+
+@pytest.mark.slow
+def test_four_processes_advance_exactly_once_per_stage_with_conditions(redis_url: str) -> None:
+    condition = "episodes >= 25 & successes >= 25 & window == 10 & success >= 1 & score >= 1"
+    config = StageCurriculumConfig(
+        stages=[
+            StageConfig(name=name, env_cfg={"target": target}, window=10, stop_condition=condition)
+            for target, name in enumerate(["easy", "medium", "hard"])
+        ]
+    )
+    curriculum = StageCurriculum(config, redis_url, "condprocs")
+    reported, _ = run_processes(curriculum, episodes=150, success_rate=1.0)
+    st = curriculum.state()
+    assert (st.index, st.version, st.advancements) == (2, 2, 2)
+    assert st.history[0]["episodes"] == st.history[1]["episodes"] == 25  # the condition's first truth, once
+    assert st.history[0]["advanced_after_episodes"] == st.history[1]["advanced_after_episodes"] == 25
+    assert st.recorded_episodes == reported == 600
+    assert 25 + 25 + st.history[2]["episodes"] + st.stale_episodes == reported
+    assert st.duplicate_batches == 0
