@@ -305,6 +305,7 @@ local function __check(cmd, ...)
   local keys
   if __all_keys[name] then keys = args
   elseif __first_key[name] then keys = {args[1]}
+  elseif name == 'TIME' then keys = {}
   else error('CR_CONTRACT unclassified command ' .. name, 0) end
   for _, k in ipairs(keys) do
     if not __declared[k] then error('CR_CONTRACT ' .. name .. ' on undeclared key ' .. tostring(k), 0) end
