@@ -9,6 +9,7 @@ Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -111,6 +112,48 @@ def cmd_labels(args: argparse.Namespace, console: Console) -> int:
         return 0
     rows = demo.label_rows(table_data)
     console.print(demo.label_rich_table(rows, title=f"labels of namespace {_namespace(args)!r}"))
+    return 0
+
+
+def cmd_stage(args: argparse.Namespace, console: Console) -> int:
+    from curriculum_redis.stage import StageCurriculum
+
+    curriculum = StageCurriculum.from_namespace(_url(args), _namespace(args))
+    try:
+        if args.reset_to is not None:
+            if not args.yes:
+                raise CurriculumError(f"resetting namespace {_namespace(args)!r} to stage {args.reset_to} needs --yes")
+            curriculum.reset_to(args.reset_to)
+        state = curriculum.state()
+        stats = curriculum.stats()
+    finally:
+        curriculum.close()
+    if args.json:
+        _print_json({"state": dataclasses.asdict(state), "stats": stats})
+        return 0
+    current = curriculum.config.stages[state.index]
+    console.print(
+        f"namespace {_namespace(args)!r}: stage {state.index} [bold]{current.name}[/] of "
+        f"{len(curriculum.config.stages)}, version {state.version}"
+    )
+    table = Table(title="stages", box=box.SIMPLE_HEAD)
+    for column in ("#", "stage", "rule", "episodes", "successes", "success rate", "stale"):
+        table.add_column(column, justify="left" if column in ("stage", "rule") else "right")
+    for i, stage in enumerate(curriculum.config.stages):
+        rule = stage.stop_condition or (
+            f"success >= {stage.advance_threshold:g} over {stage.window}, after {stage.min_episodes} episodes"
+        )
+        marker = "▶ " if i == state.index else ""
+        table.add_row(
+            str(i),
+            marker + stage.name,
+            rule,
+            f"{stats.get(f'stage/{stage.name}/episodes', 0):,.0f}",
+            f"{stats.get(f'stage/{stage.name}/successes', 0):,.0f}",
+            f"{stats.get(f'stage/{stage.name}/success_rate', 0):.3f}",
+            f"{stats.get(f'stage/{stage.name}/stale', 0):,.0f}",
+        )
+    console.print(table)
     return 0
 
 
@@ -311,6 +354,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     sub = add("labels", cmd_labels, "Show a namespace's per-label table.")
+    sub.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    sub = add("stage", cmd_stage, "Show a namespace's stage curriculum (current stage, per-stage counts).")
+    sub.add_argument("--reset-to", type=int, default=None, metavar="INDEX", help="move every env to this stage")
+    sub.add_argument("--yes", action="store_true", help="confirm --reset-to")
     sub.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     sub = add("namespaces", cmd_namespaces, "List the namespaces on the server.")

@@ -366,6 +366,20 @@ class StageCurriculum:
             )
         self._init_process_state()
 
+    @classmethod
+    def from_namespace(cls, connection: str | Client, namespace: str) -> StageCurriculum:
+        """Attach to the stage curriculum stored in ``namespace``, with the config stored there (for
+        inspection and administration by a process that does not have the config, like the CLI)."""
+        probe = cls(StageCurriculumConfig(stages=[StageConfig(name="probe", env_cfg={})]), connection, namespace)
+        try:
+            raw = probe._call(lambda: probe._store.client.hget(probe.keys.config, "stages"))
+        finally:
+            probe.close()
+        if raw is None:
+            raise StoreError(f"namespace {namespace!r} holds no stage curriculum")
+        config = StageCurriculumConfig(stages=json.loads(_text(raw)))
+        return cls(config, connection, namespace)
+
     def _init_process_state(self) -> None:
         self.keys = StageKeys(self.namespace)
         self._fingerprint = self.config.fingerprint()

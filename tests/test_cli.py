@@ -312,3 +312,29 @@ def test_missing_namespace_is_a_runtime_error(redis_url: str, capsys: pytest.Cap
     code, _, err = run(capsys, "--redis-url", redis_url, "--namespace", "nothing-here", "stats")
     assert code == 1
     assert "nothing-here" in err and "does not exist" in err
+
+
+def test_stage_shows_and_resets_a_stage_curriculum(redis_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from curriculum_redis.stage import StageConfig, StageCurriculum, StageCurriculumConfig
+
+    config = StageCurriculumConfig(
+        stages=[
+            StageConfig(name="easy", env_cfg={"level": 1}, stop_condition="episodes>=3"),
+            StageConfig(name="hard", env_cfg={"level": 2}),
+        ]
+    )
+    with StageCurriculum(config, redis_url, namespace="stages") as curriculum:
+        for _ in range(3):
+            curriculum.record_episode(0, True)
+    assert main(["--redis-url", redis_url, "--namespace", "stages", "stage"]) == 0
+    out = capsys.readouterr().out
+    assert "stage 1" in out and "hard" in out and "episodes>=3" in out
+    assert main(["--redis-url", redis_url, "--namespace", "stages", "stage", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["state"]["index"] == 1 and data["stats"]["stage/easy/episodes"] == 3
+    assert main(["--redis-url", redis_url, "--namespace", "stages", "stage", "--reset-to", "0"]) == 1
+    assert "--yes" in capsys.readouterr().err
+    assert main(["--redis-url", redis_url, "--namespace", "stages", "stage", "--reset-to", "0", "--yes", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["state"]["index"] == 0
+    assert main(["--redis-url", redis_url, "--namespace", "nothing-here", "stage"]) == 1
+    assert "no stage curriculum" in capsys.readouterr().err
