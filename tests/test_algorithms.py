@@ -347,3 +347,55 @@ def test_four_processes_give_exact_counts_for_every_algorithm(redis_url: str, na
     record = store.read_task(int(snap.task_ids[0]))
     assert record is not None and record.completions == reported[record.task_id]
     store.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["prioritized_replay", "learnability"])
+def test_concurrent_eviction_keeps_every_algorithms_pool_consistent(
+    redis_url: str, redis_client: redis.Redis, name: str
+) -> None:
+    from workers import churn
+
+    cfg = next(c for c in CONFIGS.values() if c.algorithm == name).model_copy(
+        update={"num_active_tasks": 24, "min_presentations_for_eviction": 1, "eviction_threshold_percentile": 1.0,
+                "max_evictions_per_refresh": 8}
+    )  # fmt: skip
+    namespace = f"churn-{name}"
+    with SPAWN.Pool(4) as pool:
+        reported = sum(pool.starmap(churn, [(config_json(redis_url, namespace, cfg), 1500, seed) for seed in range(4)]))
+    algorithm = get_algorithm(name)
+    dtype = algorithm.dtype()
+    prefix = "{cr:" + namespace + "}"
+    blob = redis_client.get(f"{prefix}:scores") or b""
+    assert len(blob) == dtype.itemsize * 24
+    records = np.frombuffer(blob, dtype=dtype)
+    pool_slots = {int(row["task_id"]): slot for slot, row in enumerate(records) if row["task_id"] > 0}
+    assert len(pool_slots) == 24
+    for task_id, slot in pool_slots.items():
+        fields = {k.decode(): v.decode() for k, v in redis_client.hgetall(f"{prefix}:task:{task_id}").items()}
+        assert set(fields) == {"slot", "label_hash", "completions", "score_sum", "last_score",
+                               "consecutive_failures", "last_episode", *algorithm.stored_fields()}  # fmt: skip
+        assert int(fields["slot"]) == slot
+        for field in algorithm.snapshot_fields()[1:]:
+            if not field.startswith("unused_"):
+                assert float(records[slot][field]) == float(fields[field]), (task_id, field)
+    counters = {k.decode(): int(v) for k, v in redis_client.hgetall(f"{prefix}:counters").items()}
+    assert counters["num_evicted"] > 10
+    assert counters["num_created"] - counters["num_evicted"] == 24
+    assert counters["num_completed"] + counters.get("num_outcomes_for_unknown_tasks", 0) == reported
+
+
+def test_stats_name_the_algorithms_score(redis_url: str) -> None:
+    c = Curriculum(make_config(LearnabilityConfig(num_active_tasks=8), redis_url, "stats-learnability"))
+    for _ in range(100):
+        task = c.get_task()
+        c.update_task_performance(task.task_id, float(task.task_id % 2))
+    stats = c.stats()
+    assert {"learnability/mean", "gini/learnability", "pool/mean_success"} <= set(stats)
+    assert not any(key.startswith("lp/") for key in stats)
+    assert stats["num_completed"] == 100
+    c.close()
+    u = Curriculum(make_config(UniformConfig(num_active_tasks=8), None, "stats-uniform"))
+    for _ in range(20):
+        u.update_task_performance(u.get_task().task_id, 1.0)
+    assert u.stats()["score/max"] == 0.0 and "pool/mean_success" not in u.stats()

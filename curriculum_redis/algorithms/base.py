@@ -12,12 +12,15 @@ pure numpy here. Adding an algorithm touches neither the store nor the scripts o
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
 
 from curriculum_redis.config import AnyAlgorithmConfig
+
+if TYPE_CHECKING:
+    from curriculum_redis.store.base import ScoreSnapshot
 
 FloatArray = npt.NDArray[np.float64]
 IndexArray = npt.NDArray[np.intp]
@@ -73,10 +76,12 @@ class Algorithm(ABC):
         doubles as ``update`` in the algorithm's Lua file."""
 
     @abstractmethod
-    def distribution(self, snapshot: Any, cfg: AnyAlgorithmConfig) -> FloatArray:
+    def distribution(self, snapshot: ScoreSnapshot, cfg: AnyAlgorithmConfig) -> FloatArray:
         """Sampling probability of each task of ``snapshot`` (a ScoreSnapshot); sums to 1, never NaN."""
 
-    def eviction_candidates(self, snapshot: Any, cfg: AnyAlgorithmConfig, limit: int) -> tuple[IndexArray, FloatArray]:
+    def eviction_candidates(
+        self, snapshot: ScoreSnapshot, cfg: AnyAlgorithmConfig, limit: int
+    ) -> tuple[IndexArray, FloatArray]:
         """At most ``limit`` evictable task indices, lowest score first, and for each the highest score the
         server may still find on the task and evict it. Default: tasks with ``min_presentations_for_eviction``
         outcomes whose score is at or below the ``eviction_threshold_percentile`` quantile."""

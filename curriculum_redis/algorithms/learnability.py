@@ -8,12 +8,15 @@ fewer than ``min_samples`` outcomes counts as maximally learnable (0.25), so new
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from curriculum_redis.algorithms.base import Algorithm, FloatArray, mix_uniform
 from curriculum_redis.config import AnyAlgorithmConfig, LearnabilityConfig
+
+if TYPE_CHECKING:
+    from curriculum_redis.store.base import ScoreSnapshot
 
 UNKNOWN_WEIGHT = 0.25
 
@@ -59,5 +62,5 @@ class Learnability(Algorithm):
         state["learnability"] = p * (1.0 - p)
         return state["learnability"]
 
-    def distribution(self, snapshot: Any, cfg: AnyAlgorithmConfig) -> FloatArray:
+    def distribution(self, snapshot: ScoreSnapshot, cfg: AnyAlgorithmConfig) -> FloatArray:
         return learnability_distribution(snapshot.column("completions"), snapshot.column("learnability"), _cfg(cfg))

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from curriculum_redis.algorithms.base import Algorithm, FloatArray, IndexArray
 from curriculum_redis.config import AnyAlgorithmConfig, LearningProgressConfig
 from curriculum_redis.scoring import TaskState, apply_outcome, effective_lp, eviction_candidates, task_distribution
+
+if TYPE_CHECKING:
+    from curriculum_redis.store.base import ScoreSnapshot
 
 SCRIPTED_HYPERS = (
     "ema_timescale",
@@ -47,17 +50,19 @@ class LearningProgress(Algorithm):
         state["lp"] = after.lp
         return after.lp
 
-    def effective(self, snapshot: Any, cfg: AnyAlgorithmConfig) -> FloatArray:
+    def effective(self, snapshot: ScoreSnapshot, cfg: AnyAlgorithmConfig) -> FloatArray:
         return effective_lp(
             snapshot.column("lp"), snapshot.column("reward_ema"), snapshot.column("reward_sq_ema"),
             snapshot.column("baseline"), _lp(cfg),
         )  # fmt: skip
 
-    def distribution(self, snapshot: Any, cfg: AnyAlgorithmConfig) -> FloatArray:
+    def distribution(self, snapshot: ScoreSnapshot, cfg: AnyAlgorithmConfig) -> FloatArray:
         return task_distribution(snapshot.column("completions"), self.effective(snapshot, cfg),
                                  snapshot.column("p_true"), _lp(cfg))  # fmt: skip
 
-    def eviction_candidates(self, snapshot: Any, cfg: AnyAlgorithmConfig, limit: int) -> tuple[IndexArray, FloatArray]:
+    def eviction_candidates(
+        self, snapshot: ScoreSnapshot, cfg: AnyAlgorithmConfig, limit: int
+    ) -> tuple[IndexArray, FloatArray]:
         hypers = _lp(cfg)
         effective = self.effective(snapshot, cfg)
         idx, threshold = eviction_candidates(snapshot.column("completions"), effective, hypers, limit)

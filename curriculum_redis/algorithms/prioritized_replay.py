@@ -18,12 +18,15 @@ and 1 (0) when no task is unseen (seen). The result is one distribution over the
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from curriculum_redis.algorithms.base import Algorithm, FloatArray
 from curriculum_redis.config import AnyAlgorithmConfig, PrioritizedReplayConfig
+
+if TYPE_CHECKING:
+    from curriculum_redis.store.base import ScoreSnapshot
 
 
 def _plr(cfg: AnyAlgorithmConfig) -> PrioritizedReplayConfig:
@@ -109,7 +112,7 @@ class PrioritizedReplay(Algorithm):
             state["success_ema"] = state["success_ema"] + plr.tracker_ema_alpha * (success - state["success_ema"])
         return state["score"]
 
-    def distribution(self, snapshot: Any, cfg: AnyAlgorithmConfig) -> FloatArray:
+    def distribution(self, snapshot: ScoreSnapshot, cfg: AnyAlgorithmConfig) -> FloatArray:
         last = snapshot.column("last_episode")
         clock = float(snapshot.episode_clock) if snapshot.episode_clock else float(last.max(initial=0.0))
         return plr_distribution(snapshot.column("completions"), snapshot.column("score"), last, clock, _plr(cfg))

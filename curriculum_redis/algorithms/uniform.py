@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from curriculum_redis.algorithms.base import Algorithm, FloatArray, IndexArray
 from curriculum_redis.config import AnyAlgorithmConfig
+
+if TYPE_CHECKING:
+    from curriculum_redis.store.base import ScoreSnapshot
 
 
 class Uniform(Algorithm):
@@ -22,10 +25,12 @@ class Uniform(Algorithm):
         state["score"] = 0.0
         return 0.0
 
-    def distribution(self, snapshot: Any, cfg: AnyAlgorithmConfig) -> FloatArray:
+    def distribution(self, snapshot: ScoreSnapshot, cfg: AnyAlgorithmConfig) -> FloatArray:
         n = snapshot.size
         return np.full(n, 1.0 / n) if n else np.zeros(0)
 
-    def eviction_candidates(self, snapshot: Any, cfg: AnyAlgorithmConfig, limit: int) -> tuple[IndexArray, FloatArray]:
+    def eviction_candidates(
+        self, snapshot: ScoreSnapshot, cfg: AnyAlgorithmConfig, limit: int
+    ) -> tuple[IndexArray, FloatArray]:
         """Nothing is evicted for its score (every score is 0); failing tasks still are, by the curriculum."""
         return np.zeros(0, dtype=np.intp), np.zeros(0)
