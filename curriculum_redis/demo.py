@@ -685,7 +685,7 @@ def _colormap(n: int) -> list[Any]:
 
 # --------------------------------------------------------------------------- reading a namespace (CLI)
 
-TaskSort = Literal["probability", "lp", "completions"]
+TaskSort = Literal["probability", "lp", "score", "learnability", "completions"]
 
 
 def _open(url: str, namespace: str) -> RedisStore:
