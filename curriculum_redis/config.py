@@ -273,7 +273,7 @@ class CurriculumConfig(BaseModel):
     def _default_algorithm(cls, value: Any) -> Any:
         # A config file may omit the name: learning progress, as before algorithms could be chosen.
         if isinstance(value, dict) and "algorithm" not in value:
-            return {**value, "algorithm": "learning_progress"}
+            return {**value, "algorithm": "learning_progress"}  # algorithms.DEFAULT_ALGORITHM
         return value
 
     @field_validator("namespace")

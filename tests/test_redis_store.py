@@ -144,7 +144,7 @@ def test_a_batch_resent_after_a_lost_reply_is_applied_once(redis_url: str, monke
     task = curriculum.get_task()
     for _ in range(10):
         curriculum.update_task_performance(task.task_id, 0.5)
-    sha = RedisStore.from_url(redis_url, "x").client.script_load(record_source())
+    sha = RedisStore.from_url(redis_url, "x").client.script_load(record_source("learning_progress"))
     original = redis.connection.Connection.read_response
     state = {"lost": 0}
 

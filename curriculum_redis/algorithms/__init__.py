@@ -10,6 +10,9 @@ from curriculum_redis.algorithms.uniform import Uniform
 from curriculum_redis.config import AnyAlgorithmConfig
 from curriculum_redis.errors import ConfigError
 
+DEFAULT_ALGORITHM = "learning_progress"
+"""The algorithm of a config that names none (and of namespaces written before algorithms could be chosen)."""
+
 ALGORITHMS: dict[str, Algorithm] = {
     a.name: a for a in (LearningProgress(), PrioritizedReplay(), Learnability(), Uniform())
 }
@@ -27,5 +30,12 @@ def algorithm_of(cfg: AnyAlgorithmConfig) -> Algorithm:
 
 
 __all__ = [
-    "ALGORITHMS", "GENERIC_FIELDS", "RECORD_FIELDS", "RECORD_SIZE", "Algorithm", "algorithm_of", "get_algorithm",
+    "ALGORITHMS",
+    "DEFAULT_ALGORITHM",
+    "GENERIC_FIELDS",
+    "RECORD_FIELDS",
+    "RECORD_SIZE",
+    "Algorithm",
+    "algorithm_of",
+    "get_algorithm",
 ]

@@ -13,15 +13,15 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+from curriculum_redis.algorithms import DEFAULT_ALGORITHM, get_algorithm
 from curriculum_redis.algorithms.base import RECORD_SIZE
-from curriculum_redis.algorithms.learning_progress import LearningProgress
 from curriculum_redis.config import AnyAlgorithmConfig
 from curriculum_redis.state import CurriculumState, LabelStats, TaskRecord
 from curriculum_redis.tasks import Task
 
-SNAPSHOT_FIELDS: tuple[str, ...] = LearningProgress.snapshot_fields()
-"""Learning progress's record fields (every algorithm's are ``algorithm.snapshot_fields()``)."""
-SNAPSHOT_DTYPE = LearningProgress.dtype()
+SNAPSHOT_FIELDS: tuple[str, ...] = get_algorithm(DEFAULT_ALGORITHM).snapshot_fields()
+"""The default algorithm's record fields (every algorithm's are ``algorithm.snapshot_fields()``)."""
+SNAPSHOT_DTYPE = get_algorithm(DEFAULT_ALGORITHM).dtype()
 """One 128-byte record per pool slot, packed in one Redis string (``{cr:<ns>}:scores``): the store's
 fields, the algorithm's score and state fields (see :mod:`curriculum_redis.algorithms.base`). Snapshots
 read it in one GET, and scripts read a task's state from it without parsing decimal strings (the hash

@@ -33,7 +33,7 @@ from redis.commands.core import Script
 from redis.crc import key_slot
 from redis.retry import Retry
 
-from curriculum_redis.algorithms import algorithm_of, get_algorithm
+from curriculum_redis.algorithms import DEFAULT_ALGORITHM, algorithm_of, get_algorithm
 from curriculum_redis.config import AnyAlgorithmConfig, parse_algorithm_json
 from curriculum_redis.errors import ConfigError, ScriptError, StoreError, StoreUnavailableError
 from curriculum_redis.state import (
@@ -512,7 +512,7 @@ class RedisStore:
         if self._algorithm_name is None:
             raw = self._call(lambda: self.client.hget(self.keys.meta, "algorithm"))
             if raw is None:
-                return "learning_progress"  # no namespace yet: the script says CR_NO_NAMESPACE
+                return DEFAULT_ALGORITHM  # no namespace yet: the script says CR_NO_NAMESPACE
             self._algorithm_name = text(raw)
         return self._algorithm_name
 
@@ -654,7 +654,7 @@ class RedisStore:
 
     @staticmethod
     def _from_bytes(version: int, blob: bytes, name: bytes | str | None, clock: Any) -> ScoreSnapshot:
-        algorithm = get_algorithm(text(name)) if name else get_algorithm("learning_progress")
+        algorithm = get_algorithm(text(name) if name else DEFAULT_ALGORITHM)
         return ScoreSnapshot.from_bytes(version, blob, algorithm.dtype(), int(clock or 0))
 
     def _replica_snapshot(self, reader: redis.Redis) -> ScoreSnapshot | None:

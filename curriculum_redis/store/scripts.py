@@ -57,6 +57,6 @@ def record_script(base: str, algorithm: str) -> str:
     return base.replace(ALGORITHM_MARKER, fragment)
 
 
-def record_source(algorithm: str = "learning_progress") -> str:
+def record_source(algorithm: str) -> str:
     """The record script a store running ``algorithm`` registers (its sha is this source's)."""
     return record_script(script_sources()["record_outcomes"], algorithm)
