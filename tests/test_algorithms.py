@@ -3,6 +3,7 @@ config selection, refusal of another algorithm, export/import, and four real pro
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 from typing import Any
 
@@ -319,15 +320,22 @@ def config_json(url: str, namespace: str, algorithm: AnyAlgorithmConfig) -> str:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["prioritized_replay", "learnability", "uniform", "learning_progress"])
-def test_four_processes_give_exact_counts_for_every_algorithm(redis_url: str, name: str) -> None:
-    """The same worker code as the learning-progress test; only ``config.algorithm`` changes."""
+def test_four_processes_give_exact_counts_for_every_algorithm(redis_url: str, redis_server: Any, name: str) -> None:
+    """The same worker code as the learning-progress test; only ``config.algorithm`` changes. Every task's
+    stored record equals a replay of the batches, in the order Redis applied them, by the Python mirror."""
+    from test_redis_processes import MonitorLog
+
     cfg = next(c for c in CONFIGS.values() if c.algorithm == name).model_copy(
         update={"num_active_tasks": 16, "max_evictions_per_refresh": 0}
     )
     namespace = f"four-{name}"
     payload = config_json(redis_url, namespace, cfg)
-    with SPAWN.Pool(4) as pool:
-        results = pool.starmap(report_outcomes, [(payload, 2000, seed) for seed in range(4)])
+    monitor = MonitorLog("127.0.0.1", redis_server.port)
+    try:
+        with SPAWN.Pool(4) as pool:
+            results = pool.starmap(report_outcomes, [(payload, 2000, seed) for seed in range(4)])
+    finally:
+        monitor.stop()
     store = RedisStore.from_url(redis_url, namespace)
     counters = store.counters()
     assert counters["num_completed"] == counters["num_scheduled"] == 8000
@@ -344,9 +352,48 @@ def test_four_processes_give_exact_counts_for_every_algorithm(redis_url: str, na
     assert snap.episode_clock == 8000 and snap.column("last_episode").max() == 8000
     assert len(set(snap.column("last_episode").tolist())) == 16
     assert sum(s.completions for s in store.label_stats().values()) == 8000
-    record = store.read_task(int(snap.task_ids[0]))
-    assert record is not None and record.completions == reported[record.task_id]
+    sha = hashlib.sha1(record_source(name).encode()).hexdigest()
+    replayed = replay(monitor.commands("EVALSHA"), sha, cfg)
+    assert set(replayed) == set(reported)
+    for task_id, state in replayed.items():
+        record = store.read_task(task_id)
+        assert record is not None
+        for field, value in state.items():
+            assert getattr(record, field) == value, (task_id, field)
     store.close()
+
+
+def replay(evalsha_calls: list[list[str]], sha: str, cfg: AnyAlgorithmConfig) -> dict[int, dict[str, float]]:
+    """Every recorded outcome re-applied by the algorithm's Python mirror, in the order Redis applied the
+    batches, with the same episode clock."""
+    algorithm = get_algorithm(cfg.algorithm)
+    states: dict[int, dict[str, float]] = {}
+    seen: set[tuple[str, str]] = set()
+    clock = 0
+    for call in evalsha_calls:
+        if call[1] != sha:
+            continue
+        args = call[3 + int(call[2]) :]
+        if (args[0], args[1]) in seen:
+            continue  # a re-sent batch: the script ignored it
+        seen.add((args[0], args[1]))
+        pos = 4
+        for _ in range(int(args[2])):
+            task_id, count = int(args[pos]), int(args[pos + 3])
+            fields = ("completions", "score_sum", "last_score", "last_episode", *algorithm.stored_fields())
+            state = states.setdefault(task_id, dict.fromkeys(fields, 0.0))
+            for raw in args[pos + 4 : pos + 4 + count]:
+                x = float(raw.lstrip("f"))
+                clock += 1
+                state[algorithm.score_field] = algorithm.update(
+                    state, x, 1.0 if x >= cfg.success_threshold else 0.0, cfg, clock
+                )
+                state["completions"] += 1
+                state["score_sum"] += x
+                state["last_score"] = x
+                state["last_episode"] = clock
+            pos += 4 + count
+    return states
 
 
 @pytest.mark.slow
