@@ -216,6 +216,7 @@ def test_attaching_with_another_algorithm_is_refused_whatever_the_policy(redis_u
         with pytest.raises(HyperparameterMismatchError) as info:
             Curriculum(other, store).get_task()
         assert info.value.differences == {"algorithm": ("learning_progress", "prioritized_replay")}
+        assert "keeps its algorithm" in str(info.value) and "on_mismatch" not in str(info.value)
 
 
 def test_allow_safe_accepts_an_algorithms_sampling_fields(redis_url: str) -> None:
