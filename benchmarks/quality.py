@@ -1,4 +1,4 @@
-"""Curriculum quality on the simulated student: does learning-progress sampling teach more than uniform?
+"""Curriculum quality on the simulated student: does each curriculum algorithm teach more than uniform?
 
 For a fixed episode budget and several seeds, each sampler trains a fresh :class:`SimulatedStudent`
 on the same task space (graded learnable levels, already-mastered tasks, impossible tasks) and we
@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from curriculum_redis import Curriculum, CurriculumConfig, LearningProgressConfig  # noqa: E402
+from curriculum_redis import Curriculum, CurriculumConfig  # noqa: E402
 from curriculum_redis.student import KINDS, SimulatedStudent, student_task_generator, train_uniform  # noqa: E402
 
 
@@ -43,28 +43,44 @@ SIZES = {"smoke": Sizes(2, 3000), "quick": Sizes(3, 30_000), "full": Sizes(5, 60
 N_LEVELS = 6
 POOL = 32
 
+LP = "learning_progress"
 SAMPLERS: dict[str, dict[str, Any] | None] = {
     "uniform": None,
-    "lp reference (bidirectional)": {"use_bidirectional": True},
-    "lp reference (variance)": {"use_bidirectional": False},
-    "lp noise-corrected (z=1)": {"use_bidirectional": True, "lp_noise_correction": 1.0},
+    "lp reference (bidirectional)": {"algorithm": LP, "use_bidirectional": True},
+    "lp reference (variance)": {"algorithm": LP, "use_bidirectional": False},
+    "lp noise-corrected (z=1)": {"algorithm": LP, "use_bidirectional": True, "lp_noise_correction": 1.0},
+    "prioritized level replay": {"algorithm": "prioritized_replay"},
+    "learnability (proportional)": {"algorithm": "learnability"},
+    "learnability (top-k)": {"algorithm": "learnability", "sampling": "top_k", "top_k": 8},
+    "uniform (algorithm)": {"algorithm": "uniform"},
 }
+"""Every row but the first runs through :class:`Curriculum` with only ``config.algorithm`` changed."""
+
+VALUE_EMA = 0.1
+"""Prioritized level replay scores a task by its value loss: the trainer here keeps a per-task value
+estimate (an EMA of the task's results) and reports ``|result - value|``, the L1 value loss of a one-step
+episode (what PLR's positive-value-loss score reduces to)."""
 
 
 def run_curriculum(algorithm: dict[str, Any], seed: int, episodes: int) -> dict[str, Any]:
     generator = student_task_generator(n_levels=N_LEVELS)
-    config = CurriculumConfig(
-        task_generator=generator,
-        algorithm=LearningProgressConfig(num_active_tasks=POOL, **algorithm),
-        seed=seed,
+    config = CurriculumConfig.model_validate(
+        {"task_generator": generator, "algorithm": {"num_active_tasks": POOL, **algorithm}, "seed": seed}
     )
     student = SimulatedStudent(seed=seed, n_levels=N_LEVELS)
     spent = dict.fromkeys(KINDS, 0)
+    value: dict[int, float] = {}
+    value_loss = algorithm["algorithm"] == "prioritized_replay"
     with Curriculum(config) as curriculum:
         for _ in range(episodes):
             task = curriculum.get_task()
             spent[task.env_cfg["kind"]] += 1
-            curriculum.update_task_performance(task.task_id, student.episode(task.env_cfg))
+            result = student.episode(task.env_cfg)
+            if value_loss:
+                v = value.get(task.task_id, 0.0)
+                value[task.task_id] = v + VALUE_EMA * (result - v)
+                result = abs(result - v)
+            curriculum.update_task_performance(task.task_id, result)
     return summarise(student, spent, episodes)
 
 

@@ -345,7 +345,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--json", action="store_true", help="also print the report as JSON")
 
     sub = add("inspect", cmd_inspect, "List the active tasks of a namespace with their stored fields.")
-    sub.add_argument("--sort", choices=("probability", "lp", "completions"), default="probability")
+    sub.add_argument(
+        "--sort", choices=("probability", "lp", "score", "learnability", "completions"), default="probability"
+    )
     sub.add_argument("--label", default=None, metavar="SUBSTRING", help="only tasks whose label contains this")
     sub.add_argument("--limit", type=_positive, default=None, help="show at most N tasks")
     sub.add_argument("--json", action="store_true", help="print JSON instead of a table")

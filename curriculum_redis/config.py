@@ -7,13 +7,14 @@ refuses unknown fields and round-trips through JSON (task generators included).
 from __future__ import annotations
 
 import math
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, TypeAlias, TypeVar
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
     SerializeAsAny,
+    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
@@ -124,6 +125,109 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+class PoolConfig(BaseModel):
+    """Pool settings shared by the algorithms other than learning progress (see README, "Algorithms")."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    SAFE: ClassVar[frozenset[str]] = frozenset(
+        {
+            "eviction_threshold_percentile",
+            "min_presentations_for_eviction",
+            "max_evictions_per_refresh",
+            "max_consecutive_failures",
+        }
+    )
+    """Sampling/eviction-only fields: ``allow_safe`` accepts differences in them (see :data:`SAFE_TO_CHANGE`)."""
+
+    num_active_tasks: int = Field(256, ge=1, le=1_000_000)
+    eviction_threshold_percentile: float = Field(0.4, ge=0.0, le=1.0)
+    min_presentations_for_eviction: int = Field(5, ge=1)
+    max_evictions_per_refresh: int = Field(4, ge=0)
+    max_consecutive_failures: int = Field(3, ge=1)
+    success_threshold: float = Field(0.5, ge=0.0, le=1.0)
+    score_range: tuple[float, float] = (0.0, 1.0)
+
+    @field_validator("score_range")
+    @classmethod
+    def _valid_range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        lo, hi = value
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+            raise ValueError(f"score_range must be two finite numbers with lo < hi, got {value}")
+        return value
+
+    def differences(self, other: BaseModel) -> dict[str, tuple[Any, Any]]:
+        """Fields whose values differ, as ``{field: (self's value, other's value)}``."""
+        mine, theirs = self.model_dump(), other.model_dump()
+        names = list(dict.fromkeys([*mine, *theirs]))
+        return {n: (mine.get(n), theirs.get(n)) for n in names if mine.get(n) != theirs.get(n)}
+
+
+class PrioritizedReplayConfig(PoolConfig):
+    """Prioritized level replay (Jiang et al., ICML 2021): rank-prioritised scores mixed with staleness."""
+
+    SAFE: ClassVar[frozenset[str]] = PoolConfig.SAFE | {
+        "temperature", "staleness_coef", "replay_schedule", "replay_probability",
+    }
+
+    algorithm: Literal["prioritized_replay"] = "prioritized_replay"
+    score_update: Literal["replace", "ema"] = "replace"
+    """How a task's score takes a new reported value: replaced by it, or averaged with ``score_ema_alpha``."""
+    score_ema_alpha: float = Field(0.1, gt=0.0, le=1.0)
+    temperature: float = Field(0.1, gt=0.0)
+    """beta: ``P_S ∝ (1/rank)^(1/beta)``."""
+    staleness_coef: float = Field(0.1, ge=0.0, le=1.0)
+    """rho: ``P = (1 - rho) P_S + rho P_C``."""
+    replay_schedule: Literal["proportionate", "fixed"] = "proportionate"
+    replay_probability: float = Field(0.5, ge=0.0, le=1.0)
+    """The ``fixed`` schedule's probability of replaying a seen task (``proportionate``: seen / total)."""
+    tracker_ema_alpha: float = Field(0.02, gt=0.0, le=1.0)
+
+
+class LearnabilityConfig(PoolConfig):
+    """Sampling for learnability: ``p (1 - p)`` of each task's success-rate EMA."""
+
+    SAFE: ClassVar[frozenset[str]] = PoolConfig.SAFE | {"sampling", "top_k", "min_samples", "rand_task_rate"}
+
+    algorithm: Literal["learnability"] = "learnability"
+    success_ema_alpha: float = Field(0.1, gt=0.0, le=1.0)
+    sampling: Literal["proportional", "top_k"] = "proportional"
+    top_k: int = Field(16, ge=1)
+    min_samples: int = Field(5, ge=1)
+    """Below this many outcomes a task counts as maximally learnable (p = 0.5, weight 0.25)."""
+    rand_task_rate: float = Field(0.01, ge=0.0, le=1.0)
+
+
+class UniformConfig(PoolConfig):
+    """Domain randomisation: every active task equally likely (the trivial baseline)."""
+
+    algorithm: Literal["uniform"] = "uniform"
+    max_evictions_per_refresh: int = Field(0, ge=0)
+
+
+AlgorithmConfig: TypeAlias = Annotated[
+    LearningProgressConfig | PrioritizedReplayConfig | LearnabilityConfig | UniformConfig,
+    Field(discriminator="algorithm"),
+]
+"""Any algorithm's config; the ``algorithm`` field names which (``learning_progress`` when omitted)."""
+
+AnyAlgorithmConfig: TypeAlias = LearningProgressConfig | PrioritizedReplayConfig | LearnabilityConfig | UniformConfig
+
+ALGORITHM_ADAPTER: TypeAdapter[AnyAlgorithmConfig] = TypeAdapter(AlgorithmConfig)
+
+
+def parse_algorithm_json(raw: str | bytes) -> AnyAlgorithmConfig:
+    """An algorithm config from its JSON (as stored in a namespace's meta)."""
+    return ALGORITHM_ADAPTER.validate_json(raw)
+
+
+def safe_to_change(cfg: BaseModel) -> frozenset[str]:
+    """The fields of ``cfg``'s algorithm that ``allow_safe`` lets differ."""
+    if isinstance(cfg, LearningProgressConfig):
+        return SAFE_TO_CHANGE
+    return frozenset(getattr(cfg, "SAFE", frozenset()))
+
+
 class BufferConfig(BaseModel):
     """How outcomes are batched before one script call writes them, and how many may wait offline."""
 
@@ -149,7 +253,7 @@ class CurriculumConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     task_generator: SerializeAsAny[TaskGenerator]
-    algorithm: LearningProgressConfig = Field(default_factory=LearningProgressConfig)
+    algorithm: AlgorithmConfig = Field(default_factory=LearningProgressConfig)
     seed: int = 0
     redis_url: str | None = None
     namespace: str = Field("default", min_length=1, max_length=128)
@@ -163,6 +267,14 @@ class CurriculumConfig(BaseModel):
     @classmethod
     def _build_generator(cls, value: Any) -> TaskGenerator:
         return TaskGenerator.from_data(value)
+
+    @field_validator("algorithm", mode="before")
+    @classmethod
+    def _default_algorithm(cls, value: Any) -> Any:
+        # A config file may omit the name: learning progress, as before algorithms could be chosen.
+        if isinstance(value, dict) and "algorithm" not in value:
+            return {**value, "algorithm": "learning_progress"}  # algorithms.DEFAULT_ALGORITHM
+        return value
 
     @field_validator("namespace")
     @classmethod

@@ -18,11 +18,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from curriculum_redis.config import SAFE_TO_CHANGE, CurriculumConfig, LearningProgressConfig, MismatchPolicy
+from curriculum_redis.algorithms import Algorithm, algorithm_of
+from curriculum_redis.config import AnyAlgorithmConfig, CurriculumConfig, MismatchPolicy, safe_to_change
 from curriculum_redis.errors import ConfigError, HyperparameterMismatchError, StoreUnavailableError
 from curriculum_redis.outcomes import OutcomeBuffer
 from curriculum_redis.sampler import LocalSampler, RefreshPolicy
-from curriculum_redis.scoring import eviction_candidates, normalize_score, snapshot_distribution, snapshot_lp
+from curriculum_redis.scoring import normalize_score
 from curriculum_redis.state import COUNTER_NAMES, CurriculumState
 from curriculum_redis.stats import flatten_labels, label_table, pool_stats
 from curriculum_redis.store.base import CurriculumStore, Eviction, Outcome, ScoreSnapshot
@@ -39,23 +40,27 @@ TASK_ID_LIMIT = 2**31
 
 
 def reconcile_hypers(
-    stored: LearningProgressConfig, given: LearningProgressConfig, policy: MismatchPolicy, where: str
-) -> LearningProgressConfig:
-    """The hyperparameters to run with, or an error naming every field that may not differ."""
-    diffs = stored.differences(given)
+    stored: AnyAlgorithmConfig, given: AnyAlgorithmConfig, policy: MismatchPolicy, where: str
+) -> AnyAlgorithmConfig:
+    """The hyperparameters to run with, or an error naming every field that may not differ.
+
+    Another algorithm is refused whatever the policy: the stored numbers would mean something else."""
+    if stored.algorithm != given.algorithm:
+        raise HyperparameterMismatchError({"algorithm": (stored.algorithm, given.algorithm)}, where)
+    diffs = stored.differences(given)  # type: ignore[arg-type]
     if not diffs:
         return given
     if policy == "adopt":
         log.info("%s: adopting stored hyperparameters (differing: %s)", where, ", ".join(diffs))
         return stored
-    unsafe = {name: diff for name, diff in diffs.items() if name not in SAFE_TO_CHANGE}
+    unsafe = {name: diff for name, diff in diffs.items() if name not in safe_to_change(given)}
     if policy == "allow_safe" and not unsafe:
         return given
     raise HyperparameterMismatchError(diffs if policy == "error" else unsafe, where)
 
 
 class Curriculum:
-    """A shared learning-progress curriculum. Safe to pickle into worker processes."""
+    """A shared curriculum (the algorithm of ``config.algorithm``). Safe to pickle into worker processes."""
 
     def __init__(self, config: CurriculumConfig, store: CurriculumStore | None = None) -> None:
         self.config = config
@@ -74,7 +79,7 @@ class Curriculum:
 
     def _init_process_state(self) -> None:
         self._pid = os.getpid()
-        self.hypers = self.config.algorithm
+        self.hypers: AnyAlgorithmConfig = self.config.algorithm
         self._attached = False
         self._client_id = 0
         self._seq = 0
@@ -293,15 +298,12 @@ class Curriculum:
             )
             evicted |= self.store.evict_and_replace(eviction) == "evicted"
         budget = hypers.max_evictions_per_refresh - len(failing)
-        raw_lp = snap.column("lp")
-        candidates, threshold = eviction_candidates(snap.column("completions"), self._lp(snap), hypers, budget)
-        for index in candidates:
-            # The server re-checks the raw LP: against the percentile when sampling uses it as is, else
-            # against the victim's own LP in this snapshot (it must not have risen since).
-            max_lp = threshold if hypers.lp_noise_correction == 0.0 else float(raw_lp[index])
+        # The server re-checks each candidate's stored score against the bound the algorithm gives.
+        candidates, max_scores = self.algorithm.eviction_candidates(snap, hypers, budget)
+        for index, max_score in zip(candidates.tolist(), max_scores.tolist(), strict=True):
             eviction = Eviction(
                 int(snap.task_ids[index]), self._new_task(), "low_lp",
-                min_presentations=hypers.min_presentations_for_eviction, max_lp=max_lp,
+                min_presentations=hypers.min_presentations_for_eviction, max_lp=float(max_score),
             )
             evicted |= self.store.evict_and_replace(eviction) == "evicted"
         return evicted
@@ -318,11 +320,12 @@ class Curriculum:
         self._snapshot = snap
         self._policy.refreshed()
 
-    def _lp(self, snap: ScoreSnapshot) -> npt.NDArray[np.float64]:
-        return snapshot_lp(snap, self.hypers)
+    @property
+    def algorithm(self) -> Algorithm:
+        return algorithm_of(self.hypers)
 
     def _distribution(self, snap: ScoreSnapshot) -> npt.NDArray[np.float64]:
-        return snapshot_distribution(snap, self.hypers)
+        return self.algorithm.distribution(snap, self.hypers)
 
     # -- reads -----------------------------------------------------------------------------------
 
@@ -349,8 +352,8 @@ class Curriculum:
             {f"epoch/{name}": float(counters.get(name, 0) - self._last_counters.get(name, 0)) for name in COUNTER_NAMES}
         )
         self._last_counters = dict(counters)
-        out.update(pool_stats(snap, probs, self.hypers.num_active_tasks))
-        out.update(flatten_labels(label_table(snap, probs, self.store.label_stats())))
+        out.update(pool_stats(snap, probs, self.hypers.num_active_tasks, self.algorithm.score_field))
+        out.update(flatten_labels(label_table(snap, probs, self.store.label_stats(), self.algorithm.score_field)))
         out["outcomes_dropped_locally"] = float(self._buffer.dropped_outcomes)
         return out
 
@@ -359,7 +362,7 @@ class Curriculum:
         self._ensure_ready()
         snap = self.store.snapshot()
         probs = self._distribution(snap)
-        return label_table(snap, probs, self.store.label_stats())
+        return label_table(snap, probs, self.store.label_stats(), self.algorithm.score_field)
 
     # -- checkpoints -----------------------------------------------------------------------------
 

@@ -45,11 +45,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from curriculum_redis.config import CurriculumConfig, LearningProgressConfig, build
+from curriculum_redis.algorithms import algorithm_of
+from curriculum_redis.config import AnyAlgorithmConfig, CurriculumConfig, LearningProgressConfig, build
 from curriculum_redis.curriculum import Curriculum
 from curriculum_redis.embedded import EmbeddedRedis
 from curriculum_redis.errors import ConfigError, CurriculumError
-from curriculum_redis.scoring import snapshot_distribution
 from curriculum_redis.state import COUNTER_NAMES
 from curriculum_redis.stats import flatten_labels, label_table, pool_stats
 from curriculum_redis.store.keys import NamespaceKeys
@@ -685,16 +685,16 @@ def _colormap(n: int) -> list[Any]:
 
 # --------------------------------------------------------------------------- reading a namespace (CLI)
 
-TaskSort = Literal["probability", "lp", "completions"]
+TaskSort = Literal["probability", "lp", "score", "learnability", "completions"]
 
 
 def _open(url: str, namespace: str) -> RedisStore:
     return RedisStore.from_url(url, namespace)
 
 
-def _distribution(store: RedisStore, hypers: LearningProgressConfig) -> tuple[Any, npt.NDArray[np.float64]]:
+def _distribution(store: RedisStore, hypers: AnyAlgorithmConfig) -> tuple[Any, npt.NDArray[np.float64]]:
     snap = store.snapshot()
-    return snap, snapshot_distribution(snap, hypers)
+    return snap, algorithm_of(hypers).distribution(snap, hypers)
 
 
 def namespace_tasks(
@@ -727,8 +727,9 @@ def namespace_stats(url: str, namespace: str) -> dict[str, float]:
         state = store.export_state()
         snap, probs = _distribution(store, state.hypers)
         out: dict[str, float] = {name: float(state.counters.get(name, 0)) for name in COUNTER_NAMES}
-        out.update(pool_stats(snap, probs, state.hypers.num_active_tasks))
-        out.update(flatten_labels(label_table(snap, probs, store.label_stats())))
+        field = algorithm_of(state.hypers).score_field
+        out.update(pool_stats(snap, probs, state.hypers.num_active_tasks, field))
+        out.update(flatten_labels(label_table(snap, probs, store.label_stats(), field)))
     finally:
         store.close()
     return out

@@ -21,10 +21,14 @@ class HyperparameterMismatchError(CurriculumError):
     def __init__(self, differences: dict[str, tuple[object, object]], where: str) -> None:
         self.differences = differences
         lines = [f"  {name}: stored={stored!r} given={given!r}" for name, (stored, given) in differences.items()]
+        hint = (
+            "A namespace keeps its algorithm: use another namespace."
+            if "algorithm" in differences
+            else "Pass on_mismatch='adopt' to use the stored hyperparameters, or use another namespace."
+        )
         super().__init__(
             f"{where} holds hyperparameters that differ from the given config in fields that change "
-            "their meaning:\n" + "\n".join(lines) + "\nPass on_mismatch='adopt' to use the stored "
-            "hyperparameters, or use another namespace."
+            "their meaning:\n" + "\n".join(lines) + "\n" + hint
         )
 
 

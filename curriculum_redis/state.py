@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from curriculum_redis.config import LearningProgressConfig
+from curriculum_redis.config import AlgorithmConfig
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: one generic 128-byte record for every algorithm (store fields, score, algorithm state)."""
 STATE_FORMAT = "curriculum_redis.state"
 
 COUNTER_NAMES: tuple[str, ...] = (
@@ -38,7 +39,10 @@ LABEL_STAT_FIELDS: tuple[str, ...] = (
 
 
 class TaskRecord(BaseModel):
-    """One task with every stored field; ``label`` is the string behind ``label_hash``."""
+    """One task with every stored field of any algorithm; ``label`` is the string behind ``label_hash``.
+
+    The store's fields come first; the others belong to one algorithm each (see
+    ``curriculum_redis.algorithms``) and stay 0 under the other algorithms."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -49,15 +53,20 @@ class TaskRecord(BaseModel):
     completions: int = Field(ge=0)
     score_sum: float
     last_score: float
-    reward_ema: float
-    reward_sq_ema: float
-    success_ema: float
-    p_fast: float
-    p_slow: float
-    p_true: float
-    baseline: float
-    lp: float
     consecutive_failures: int = Field(ge=0)
+    last_episode: int = Field(0, ge=0)
+    # learning progress
+    lp: float = 0.0
+    reward_ema: float = 0.0
+    reward_sq_ema: float = 0.0
+    success_ema: float = 0.0
+    p_fast: float = 0.0
+    p_slow: float = 0.0
+    p_true: float = 0.0
+    baseline: float = 0.0
+    # prioritized replay (score, success_ema), uniform (score), learnability (learnability, success_ema)
+    score: float = 0.0
+    learnability: float = 0.0
 
 
 class LabelStats(BaseModel):
@@ -84,7 +93,7 @@ class CurriculumState(BaseModel):
     format: str = STATE_FORMAT
     schema_version: int = SCHEMA_VERSION
     namespace: str
-    hypers: LearningProgressConfig
+    hypers: AlgorithmConfig
     pool_version: int = 0
     tasks: list[TaskRecord] = Field(default_factory=list)
     labels: dict[int, str] = Field(default_factory=dict)

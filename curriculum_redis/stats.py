@@ -16,31 +16,38 @@ from curriculum_redis.state import LabelStats
 from curriculum_redis.store.base import ScoreSnapshot
 
 
-def pool_stats(snapshot: ScoreSnapshot, probs: npt.NDArray[np.float64], capacity: int) -> dict[str, float]:
-    lp = snapshot.column("lp")
+def pool_stats(
+    snapshot: ScoreSnapshot, probs: npt.NDArray[np.float64], capacity: int, score_field: str = "lp"
+) -> dict[str, float]:
+    """Pool statistics; the ``<score_field>/...`` keys describe the algorithm's headline score (``lp/...``
+    for learning progress)."""
+    lp = snapshot.column(score_field)
     n = snapshot.size
+    f = score_field
     out: dict[str, float] = {
         "num_active_tasks": float(n),
         "pool/occupancy": n / capacity if capacity else 0.0,
-        "lp/num_zeros": float(np.count_nonzero(lp == 0.0)),
+        f"{f}/num_zeros": float(np.count_nonzero(lp == 0.0)),
         "gini/sampling_probability": gini(probs),
-        "gini/lp": gini(lp),
+        f"gini/{f}": gini(lp),
     }
     if n:
         out.update(
             {
-                "lp/mean": float(lp.mean()),
-                "lp/max": float(lp.max()),
-                "lp/p10": float(np.quantile(lp, 0.1)),
-                "lp/p50": float(np.quantile(lp, 0.5)),
-                "lp/p90": float(np.quantile(lp, 0.9)),
+                f"{f}/mean": float(lp.mean()),
+                f"{f}/max": float(lp.max()),
+                f"{f}/p10": float(np.quantile(lp, 0.1)),
+                f"{f}/p50": float(np.quantile(lp, 0.5)),
+                f"{f}/p90": float(np.quantile(lp, 0.9)),
                 "probability/mean": float(probs.mean()),
                 "probability/max": float(probs.max()),
                 "probability/min": float(probs.min()),
                 "pool/mean_completions": float(snapshot.column("completions").mean()),
-                "pool/mean_success": float(snapshot.column("success_ema").mean()),
             }
         )
+        names = snapshot.records.dtype.names or ()
+        if "success_ema" in names:
+            out["pool/mean_success"] = float(snapshot.column("success_ema").mean())
     return out
 
 
@@ -48,10 +55,12 @@ def label_table(
     snapshot: ScoreSnapshot,
     probs: npt.NDArray[np.float64],
     label_stats: Mapping[int, LabelStats],
+    score_field: str = "lp",
 ) -> dict[str, dict[str, float]]:
-    """Per label: counts, pool share, sampling share, LP (mean now, and EMA) and mean score."""
+    """Per label: counts, pool share, sampling share, LP (mean now, and EMA) and mean score. Under another
+    algorithm, ``mean_lp`` and ``lp_ema`` describe its headline score (``score_field``)."""
     hashes = snapshot.label_hashes
-    lp = snapshot.column("lp")
+    lp = snapshot.column(score_field)
     n = max(snapshot.size, 1)
     table: dict[str, dict[str, float]] = {}
     for h, agg in sorted(label_stats.items(), key=lambda item: item[1].label):

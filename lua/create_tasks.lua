@@ -6,17 +6,23 @@
 -- Returns: the ids created, in order. Ids already in the pool are skipped; creation stops at capacity.
 -- Errors: CR_NO_NAMESPACE (no hyperparameters stored), CR_ARGS (bad ids or counts), CR_CORRUPT.
 local meta, counters, scores, labels = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local RECORD = 112
+local RECORD = 128
 local n = tonumber(ARGV[1])
 if not n or n < 0 or n ~= math.floor(n) then return redis.error_reply('CR_ARGS n must be a count') end
 if #KEYS ~= 4 + 2 * n or #ARGV ~= 1 + 3 * n then
   return redis.error_reply('CR_ARGS create_tasks.lua: ' .. n .. ' tasks need ' .. (4 + 2 * n) ..
     ' keys and ' .. (1 + 3 * n) .. ' args, got ' .. #KEYS .. ' and ' .. #ARGV)
 end
-local m = redis.call('HMGET', meta, 'capacity', 'pool_size', 'ttl_ms')
+local m = redis.call('HMGET', meta, 'capacity', 'pool_size', 'ttl_ms', 'fields')
 local ttl_ms = tonumber(m[3])
 local capacity = tonumber(m[1])
 if not capacity then return redis.error_reply('CR_NO_NAMESPACE no hyperparameters stored') end
+-- A new task's hash: the store's fields, then the algorithm's (meta 'fields', comma-separated), all 0.
+local zeros = {}
+for name in string.gmatch(m[4] or '', '[^,]+') do
+  zeros[#zeros + 1] = name
+  zeros[#zeros + 1] = 0
+end
 
 local ids, hashes = {}, {}
 for i = 1, n do
@@ -49,10 +55,10 @@ for i = 1, n do
   local task, label_key = KEYS[5 + 2 * (i - 1)], KEYS[6 + 2 * (i - 1)]
   if redis.call('EXISTS', task) == 0 then
     local h, label = ARGV[3 + 3 * (i - 1)], ARGV[4 + 3 * (i - 1)]
-    redis.call('HSET', task, 'label_hash', h, 'slot', size, 'completions', 0, 'score_sum', 0,
-      'last_score', 0, 'reward_ema', 0, 'reward_sq_ema', 0, 'success_ema', 0, 'p_fast', 0, 'p_slow', 0,
-      'p_true', 0, 'baseline', 0, 'lp', 0, 'consecutive_failures', 0)
-    redis.call('SETRANGE', scores, size * RECORD, struct.pack('<dddddddddddddd', ids[i], hashes[i], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))
+    redis.call('HSET', task, 'label_hash', h, 'slot', size, 'completions', 0, 'score_sum', 0, 'last_score', 0,
+      'consecutive_failures', 0, 'last_episode', 0, unpack(zeros))
+    redis.call('SETRANGE', scores, size * RECORD,
+      struct.pack('<dddddddddddddddd', ids[i], hashes[i], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))
     redis.call('HSETNX', labels, h, label)
     redis.call('HSETNX', label_key, 'label', label)
     redis.call('HINCRBY', label_key, 'created', 1)

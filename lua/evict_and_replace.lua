@@ -3,15 +3,16 @@
 -- KEYS[5] :task:<victim_id>  KEYS[6] :task:<new_id>  KEYS[7] :label:<victim label_hash>
 -- KEYS[8] :label:<new label_hash>
 -- ARGV[1] victim_id  ARGV[2] victim label_hash  ARGV[3] new_id  ARGV[4] new label_hash
--- ARGV[5] new label string  ARGV[6] reason: 'low_lp' or 'failures'
--- ARGV[7] min_presentations  ARGV[8] max_lp (the client's percentile threshold)  ARGV[9] min_failures
+-- ARGV[5] new label string  ARGV[6] reason: 'low_lp' (a low score) or 'failures'
+-- ARGV[7] min_presentations  ARGV[8] max_lp: the highest score (record field 8, the algorithm's headline
+--   score: LP for learning progress) the victim may have now  ARGV[9] min_failures
 -- The new keys expire like the rest of the namespace when meta holds ttl_ms (see RedisStore.touch).
 -- Returns: 'evicted', or why nothing happened: 'victim_gone' (another process evicted it first),
 --   'victim_not_evictable' (it no longer qualifies on the server), 'replacement_exists'.
 -- Errors (before any write): CR_NO_NAMESPACE, CR_ARGS, CR_LABEL.
 local meta, counters, scores, labels = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local victim, fresh, victim_label, fresh_label = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local RECORD = 112
+local RECORD = 128
 local function err(msg) return redis.error_reply('CR_ARGS evict_and_replace.lua: ' .. msg) end
 if #KEYS ~= 8 or #ARGV ~= 9 then return err('takes 8 keys and 9 args') end
 local victim_id, new_id, new_hash, new_label = ARGV[1], ARGV[3], ARGV[4], ARGV[5]
@@ -24,14 +25,14 @@ end
 if not hash_num or hash_num ~= math.floor(hash_num) then return err('label hash must be an integer') end
 if reason ~= 'low_lp' and reason ~= 'failures' then return err('unknown reason ' .. tostring(reason)) end
 if not min_presentations or not max_lp or not min_failures then return err('thresholds must be numbers') end
-local m = redis.call('HMGET', meta, 'capacity', 'ttl_ms')
+local m = redis.call('HMGET', meta, 'capacity', 'ttl_ms', 'fields')
 if not m[1] then return redis.error_reply('CR_NO_NAMESPACE no hyperparameters stored') end
 local ttl_ms = tonumber(m[2])
 
-local v = redis.call('HMGET', victim, 'label_hash', 'completions', 'lp', 'consecutive_failures', 'slot')
+local v = redis.call('HMGET', victim, 'label_hash', 'completions', 'slot', 'consecutive_failures')
 if not v[1] then return 'victim_gone' end
 if redis.call('EXISTS', fresh) == 1 then return 'replacement_exists' end
-local slot = v[5]
+local slot = v[3]
 if v[1] ~= ARGV[2] then
   return redis.error_reply('CR_LABEL victim ' .. victim_id .. ' has label hash ' .. tostring(v[1]) ..
     ', the request says ' .. ARGV[2])
@@ -40,7 +41,9 @@ local qualifies
 if reason == 'failures' then
   qualifies = tonumber(v[4]) >= min_failures
 else
-  qualifies = tonumber(v[2]) >= min_presentations and tonumber(v[3]) <= max_lp
+  local raw = redis.call('GETRANGE', scores, tonumber(slot) * RECORD + 56, tonumber(slot) * RECORD + 63)
+  local score = #raw == 8 and struct.unpack('<d', raw) or 0
+  qualifies = tonumber(v[2]) >= min_presentations and score <= max_lp
 end
 if not qualifies then return 'victim_not_evictable' end
 
@@ -49,10 +52,15 @@ redis.call('DEL', victim)
 redis.call('HINCRBY', victim_label, 'evicted', 1)
 redis.call('HINCRBY', victim_label, 'active', -1)
 
-redis.call('HSET', fresh, 'label_hash', new_hash, 'slot', slot, 'completions', 0, 'score_sum', 0,
-  'last_score', 0, 'reward_ema', 0, 'reward_sq_ema', 0, 'success_ema', 0, 'p_fast', 0, 'p_slow', 0,
-  'p_true', 0, 'baseline', 0, 'lp', 0, 'consecutive_failures', 0)
-redis.call('SETRANGE', scores, tonumber(slot) * RECORD, struct.pack('<dddddddddddddd', new_num, hash_num, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))
+local zeros = {}
+for name in string.gmatch(m[3] or '', '[^,]+') do
+  zeros[#zeros + 1] = name
+  zeros[#zeros + 1] = 0
+end
+redis.call('HSET', fresh, 'label_hash', new_hash, 'slot', slot, 'completions', 0, 'score_sum', 0, 'last_score', 0,
+  'consecutive_failures', 0, 'last_episode', 0, unpack(zeros))
+redis.call('SETRANGE', scores, tonumber(slot) * RECORD,
+  struct.pack('<dddddddddddddddd', new_num, hash_num, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))
 redis.call('HSETNX', labels, new_hash, new_label)
 redis.call('HSETNX', fresh_label, 'label', new_label)
 redis.call('HINCRBY', fresh_label, 'created', 1)

@@ -9,14 +9,22 @@
 --   then per label l: label_hash, number of times it was sampled
 -- Returns: {applied (1, or 0 for an already-applied batch), outcomes recorded, outcomes for tasks
 --   no longer in the pool (counted, not an error)}
--- Errors (raised before any write): CR_NO_NAMESPACE, CR_ARGS, CR_LABEL (task/label mismatch).
+-- Errors (raised before any write): CR_NO_NAMESPACE, CR_ARGS, CR_LABEL (task/label mismatch),
+--   CR_ALGORITHM (the namespace runs another algorithm than the one spliced in below).
+-- This file is the generic part; store.scripts.record_script splices one lua/algorithm_<name>.lua at the
+-- @ALGORITHM@ marker, which defines ALGORITHM, SCORE_FIELD, STATE_FIELDS, HYPERS and update().
+-- Record (16 doubles): task_id, label_hash, completions, score_sum, last_score, consecutive_failures,
+--   last_episode (the global episode clock, counters' num_completed, at the task's last outcome),
+--   the algorithm's score, then its state fields (unused ones 0).
 -- Floats go to redis.call as Lua numbers: Redis writes them with %.17g (exact), in C, which costs a
 -- fraction of string.format in Lua (tostring would keep only 14 digits).
 local meta, counters, scores, clients = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local RECORD = 112
-local PACK = '<dddddddddddddd'
+local RECORD = 128
+local PACK = '<dddddddddddddddd'
 local LABEL_LP_ALPHA = 0.1
 local function err(msg) return redis.error_reply('CR_ARGS record_outcomes.lua: ' .. msg) end
+
+-- @ALGORITHM@
 
 -- 1. Parse and validate everything; nothing is written until the batch is known to be well formed.
 local client_id, seq = ARGV[1], tonumber(ARGV[2])
@@ -25,12 +33,17 @@ if not tonumber(client_id) or not seq or seq < 1 then return err('client_id and 
 if not T or not L or T < 0 or L < 0 then return err('task and label counts must be numbers') end
 if #KEYS ~= 4 + T + L then return err('expected ' .. (4 + T + L) .. ' keys, got ' .. #KEYS) end
 
-local hp = redis.call('HMGET', meta, 'scorer', 'ema_timescale', 'slow_timescale_factor',
-  'tracker_ema_alpha', 'success_threshold', 'random_baseline', 'early_progress_amplification', 'ttl_ms')
-if not hp[1] then return redis.error_reply('CR_NO_NAMESPACE no hyperparameters stored') end
-local bidirectional = hp[1] == 'bidirectional'
-local a, k, ta = tonumber(hp[2]), tonumber(hp[3]), tonumber(hp[4])
-local success_threshold, random_baseline, theta = tonumber(hp[5]), tonumber(hp[6]), tonumber(hp[7])
+local m = redis.call('HMGET', meta, 'algorithm', 'success_threshold', 'ttl_ms', unpack(HYPERS))
+if not m[1] then return redis.error_reply('CR_NO_NAMESPACE no hyperparameters stored') end
+if m[1] ~= ALGORITHM then
+  return redis.error_reply('CR_ALGORITHM namespace runs ' .. m[1] .. ', this script updates ' .. ALGORITHM)
+end
+local success_threshold, ttl_ms = tonumber(m[2]), tonumber(m[3])
+local hp = {}
+for i, name in ipairs(HYPERS) do
+  local v = m[3 + i]
+  if v then hp[name] = tonumber(v) or (v ~= '' and v or nil) end
+end
 
 local tasks, pos = {}, 5
 for t = 1, T do
@@ -88,9 +101,10 @@ for _, task in ipairs(tasks) do
       return redis.error_reply('CR_LABEL task ' .. task.id .. ' has label hash ' .. string.format('%.17g', r[2]) ..
         ', the batch says ' .. labels[task.label].hash)
     end
-    task.state = {slot = task.slot, hash = r[2], n = r[3], score_sum = r[7], failures = r[8], success_ema = r[6],
-      p_true = r[5], reward_ema = r[9], reward_sq_ema = r[10], p_fast = r[11], p_slow = r[12], baseline = r[13],
-      first_n = r[3], first_failures = r[8]}
+    local s = {slot = task.slot, hash = r[2], n = r[3], score_sum = r[4], last_score = r[5], failures = r[6],
+      last_episode = r[7], score = r[8], first_failures = r[6]}
+    for i, name in ipairs(STATE_FIELDS) do s[name] = r[8 + i] end
+    task.state = s
   end
 end
 for _, label in ipairs(labels) do
@@ -99,8 +113,8 @@ for _, label in ipairs(labels) do
   label.successes, label.samples, label.completions = tonumber(v[4]) or 0, tonumber(v[5]) or 0, 0
 end
 
--- 2. Apply. The arithmetic mirrors curriculum_redis.scoring.apply_outcome operation for operation.
-local function reweight(p) return p * (1.0 - theta) / (p + theta * (1.0 - 2.0 * p)) end
+-- 2. Apply. update() mirrors the algorithm's Python update operation for operation.
+local clock = tonumber(redis.call('HGET', counters, 'num_completed')) or 0
 local recorded, unknown, failures = 0, 0, 0
 for _, task in ipairs(tasks) do
   local s = task.state
@@ -108,38 +122,22 @@ for _, task in ipairs(tasks) do
     unknown = unknown + #task.values
   else
     local label = labels[task.label]
-    local last_score, lp = 0, 0
     for j, x in ipairs(task.values) do
       local success = 0.0
       if x >= success_threshold then success = 1.0 end
-      if s.n == 0 then
-        if random_baseline then s.baseline = random_baseline else s.baseline = math.min(x, 0.75) end
-        local p = math.max(x - s.baseline, 0.0) / math.max(1.0 - s.baseline, 1e-10)
-        s.reward_ema, s.reward_sq_ema, s.success_ema = x, x * x, success
-        s.p_fast, s.p_slow, s.p_true = p, p, x
-      else
-        local p = math.max(x - s.baseline, 0.0) / math.max(1.0 - s.baseline, 1e-10)
-        s.reward_ema = s.reward_ema + ta * (x - s.reward_ema)
-        s.reward_sq_ema = s.reward_sq_ema + ta * (x * x - s.reward_sq_ema)
-        s.success_ema = s.success_ema + ta * (success - s.success_ema)
-        s.p_fast = s.p_fast + a * (p - s.p_fast)
-        s.p_slow = s.p_slow + a * k * (p - s.p_slow)
-        s.p_true = s.p_true + a * (x - s.p_true)
-      end
-      if bidirectional then
-        lp = math.abs(reweight(s.p_fast) - reweight(s.p_slow))
-      else
-        lp = math.sqrt(math.max(0.0, s.reward_sq_ema - s.reward_ema * s.reward_ema))
-      end
+      clock = clock + 1
+      s.score = update(s, x, success, hp, clock)
       s.n = s.n + 1
       s.score_sum = s.score_sum + x
-      last_score = x
+      s.last_score = x
+      s.last_episode = clock
       if task.failed[j] then
         s.failures = s.failures + 1
         failures = failures + 1
       else
         s.failures = 0
       end
+      local lp = s.score
       if label.n == 0 then label.lp_ema = lp else label.lp_ema = label.lp_ema + LABEL_LP_ALPHA * (lp - label.lp_ema) end
       label.n = label.n + 1
       label.completions = label.completions + 1
@@ -147,20 +145,24 @@ for _, task in ipairs(tasks) do
       label.successes = label.successes + success
       recorded = recorded + 1
     end
-    redis.call('HSET', task.key, 'completions', s.n, 'score_sum', s.score_sum, 'last_score', last_score,
-      'reward_ema', s.reward_ema, 'reward_sq_ema', s.reward_sq_ema, 'success_ema', s.success_ema,
-      'p_fast', s.p_fast, 'p_slow', s.p_slow, 'p_true', s.p_true, 'lp', lp)
-    -- Fields that rarely change are written only when they do.
-    if s.first_n == 0 then redis.call('HSET', task.key, 'baseline', s.baseline) end
+    local fields = {'completions', s.n, 'score_sum', s.score_sum, 'last_score', s.last_score,
+      'last_episode', s.last_episode, SCORE_FIELD, s.score}
+    local packed = {0, 0, 0, 0, 0, 0, 0, 0}
+    for i, name in ipairs(STATE_FIELDS) do
+      fields[#fields + 1] = name
+      fields[#fields + 1] = s[name]
+      packed[i] = s[name]
+    end
+    redis.call('HSET', task.key, unpack(fields))
+    -- consecutive_failures rarely changes: written only when it does.
     if s.failures ~= s.first_failures then redis.call('HSET', task.key, 'consecutive_failures', s.failures) end
-    redis.call('SETRANGE', scores, s.slot * RECORD, struct.pack(PACK, task.num, s.hash, s.n, lp, s.p_true,
-      s.success_ema, s.score_sum, s.failures, s.reward_ema, s.reward_sq_ema, s.p_fast, s.p_slow, s.baseline,
-      last_score))
+    redis.call('SETRANGE', scores, s.slot * RECORD, struct.pack(PACK, task.num, s.hash, s.n, s.score_sum,
+      s.last_score, s.failures, s.last_episode, s.score, unpack(packed)))
   end
 end
 
 redis.call('HSET', clients, client_id, seq)
-if tonumber(hp[8]) then redis.call('PEXPIRE', clients, tonumber(hp[8])) end  -- may have just been created
+if ttl_ms then redis.call('PEXPIRE', clients, ttl_ms) end  -- may have just been created
 local scheduled = 0
 for _, label in ipairs(labels) do
   if label.completions > 0 then

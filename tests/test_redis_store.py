@@ -24,7 +24,7 @@ from curriculum_redis.scoring import TaskState, apply_outcome
 from curriculum_redis.store.base import SNAPSHOT_FIELDS, Eviction, Outcome, OutcomeBatch
 from curriculum_redis.store.memory import MemoryStore
 from curriculum_redis.store.redis import RedisStore
-from curriculum_redis.store.scripts import lua_dir, script_sources
+from curriculum_redis.store.scripts import lua_dir, record_source, script_sources
 
 GENERATOR = BucketedTaskGenerator({}, {"level": [0, 1, 2, 3]}, label="grid")
 
@@ -144,7 +144,7 @@ def test_a_batch_resent_after_a_lost_reply_is_applied_once(redis_url: str, monke
     task = curriculum.get_task()
     for _ in range(10):
         curriculum.update_task_performance(task.task_id, 0.5)
-    sha = RedisStore.from_url(redis_url, "x").client.script_load(script_sources()["record_outcomes"])
+    sha = RedisStore.from_url(redis_url, "x").client.script_load(record_source("learning_progress"))
     original = redis.connection.Connection.read_response
     state = {"lost": 0}
 

@@ -8,36 +8,24 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
-from curriculum_redis.config import LearningProgressConfig
+from curriculum_redis.algorithms import DEFAULT_ALGORITHM, get_algorithm
+from curriculum_redis.algorithms.base import RECORD_SIZE
+from curriculum_redis.config import AnyAlgorithmConfig
 from curriculum_redis.state import CurriculumState, LabelStats, TaskRecord
 from curriculum_redis.tasks import Task
 
-SNAPSHOT_FIELDS: tuple[str, ...] = (
-    "task_id",
-    "label_hash",
-    "completions",
-    "lp",
-    "p_true",
-    "success_ema",
-    "score_sum",
-    "consecutive_failures",
-    "reward_ema",
-    "reward_sq_ema",
-    "p_fast",
-    "p_slow",
-    "baseline",
-    "last_score",
-)
-SNAPSHOT_DTYPE = np.dtype([(name, "<f8") for name in SNAPSHOT_FIELDS])
-RECORD_SIZE = SNAPSHOT_DTYPE.itemsize
-"""One 112-byte record per pool slot, packed in one Redis string (``{cr:<ns>}:scores``). It holds a
-task's whole state as doubles: snapshots read it in one GET, and scripts read a task's state from it
-without parsing decimal strings (the hash beside it keeps the same numbers, readable and exact)."""
+SNAPSHOT_FIELDS: tuple[str, ...] = get_algorithm(DEFAULT_ALGORITHM).snapshot_fields()
+"""The default algorithm's record fields (every algorithm's are ``algorithm.snapshot_fields()``)."""
+SNAPSHOT_DTYPE = get_algorithm(DEFAULT_ALGORITHM).dtype()
+"""One 128-byte record per pool slot, packed in one Redis string (``{cr:<ns>}:scores``): the store's
+fields, the algorithm's score and state fields (see :mod:`curriculum_redis.algorithms.base`). Snapshots
+read it in one GET, and scripts read a task's state from it without parsing decimal strings (the hash
+beside it keeps the same numbers, readable and exact)."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +35,8 @@ class ScoreSnapshot:
     pool_version: int
     records: npt.NDArray[np.void]
     slots: npt.NDArray[np.int64] | None = None
+    episode_clock: int = 0
+    """The namespace's global episode count when the snapshot was read (0: unknown)."""
 
     @property
     def size(self) -> int:
@@ -64,11 +54,13 @@ class ScoreSnapshot:
         return np.asarray(self.records[name], dtype=np.float64)
 
     @classmethod
-    def from_bytes(cls, pool_version: int, blob: bytes) -> ScoreSnapshot:
-        usable = len(blob) - len(blob) % SNAPSHOT_DTYPE.itemsize
-        records = np.frombuffer(blob[:usable], dtype=SNAPSHOT_DTYPE)
+    def from_bytes(
+        cls, pool_version: int, blob: bytes, dtype: np.dtype[Any] = SNAPSHOT_DTYPE, episode_clock: int = 0
+    ) -> ScoreSnapshot:
+        usable = len(blob) - len(blob) % RECORD_SIZE
+        records = np.frombuffer(blob[:usable], dtype=dtype)
         occupied = np.flatnonzero(records["task_id"] > 0)
-        return cls(pool_version, records[occupied], occupied.astype(np.int64))
+        return cls(pool_version, records[occupied], occupied.astype(np.int64), episode_clock)
 
     def slot_of(self) -> dict[int, int]:
         """task_id -> slot, so a batch can tell the script where each task's record is."""
@@ -125,6 +117,8 @@ class Eviction:
     reason: Literal["low_lp", "failures"] = "low_lp"
     min_presentations: int = 1
     max_lp: float = float("inf")
+    """The highest headline score (the algorithm's ``score_field``: LP for learning progress) the victim
+    may hold on the store and still be evicted for ``low_lp``."""
     min_failures: int = 1
 
 
@@ -138,7 +132,7 @@ class CurriculumStore(Protocol):
     @property
     def namespace(self) -> str: ...
 
-    def attach(self, hypers: LearningProgressConfig) -> LearningProgressConfig | None:
+    def attach(self, hypers: AnyAlgorithmConfig) -> AnyAlgorithmConfig | None:
         """Store ``hypers`` in an empty namespace and return None, or return the ones already stored."""
         ...
 

@@ -27,7 +27,7 @@ class NamespaceKeys:
 
     @property
     def scores(self) -> str:
-        """String: one packed 112-byte record per slot (see store.base.SNAPSHOT_FIELDS); the pool is the set
+        """String: one packed 128-byte record per slot (see algorithms.base); the pool is the set
         of non-empty slots, so no other index of active tasks is kept."""
         return f"{self.prefix}:scores"
 

@@ -1,23 +1,23 @@
 """In-process store: the reference semantics of the store protocol, for one process and for tests.
 
 It mirrors ``RedisStore`` rule for rule (capacity, slots, evict-and-replace re-validation, batch
-de-duplication, label aggregates) so the curriculum behaves the same whichever store it runs on.
+de-duplication, label aggregates, the episode clock) so the curriculum behaves the same whichever store it
+runs on. The per-outcome update is the algorithm's Python mirror of its Lua update.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import asdict, replace
 
 import numpy as np
 
-from curriculum_redis.config import LearningProgressConfig
+from curriculum_redis.algorithms import Algorithm, algorithm_of
+from curriculum_redis.algorithms.base import GENERIC_FIELDS
+from curriculum_redis.config import AnyAlgorithmConfig
 from curriculum_redis.errors import StoreError
-from curriculum_redis.scoring import TaskState, apply_outcome
 from curriculum_redis.state import COUNTER_NAMES, CurriculumState, LabelStats, TaskRecord
 from curriculum_redis.store.base import (
-    SNAPSHOT_DTYPE,
     Eviction,
     EvictionOutcome,
     OutcomeBatch,
@@ -27,6 +27,7 @@ from curriculum_redis.store.base import (
 from curriculum_redis.tasks import Task
 
 LABEL_LP_EMA_ALPHA = 0.1
+INT_FIELDS = ("label_hash", "slot", "completions", "consecutive_failures", "last_episode")
 
 
 class MemoryStore:
@@ -38,8 +39,8 @@ class MemoryStore:
         self._reset()
 
     def _reset(self) -> None:
-        self._hypers: LearningProgressConfig | None = None
-        self._tasks: dict[int, TaskState] = {}
+        self._hypers: AnyAlgorithmConfig | None = None
+        self._tasks: dict[int, dict[str, float]] = {}
         self._slots: list[int] = []
         self._labels: dict[int, str] = {}
         self._label_stats: dict[int, LabelStats] = {}
@@ -52,12 +53,16 @@ class MemoryStore:
     def namespace(self) -> str:
         return self._namespace
 
-    def _require_hypers(self) -> LearningProgressConfig:
+    def _require_hypers(self) -> AnyAlgorithmConfig:
         if self._hypers is None:
             raise StoreError(f"namespace {self._namespace!r} has no hyperparameters: call attach() first")
         return self._hypers
 
-    def attach(self, hypers: LearningProgressConfig) -> LearningProgressConfig | None:
+    @property
+    def _algorithm(self) -> Algorithm:
+        return algorithm_of(self._require_hypers())
+
+    def attach(self, hypers: AnyAlgorithmConfig) -> AnyAlgorithmConfig | None:
         with self._lock:
             if self._hypers is not None:
                 return self._hypers
@@ -69,8 +74,13 @@ class MemoryStore:
             self._next_client_id += 1
             return self._next_client_id
 
+    def _fresh(self, label_hash: int, slot: int) -> dict[str, float]:
+        state: dict[str, float] = dict.fromkeys((*GENERIC_FIELDS[1:], *self._algorithm.stored_fields()), 0.0)
+        state.update(label_hash=label_hash, slot=slot)
+        return state
+
     def _add_task(self, task: Task, slot: int) -> None:
-        self._tasks[task.task_id] = TaskState(label_hash=task.label_hash, slot=slot)
+        self._tasks[task.task_id] = self._fresh(task.label_hash, slot)
         self._labels.setdefault(task.label_hash, task.label)
         stats = self._label_stats.setdefault(task.label_hash, LabelStats(label=task.label))
         stats.created += 1
@@ -96,6 +106,7 @@ class MemoryStore:
     def record(self, batch: OutcomeBatch) -> RecordResult:
         with self._lock:
             cfg = self._require_hypers()
+            algorithm = self._algorithm
             if batch.seq <= self._client_seqs.get(batch.client_id, 0):
                 self._counters["num_duplicate_batches"] += 1
                 return RecordResult(applied=False)
@@ -105,6 +116,7 @@ class MemoryStore:
             for label, count in batch.scheduled.items():
                 self._label(label).samples += count
                 self._counters["num_scheduled"] += count
+            clock = self._counters["num_completed"]
             # Grouped by task in first-seen order, exactly as record_outcomes.lua applies a batch.
             ordered = [o for outcomes in batch.by_task().values() for o in outcomes]
             for outcome in ordered:
@@ -112,17 +124,22 @@ class MemoryStore:
                 if state is None:
                     unknown += 1
                     continue
-                state = apply_outcome(state, outcome.score, cfg)
-                failures = state.consecutive_failures + 1 if outcome.failed else 0
-                state = replace(state, consecutive_failures=failures)
-                self._tasks[outcome.task_id] = state
-                stats = self._label(state.label_hash)
-                stats.lp_ema = state.lp if stats.completions == 0 else (
-                    stats.lp_ema + LABEL_LP_EMA_ALPHA * (state.lp - stats.lp_ema)
+                success = 1.0 if outcome.score >= cfg.success_threshold else 0.0
+                clock += 1
+                score = algorithm.update(state, outcome.score, success, cfg, clock)
+                state[algorithm.score_field] = score
+                state["completions"] += 1
+                state["score_sum"] += outcome.score
+                state["last_score"] = outcome.score
+                state["last_episode"] = clock
+                state["consecutive_failures"] = state["consecutive_failures"] + 1 if outcome.failed else 0
+                stats = self._label(int(state["label_hash"]))
+                stats.lp_ema = score if stats.completions == 0 else (
+                    stats.lp_ema + LABEL_LP_EMA_ALPHA * (score - stats.lp_ema)
                 )
                 stats.completions += 1
                 stats.score_sum += outcome.score
-                stats.successes += int(outcome.score >= cfg.success_threshold)
+                stats.successes += int(success)
                 self._counters["num_failures"] += int(outcome.failed)
                 recorded += 1
             self._counters["num_completed"] += recorded
@@ -143,50 +160,41 @@ class MemoryStore:
             if eviction.replacement.task_id in self._tasks:
                 return "replacement_exists"
             if eviction.reason == "failures":
-                qualifies = victim.consecutive_failures >= eviction.min_failures
+                qualifies = victim["consecutive_failures"] >= eviction.min_failures
             else:
-                qualifies = victim.completions >= eviction.min_presentations and victim.lp <= eviction.max_lp
+                score = victim[self._algorithm.score_field]
+                qualifies = victim["completions"] >= eviction.min_presentations and score <= eviction.max_lp
             if not qualifies:
                 return "victim_not_evictable"
             del self._tasks[eviction.victim_id]
-            victim_stats = self._label(victim.label_hash)
+            victim_stats = self._label(int(victim["label_hash"]))
             victim_stats.evicted += 1
             victim_stats.active -= 1
             self._counters["num_evicted"] += 1
-            self._add_task(eviction.replacement, victim.slot)
-            self._slots[victim.slot] = eviction.replacement.task_id
+            slot = int(victim["slot"])
+            self._add_task(eviction.replacement, slot)
+            self._slots[slot] = eviction.replacement.task_id
             self._pool_version += 1
             return "evicted"
 
     def snapshot(self) -> ScoreSnapshot:
         with self._lock:
-            records = np.zeros(len(self._slots), dtype=SNAPSHOT_DTYPE)
+            algorithm = self._algorithm
+            records = np.zeros(len(self._slots), dtype=algorithm.dtype())
+            names = [n for n in algorithm.snapshot_fields() if not n.startswith("unused_")]
             for slot, task_id in enumerate(self._slots):
-                state = self._tasks[task_id]
-                records[slot] = (
-                    task_id,
-                    state.label_hash,
-                    state.completions,
-                    state.lp,
-                    state.p_true,
-                    state.success_ema,
-                    state.score_sum,
-                    state.consecutive_failures,
-                    state.reward_ema,
-                    state.reward_sq_ema,
-                    state.p_fast,
-                    state.p_slow,
-                    state.baseline,
-                    state.last_score,
-                )
-            return ScoreSnapshot(self._pool_version, records)
+                state = {**self._tasks[task_id], "task_id": task_id}
+                for name in names:
+                    records[slot][name] = state[name]
+            return ScoreSnapshot(self._pool_version, records, episode_clock=self._counters["num_completed"])
 
     def read_task(self, task_id: int) -> TaskRecord | None:
         with self._lock:
             state = self._tasks.get(task_id)
             if state is None:
                 return None
-            return TaskRecord(task_id=task_id, label=self._labels.get(state.label_hash, ""), **asdict(state))
+            fields = {n: (int(v) if n in INT_FIELDS else float(v)) for n, v in state.items()}
+            return TaskRecord(task_id=task_id, label=self._labels.get(int(state["label_hash"]), ""), **fields)
 
     def labels(self) -> dict[int, str]:
         with self._lock:
@@ -221,10 +229,11 @@ class MemoryStore:
             issued = self._next_client_id
             self._reset()
             self._hypers = state.hypers
+            kept = (*GENERIC_FIELDS[1:], *self._algorithm.stored_fields())
             ordered = sorted(state.tasks, key=lambda t: t.slot)
             for slot, record in enumerate(ordered):
-                fields = record.model_dump(exclude={"task_id", "label"})
-                self._tasks[record.task_id] = TaskState(**{**fields, "slot": slot})
+                fields = record.model_dump()
+                self._tasks[record.task_id] = {**{n: fields[n] for n in kept if n in fields}, "slot": slot}
                 self._slots.append(record.task_id)
             self._labels = dict(state.labels)
             self._label_stats = {h: s.model_copy() for h, s in state.label_stats.items()}

@@ -33,7 +33,8 @@ from redis.commands.core import Script
 from redis.crc import key_slot
 from redis.retry import Retry
 
-from curriculum_redis.config import LearningProgressConfig
+from curriculum_redis.algorithms import DEFAULT_ALGORITHM, algorithm_of, get_algorithm
+from curriculum_redis.config import AnyAlgorithmConfig, parse_algorithm_json
 from curriculum_redis.errors import ConfigError, ScriptError, StoreError, StoreUnavailableError
 from curriculum_redis.state import (
     COUNTER_NAMES,
@@ -44,8 +45,6 @@ from curriculum_redis.state import (
     TaskRecord,
 )
 from curriculum_redis.store.base import (
-    SNAPSHOT_DTYPE,
-    SNAPSHOT_FIELDS,
     Eviction,
     EvictionOutcome,
     OutcomeBatch,
@@ -54,7 +53,7 @@ from curriculum_redis.store.base import (
 )
 from curriculum_redis.store.fastpath import ScriptRunner
 from curriculum_redis.store.keys import NamespaceKeys
-from curriculum_redis.store.scripts import script_sources
+from curriculum_redis.store.scripts import record_script, script_sources
 from curriculum_redis.tasks import Task
 
 T = TypeVar("T")
@@ -69,16 +68,7 @@ REPLICA_RETRY_S = 5.0
 """After a replica read fails (replica down, failed over, no longer serving the slot), reads go to the
 primary for this long before a replica is tried again."""
 
-SCRIPTED_HYPERS = (
-    "ema_timescale",
-    "slow_timescale_factor",
-    "tracker_ema_alpha",
-    "success_threshold",
-    "early_progress_amplification",
-)
-"""Hyperparameters the scripts read from ``meta``; stored there as plain fields, readable in redis-cli."""
-
-INT_TASK_FIELDS = ("label_hash", "slot", "completions", "consecutive_failures")
+INT_TASK_FIELDS = ("label_hash", "slot", "completions", "consecutive_failures", "last_episode")
 
 
 def redact(url: str) -> str:
@@ -232,11 +222,15 @@ def picklable(kwargs: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def meta_fields(hypers: LearningProgressConfig) -> dict[str, str]:
-    fields = {name: repr(float(getattr(hypers, name))) for name in SCRIPTED_HYPERS}
-    fields["scorer"] = "bidirectional" if hypers.use_bidirectional else "variance"
-    fields["random_baseline"] = "" if hypers.random_baseline is None else repr(float(hypers.random_baseline))
+def meta_fields(hypers: AnyAlgorithmConfig) -> dict[str, str]:
+    """The meta fields the scripts read, as plain fields readable in redis-cli: the algorithm's name and
+    hyperparameters, the success threshold, the capacity and the algorithm's task fields."""
+    algorithm = algorithm_of(hypers)
+    fields = algorithm.meta_fields(hypers)
+    fields["algorithm"] = algorithm.name
+    fields["success_threshold"] = repr(float(hypers.success_threshold))
     fields["capacity"] = str(hypers.num_active_tasks)
+    fields["fields"] = ",".join(algorithm.stored_fields())
     return fields
 
 
@@ -368,7 +362,8 @@ class RedisStore:
         self._scripts: dict[str, Script] = {}
         self._runners: dict[str, ScriptRunner] = {}
         self._pid = os.getpid()
-        self._attached_hypers: LearningProgressConfig | None = None
+        self._attached_hypers: AnyAlgorithmConfig | None = None
+        self._algorithm_name: str | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         return {
@@ -506,11 +501,30 @@ class RedisStore:
                 self._drop_reader(exc)  # down, failed over, or no longer serving the slot (MOVED)
         return self._call(lambda: fn(self.client))
 
+    def _source(self, name: str) -> str:
+        """A script's source; ``record_outcomes:<algorithm>`` is record_outcomes.lua with the algorithm's
+        update spliced in (each algorithm's composed script has its own sha)."""
+        base, _, algorithm = name.partition(":")
+        if algorithm:
+            return record_script(script_sources()[base], algorithm)
+        return script_sources()[name]
+
+    def _namespace_algorithm(self) -> str:
+        """The algorithm this store runs: the attached one, else the namespace's (read once)."""
+        if self._attached_hypers is not None:
+            return self._attached_hypers.algorithm
+        if self._algorithm_name is None:
+            raw = self._call(lambda: self.client.hget(self.keys.meta, "algorithm"))
+            if raw is None:
+                return DEFAULT_ALGORITHM  # no namespace yet: the script says CR_NO_NAMESPACE
+            self._algorithm_name = text(raw)
+        return self._algorithm_name
+
     def _script(self, name: str) -> Script:
         script = self._scripts.get(name)
         if script is None:
             # Script.__call__ runs EVALSHA and, on NOSCRIPT (restart, failover, SCRIPT FLUSH), loads it again.
-            script = self._scripts[name] = self.client.register_script(script_sources()[name])
+            script = self._scripts[name] = self.client.register_script(self._source(name))
         return script
 
     def _call(self, fn: Callable[[], T]) -> T:
@@ -544,7 +558,7 @@ class RedisStore:
         if type(client) is redis.Redis:
             runner = self._runners.get(name)
             if runner is None:
-                runner = self._runners[name] = ScriptRunner(client.connection_pool, script_sources()[name])
+                runner = self._runners[name] = ScriptRunner(client.connection_pool, self._source(name))
             return runner(keys, args)
         return self._script(name)(keys=list(keys), args=list(args))
 
@@ -561,7 +575,7 @@ class RedisStore:
 
     # -- protocol --------------------------------------------------------------------------------
 
-    def attach(self, hypers: LearningProgressConfig) -> LearningProgressConfig | None:
+    def attach(self, hypers: AnyAlgorithmConfig) -> AnyAlgorithmConfig | None:
         fields = meta_fields(hypers)
         args: list[Any] = [SCHEMA_VERSION, hypers.model_dump_json(), f"{time.time():.3f}"]
         for name, value in fields.items():
@@ -571,7 +585,7 @@ class RedisStore:
         if not stored:
             return None
         try:
-            return LearningProgressConfig.model_validate_json(stored)
+            return parse_algorithm_json(stored)
         except ValueError as exc:
             raise StoreError(f"namespace {self._namespace!r} holds unreadable hyperparameters: {exc}") from exc
 
@@ -603,7 +617,8 @@ class RedisStore:
             args += [("f" if o.failed else "") + repr(float(o.score)) for o in outcomes]
         for h in label_hashes:
             args += [h, batch.scheduled.get(h, 0)]
-        applied, recorded, unknown = self._run("record_outcomes", keys, args)
+        script = f"record_outcomes:{self._namespace_algorithm()}"
+        applied, recorded, unknown = self._run(script, keys, args)
         return RecordResult(bool(applied), int(recorded), int(unknown))
 
     def evict_and_replace(self, eviction: Eviction) -> EvictionOutcome:
@@ -635,23 +650,32 @@ class RedisStore:
         return self._primary_snapshot()
 
     def _primary_snapshot(self) -> ScoreSnapshot:
-        version, blob = self._call(lambda: self._script("read_snapshot")(keys=[self.keys.meta, self.keys.scores]))
-        return ScoreSnapshot.from_bytes(int(version), bytes(blob))
+        k = self.keys
+        version, blob, name, clock = self._call(
+            lambda: self._script("read_snapshot")(keys=[k.meta, k.scores, k.counters])
+        )
+        return self._from_bytes(int(version), bytes(blob), name, clock)
+
+    @staticmethod
+    def _from_bytes(version: int, blob: bytes, name: bytes | str | None, clock: Any) -> ScoreSnapshot:
+        algorithm = get_algorithm(text(name) if name else DEFAULT_ALGORITHM)
+        return ScoreSnapshot.from_bytes(version, blob, algorithm.dtype(), int(clock or 0))
 
     def _replica_snapshot(self, reader: redis.Redis) -> ScoreSnapshot | None:
         # MULTI/EXEC, not the script: replicas (and cluster replicas after READONLY) serve read-only
         # transactions on every Redis version, and the two reads are still one atomic step.
         try:
             pipe = reader.pipeline(transaction=True)
-            pipe.hget(self.keys.meta, "pool_version")
+            pipe.hmget(self.keys.meta, ["pool_version", "algorithm"])
             pipe.get(self.keys.scores)
-            version, blob = pipe.execute()
+            pipe.hget(self.keys.counters, "num_completed")
+            (version, name), blob, clock = pipe.execute()
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, redis.exceptions.ResponseError) as exc:
             self._drop_reader(exc)
             return None
         if version is None or not blob:
             return None  # the replica has not seen the namespace (or its first tasks) yet
-        snap = ScoreSnapshot.from_bytes(int(version), bytes(blob))
+        snap = self._from_bytes(int(version), bytes(blob), name, clock)
         return snap if snap.size else None
 
     def read_task(self, task_id: int) -> TaskRecord | None:
@@ -713,7 +737,7 @@ class RedisStore:
             tasks.append(task_record(task_id, raw))
         return CurriculumState(
             namespace=self._namespace,
-            hypers=LearningProgressConfig.model_validate_json(meta[b"hypers"]),
+            hypers=parse_algorithm_json(meta[b"hypers"]),
             pool_version=int(meta.get(b"pool_version", 0)),
             tasks=sorted(tasks, key=lambda t: t.slot),
             labels=labels,
@@ -748,12 +772,16 @@ class RedisStore:
             pipe.hset(k.labels, mapping={str(h): v for h, v in state.labels.items()})
         if state.client_seqs:
             pipe.hset(k.clients, mapping={str(c): s for c, s in state.client_seqs.items()})
-        records = np.zeros(state.hypers.num_active_tasks, dtype=SNAPSHOT_DTYPE)
+        algorithm = algorithm_of(state.hypers)
+        records = np.zeros(state.hypers.num_active_tasks, dtype=algorithm.dtype())
+        stored = [n for n in algorithm.snapshot_fields() if not n.startswith("unused_")]
         for slot, task in enumerate(sorted(state.tasks, key=lambda t: t.slot)):
-            fields = task.model_dump(exclude={"task_id", "label"})
+            dumped = task.model_dump()
+            fields = {n: dumped[n] for n in ("label_hash", *stored[2:])}
             fields["slot"] = slot
             pipe.hset(k.task(task.task_id), mapping={n: format_field(v) for n, v in fields.items()})
-            records[slot] = tuple(float(getattr(task, name)) for name in SNAPSHOT_FIELDS)
+            for name in stored:
+                records[slot][name] = float(getattr(task, name))
         pipe.set(k.scores, records.tobytes())
         for h, stats in state.label_stats.items():
             pipe.hset(k.label(h), mapping={n: format_field(v) for n, v in stats.model_dump().items()})

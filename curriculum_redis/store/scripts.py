@@ -2,7 +2,8 @@
 
 A script is named after its file's stem. In an installed wheel the files are package data
 (``curriculum_redis/lua``); in a source checkout or an editable install they are read from the
-project's top-level ``lua/`` directory.
+project's top-level ``lua/`` directory. ``algorithm_<name>.lua`` files are not scripts: each is the
+per-outcome update of one algorithm, spliced into ``record_outcomes.lua`` by :func:`record_script`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ from importlib import resources
 from pathlib import Path
 
 from curriculum_redis.errors import StoreError
+
+ALGORITHM_PREFIX = "algorithm_"
+ALGORITHM_MARKER = "-- @ALGORITHM@\n"
 
 
 def lua_dir() -> Path:
@@ -26,5 +30,33 @@ def lua_dir() -> Path:
 
 @functools.cache
 def script_sources() -> dict[str, str]:
-    """Script name -> source, for every ``*.lua`` file."""
-    return {path.stem: path.read_text(encoding="utf-8") for path in sorted(lua_dir().glob("*.lua"))}
+    """Script name -> source, for every ``*.lua`` file that is a script (not an algorithm's update)."""
+    return {
+        path.stem: path.read_text(encoding="utf-8")
+        for path in sorted(lua_dir().glob("*.lua"))
+        if not path.stem.startswith(ALGORITHM_PREFIX)
+    }
+
+
+@functools.cache
+def algorithm_sources() -> dict[str, str]:
+    """Algorithm name -> the source of its ``lua/algorithm_<name>.lua``."""
+    return {
+        path.stem[len(ALGORITHM_PREFIX) :]: path.read_text(encoding="utf-8")
+        for path in sorted(lua_dir().glob(ALGORITHM_PREFIX + "*.lua"))
+    }
+
+
+def record_script(base: str, algorithm: str) -> str:
+    """``record_outcomes.lua`` (``base``) with ``algorithm``'s update spliced in at its marker."""
+    fragment = algorithm_sources().get(algorithm)
+    if fragment is None:
+        raise StoreError(f"no lua/{ALGORITHM_PREFIX}{algorithm}.lua: the algorithm has no server-side update")
+    if base.count(ALGORITHM_MARKER) != 1:
+        raise StoreError("record_outcomes.lua must hold the algorithm marker exactly once")
+    return base.replace(ALGORITHM_MARKER, fragment)
+
+
+def record_source(algorithm: str) -> str:
+    """The record script a store running ``algorithm`` registers (its sha is this source's)."""
+    return record_script(script_sources()["record_outcomes"], algorithm)

@@ -1,0 +1,118 @@
+"""Prioritized level replay (Jiang, Grefenstette, Rocktäschel, ICML 2021) on the shared pool.
+
+Per task the trainer reports a score (e.g. the mean absolute GAE of the episode; any float, normalised
+with ``score_range``), which replaces the task's score or is averaged into it (``score_update``).
+Sampling, over the seen tasks (at least one outcome):
+
+- rank prioritisation: ``h_i = 1 / rank_i`` (rank 1 = highest score), ``P_S ∝ h_i^(1/β)``;
+- staleness: ``P_C ∝ c − C_i``, ``c`` the namespace's global episode count (kept in Redis), ``C_i`` the
+  global count at task ``i``'s last *recorded* episode. The paper stamps ``C_i`` when a level is sampled;
+  here sampling is local to each process (no network on the hot path), so the last recorded episode is
+  the shared stamp;
+- ``P_replay = (1 − ρ) P_S + ρ P_C``.
+
+The replay decision: with probability ``p_replay`` a seen task is drawn from ``P_replay``, else an unseen
+task uniformly; ``p_replay`` is ``seen / total`` (``proportionate``) or ``replay_probability`` (``fixed``),
+and 1 (0) when no task is unseen (seen). The result is one distribution over the pool.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from curriculum_redis.algorithms.base import Algorithm, FloatArray
+from curriculum_redis.config import AnyAlgorithmConfig, PrioritizedReplayConfig
+
+if TYPE_CHECKING:
+    from curriculum_redis.store.base import ScoreSnapshot
+
+
+def _plr(cfg: AnyAlgorithmConfig) -> PrioritizedReplayConfig:
+    assert isinstance(cfg, PrioritizedReplayConfig), type(cfg).__name__
+    return cfg
+
+
+def rank_weights(scores: FloatArray, temperature: float) -> FloatArray:
+    """``P_S``: ``(1/rank)^(1/β)`` normalised; rank 1 is the highest score, ties ranked in pool order."""
+    if scores.size == 0:
+        return np.zeros(0)
+    ranks = np.empty(scores.size)
+    ranks[np.argsort(-scores, kind="stable")] = np.arange(1, scores.size + 1)
+    w = (1.0 / ranks) ** (1.0 / temperature)
+    return np.asarray(w / w.sum(), dtype=np.float64)
+
+
+def staleness_weights(last_episode: FloatArray, clock: float) -> FloatArray:
+    """``P_C ∝ c − C_i``; uniform when every task is equally fresh."""
+    if last_episode.size == 0:
+        return np.zeros(0)
+    stale = np.maximum(clock - last_episode, 0.0)
+    total = float(stale.sum())
+    if total <= 0.0:
+        return np.full(stale.size, 1.0 / stale.size)
+    return np.asarray(stale / total, dtype=np.float64)
+
+
+def replay_probability(n_seen: int, n_total: int, cfg: PrioritizedReplayConfig) -> float:
+    if n_seen == 0:
+        return 0.0
+    if n_seen == n_total:
+        return 1.0
+    if cfg.replay_schedule == "proportionate":
+        return n_seen / n_total
+    return cfg.replay_probability
+
+
+def plr_distribution(
+    completions: FloatArray, score: FloatArray, last_episode: FloatArray, clock: float, cfg: PrioritizedReplayConfig
+) -> FloatArray:
+    n = score.size
+    if n == 0:
+        return np.zeros(0)
+    seen = np.asarray(completions) > 0
+    n_seen = int(seen.sum())
+    p_replay = replay_probability(n_seen, n, cfg)
+    probs = np.zeros(n)
+    if n_seen:
+        rho = cfg.staleness_coef
+        replay = (1.0 - rho) * rank_weights(score[seen], cfg.temperature) + rho * staleness_weights(
+            last_episode[seen], clock
+        )
+        probs[seen] = p_replay * replay
+    if n_seen < n:
+        probs[~seen] = (1.0 - p_replay) / (n - n_seen)
+    return np.asarray(probs / probs.sum(), dtype=np.float64)
+
+
+class PrioritizedReplay(Algorithm):
+    name = "prioritized_replay"
+    score_field = "score"
+    state_fields = ("success_ema",)
+
+    def meta_fields(self, cfg: AnyAlgorithmConfig) -> dict[str, str]:
+        plr = _plr(cfg)
+        return {
+            "score_update": plr.score_update,
+            "score_ema_alpha": repr(float(plr.score_ema_alpha)),
+            "tracker_ema_alpha": repr(float(plr.tracker_ema_alpha)),
+        }
+
+    def update(self, state: dict[str, float], x: float, success: float, cfg: AnyAlgorithmConfig, clock: int) -> float:
+        plr = _plr(cfg)
+        if state["completions"] == 0:
+            state["score"] = x
+            state["success_ema"] = success
+        else:
+            if plr.score_update == "replace":
+                state["score"] = x
+            else:
+                state["score"] = state["score"] + plr.score_ema_alpha * (x - state["score"])
+            state["success_ema"] = state["success_ema"] + plr.tracker_ema_alpha * (success - state["success_ema"])
+        return state["score"]
+
+    def distribution(self, snapshot: ScoreSnapshot, cfg: AnyAlgorithmConfig) -> FloatArray:
+        last = snapshot.column("last_episode")
+        clock = float(snapshot.episode_clock) if snapshot.episode_clock else float(last.max(initial=0.0))
+        return plr_distribution(snapshot.column("completions"), snapshot.column("score"), last, clock, _plr(cfg))
