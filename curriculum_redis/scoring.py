@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -17,8 +16,6 @@ import numpy.typing as npt
 from curriculum_redis.config import LearningProgressConfig
 from curriculum_redis.errors import InvalidScoreError
 
-if TYPE_CHECKING:  # the store imports this module: no runtime import back
-    from curriculum_redis.store.base import ScoreSnapshot
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -214,15 +211,3 @@ def gini(values: FloatArray) -> float:
         return 0.0
     ranks = np.arange(1, n + 1)
     return float((2.0 * np.dot(ranks, x)) / (n * total) - (n + 1.0) / n)
-
-
-def snapshot_lp(snap: ScoreSnapshot, cfg: LearningProgressConfig) -> FloatArray:
-    """The LP that sampling and eviction use, for every task of a snapshot (see :func:`effective_lp`)."""
-    return effective_lp(
-        snap.column("lp"), snap.column("reward_ema"), snap.column("reward_sq_ema"), snap.column("baseline"), cfg
-    )
-
-
-def snapshot_distribution(snap: ScoreSnapshot, cfg: LearningProgressConfig) -> FloatArray:
-    """Every task's sampling probability, as each process computes it from a snapshot."""
-    return task_distribution(snap.column("completions"), snapshot_lp(snap, cfg), snap.column("p_true"), cfg)
