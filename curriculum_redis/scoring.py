@@ -16,7 +16,6 @@ import numpy.typing as npt
 from curriculum_redis.config import LearningProgressConfig
 from curriculum_redis.errors import InvalidScoreError
 
-
 FloatArray = npt.NDArray[np.float64]
 
 FIRST_SCORE_BASELINE_CAP = 0.75
