@@ -30,6 +30,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from curriculum_redis import Curriculum, CurriculumConfig  # noqa: E402
+from curriculum_redis.embedded import EmbeddedRedis  # noqa: E402
 from curriculum_redis.student import KINDS, SimulatedStudent, student_task_generator, train_uniform  # noqa: E402
 
 
@@ -53,6 +54,7 @@ SAMPLERS: dict[str, dict[str, Any] | None] = {
     "learnability (proportional)": {"algorithm": "learnability"},
     "learnability (top-k)": {"algorithm": "learnability", "sampling": "top_k", "top_k": 8},
     "uniform (algorithm)": {"algorithm": "uniform"},
+    "sequential (stop conditions)": {"algorithm": "sequential"},
 }
 """Every row but the first runs through :class:`Curriculum` with only ``config.algorithm`` changed."""
 
@@ -62,11 +64,29 @@ estimate (an EMA of the task's results) and reports ``|result - value|``, the L1
 episode (what PLR's positive-value-loss score reduces to)."""
 
 
-def run_curriculum(algorithm: dict[str, Any], seed: int, episodes: int) -> dict[str, Any]:
+def sequential_stages() -> dict[str, Any]:
+    """One stage per learnable level, in order, each left once 48 of its last 50 episodes succeed: the
+    textbook curriculum, which knows the task order that the other samplers must discover."""
+    stages: list[dict[str, Any]] = [
+        {
+            "name": f"level-{level}",
+            "env_cfg": {"kind": "learnable", "level": level},
+            "window": 50,
+            "stop_condition": "window>=50 & success>=0.96",
+        }
+        for level in range(1, N_LEVELS + 1)
+    ]
+    del stages[-1]["stop_condition"]
+    return {"algorithm": "sequential", "stages": stages}
+
+
+def run_curriculum(algorithm: dict[str, Any], seed: int, episodes: int, redis_url: str | None = None) -> dict[str, Any]:
     generator = student_task_generator(n_levels=N_LEVELS)
-    config = CurriculumConfig.model_validate(
-        {"task_generator": generator, "algorithm": {"num_active_tasks": POOL, **algorithm}, "seed": seed}
-    )
+    if algorithm["algorithm"] == "sequential":
+        data = {"algorithm": sequential_stages(), "seed": seed, "redis_url": redis_url, "namespace": f"quality-{seed}"}
+    else:
+        data = {"task_generator": generator, "algorithm": {"num_active_tasks": POOL, **algorithm}, "seed": seed}
+    config = CurriculumConfig.model_validate(data)
     student = SimulatedStudent(seed=seed, n_levels=N_LEVELS)
     spent = dict.fromkeys(KINDS, 0)
     value: dict[int, float] = {}
@@ -141,12 +161,17 @@ def main(argv: list[str] | None = None) -> int:
     sizes = SIZES[mode_name]
     started = time.time()
     per_sampler: dict[str, list[dict[str, Any]]] = {name: [] for name in SAMPLERS}
-    for seed in range(sizes.seeds):
-        for name, algorithm in SAMPLERS.items():
-            if algorithm is None:
-                per_sampler[name].append(run_uniform(seed, sizes.episodes))
-            else:
-                per_sampler[name].append(run_curriculum(algorithm, seed, sizes.episodes))
+    # The sequential curriculum's stages advance on a Redis server: a private one for this run.
+    server = EmbeddedRedis(persistence="none").start()
+    try:
+        for seed in range(sizes.seeds):
+            for name, algorithm in SAMPLERS.items():
+                if algorithm is None:
+                    per_sampler[name].append(run_uniform(seed, sizes.episodes))
+                else:
+                    per_sampler[name].append(run_curriculum(algorithm, seed, sizes.episodes, server.url))
+    finally:
+        server.stop()
     results = {
         "mode": mode_name,
         "seeds": sizes.seeds,

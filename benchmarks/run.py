@@ -152,7 +152,7 @@ def prime_all_eligible(curriculum: Curriculum, outcomes_per_task: int = 12) -> N
     """Give every task enough outcomes to be eligible, written straight through the store."""
     store = curriculum.store
     rng = np.random.default_rng(0)
-    tasks = [curriculum.config.task_generator.get_task(t) for t in curriculum.probabilities()]
+    tasks = [curriculum.config.generator.get_task(t) for t in curriculum.probabilities()]
     seq = 10**9
     for start in range(0, len(tasks), 500):
         chunk = tasks[start : start + 500]

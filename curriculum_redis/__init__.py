@@ -3,8 +3,12 @@
 from curriculum_redis.config import (
     BufferConfig,
     CurriculumConfig,
+    LearnabilityConfig,
     LearningProgressConfig,
+    PrioritizedReplayConfig,
     SamplerConfig,
+    SequentialConfig,
+    UniformConfig,
 )
 from curriculum_redis.curriculum import Curriculum
 from curriculum_redis.errors import (
@@ -43,10 +47,13 @@ __all__ = [
     "CurriculumState",
     "HyperparameterMismatchError",
     "InvalidScoreError",
+    "LearnabilityConfig",
     "LearningProgressConfig",
     "MemoryStore",
+    "PrioritizedReplayConfig",
     "SamplerConfig",
     "ScriptError",
+    "SequentialConfig",
     "SingleTaskGenerator",
     "Span",
     "StageConfig",
@@ -57,6 +64,7 @@ __all__ = [
     "Task",
     "TaskGenerator",
     "TaskGeneratorSet",
+    "UniformConfig",
     "__version__",
     "label_hash",
 ]

@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from curriculum_redis.errors import ConfigError
+from curriculum_redis.stage_config import StageCurriculumConfig
 from curriculum_redis.tasks import TaskGenerator
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -205,6 +206,14 @@ class UniformConfig(PoolConfig):
     max_evictions_per_refresh: int = Field(0, ge=0)
 
 
+class SequentialConfig(StageCurriculumConfig):
+    """Ordered stages, each left when its stop condition (or threshold rule) holds: the stage curriculum
+    chosen by ``CurriculumConfig.algorithm``. Its state is per stage, not per task, so it runs on the
+    stage engine (:mod:`curriculum_redis.stage`, ``lua/stage_record.lua``) rather than the task pool."""
+
+    algorithm: Literal["sequential"] = "sequential"
+
+
 AlgorithmConfig: TypeAlias = Annotated[
     LearningProgressConfig | PrioritizedReplayConfig | LearnabilityConfig | UniformConfig,
     Field(discriminator="algorithm"),
@@ -214,6 +223,12 @@ AlgorithmConfig: TypeAlias = Annotated[
 AnyAlgorithmConfig: TypeAlias = LearningProgressConfig | PrioritizedReplayConfig | LearnabilityConfig | UniformConfig
 
 ALGORITHM_ADAPTER: TypeAdapter[AnyAlgorithmConfig] = TypeAdapter(AlgorithmConfig)
+
+CurriculumAlgorithmConfig: TypeAlias = Annotated[
+    LearningProgressConfig | PrioritizedReplayConfig | LearnabilityConfig | UniformConfig | SequentialConfig,
+    Field(discriminator="algorithm"),
+]
+"""What ``CurriculumConfig.algorithm`` accepts: a task-pool algorithm, or ``sequential`` stages."""
 
 
 def parse_algorithm_json(raw: str | bytes) -> AnyAlgorithmConfig:
@@ -252,8 +267,9 @@ class CurriculumConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    task_generator: SerializeAsAny[TaskGenerator]
-    algorithm: AlgorithmConfig = Field(default_factory=LearningProgressConfig)
+    task_generator: SerializeAsAny[TaskGenerator] | None = None
+    """Required by every algorithm but ``sequential``, whose stages name their own tasks."""
+    algorithm: CurriculumAlgorithmConfig = Field(default_factory=LearningProgressConfig)
     seed: int = 0
     redis_url: str | None = None
     namespace: str = Field("default", min_length=1, max_length=128)
@@ -265,8 +281,15 @@ class CurriculumConfig(BaseModel):
 
     @field_validator("task_generator", mode="before")
     @classmethod
-    def _build_generator(cls, value: Any) -> TaskGenerator:
-        return TaskGenerator.from_data(value)
+    def _build_generator(cls, value: Any) -> TaskGenerator | None:
+        return None if value is None else TaskGenerator.from_data(value)
+
+    @property
+    def generator(self) -> TaskGenerator:
+        """The task generator (every algorithm but ``sequential`` has one)."""
+        if self.task_generator is None:
+            raise ConfigError(f"the {self.algorithm.algorithm} algorithm needs a task_generator")
+        return self.task_generator
 
     @field_validator("algorithm", mode="before")
     @classmethod
@@ -285,6 +308,12 @@ class CurriculumConfig(BaseModel):
                 f"namespace {value!r} contains {''.join(sorted(bad))!r}; use letters, digits, '-', '_', '.'"
             )
         return value
+
+    @model_validator(mode="after")
+    def _generator_given(self) -> CurriculumConfig:
+        if self.task_generator is None and not isinstance(self.algorithm, SequentialConfig):
+            raise ValueError(f"task_generator is required by the {self.algorithm.algorithm} algorithm")
+        return self
 
     @model_validator(mode="after")
     def _url_scheme(self) -> CurriculumConfig:

@@ -19,7 +19,13 @@ import numpy as np
 import numpy.typing as npt
 
 from curriculum_redis.algorithms import Algorithm, algorithm_of
-from curriculum_redis.config import AnyAlgorithmConfig, CurriculumConfig, MismatchPolicy, safe_to_change
+from curriculum_redis.config import (
+    AnyAlgorithmConfig,
+    CurriculumConfig,
+    MismatchPolicy,
+    SequentialConfig,
+    safe_to_change,
+)
 from curriculum_redis.errors import ConfigError, HyperparameterMismatchError, StoreUnavailableError
 from curriculum_redis.outcomes import OutcomeBuffer
 from curriculum_redis.sampler import LocalSampler, RefreshPolicy
@@ -60,7 +66,32 @@ def reconcile_hypers(
 
 
 class Curriculum:
-    """A shared curriculum (the algorithm of ``config.algorithm``). Safe to pickle into worker processes."""
+    """A shared curriculum (the algorithm of ``config.algorithm``). Safe to pickle into worker processes.
+
+    ``Curriculum(config)`` with a :class:`~curriculum_redis.config.SequentialConfig` gives a
+    :class:`~curriculum_redis.sequential.SequentialCurriculum`: the same API on the stage engine, so the
+    same worker code runs every algorithm.
+    """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Curriculum:
+        config = args[0] if args else kwargs.get("config")
+        if (
+            cls is Curriculum
+            and isinstance(config, CurriculumConfig)
+            and isinstance(config.algorithm, SequentialConfig)
+        ):
+            from curriculum_redis.sequential import SequentialCurriculum
+
+            return super().__new__(SequentialCurriculum)
+        return super().__new__(cls)
+
+    @property
+    def given(self) -> AnyAlgorithmConfig:
+        """The task-pool algorithm's hyperparameters as given in the config."""
+        algorithm = self.config.algorithm
+        if isinstance(algorithm, SequentialConfig):
+            raise ConfigError("a sequential config runs on SequentialCurriculum, not on a task pool")
+        return algorithm
 
     def __init__(self, config: CurriculumConfig, store: CurriculumStore | None = None) -> None:
         self.config = config
@@ -79,7 +110,7 @@ class Curriculum:
 
     def _init_process_state(self) -> None:
         self._pid = os.getpid()
-        self.hypers: AnyAlgorithmConfig = self.config.algorithm
+        self.hypers: AnyAlgorithmConfig = self.given
         self._attached = False
         self._client_id = 0
         self._seq = 0
@@ -116,10 +147,10 @@ class Curriculum:
             self._attach()
 
     def _attach(self) -> None:
-        stored = self.store.attach(self.config.algorithm)
+        stored = self.store.attach(self.given)
         if stored is not None:
             where = f"namespace {self.store.namespace!r}"
-            self.hypers = reconcile_hypers(stored, self.config.algorithm, self.config.on_mismatch, where)
+            self.hypers = reconcile_hypers(stored, self.given, self.config.on_mismatch, where)
         self._client_id = self.store.register_client()
         self._rng = np.random.default_rng([self.config.seed, self._client_id])
         self._sampler = LocalSampler(self._rng)
@@ -192,7 +223,7 @@ class Curriculum:
         if task is None:
             if not 1 <= task_id <= MAX_TASK_ID:
                 raise ConfigError(f"task_id must be in [1, 2**53), got {task_id}")
-            task = self.config.task_generator.get_task(task_id)
+            task = self.config.generator.get_task(task_id)
         return task
 
     # -- writes ----------------------------------------------------------------------------------
@@ -228,7 +259,8 @@ class Curriculum:
         if self._retry_store_at == 0.0:
             log.warning(
                 "store unreachable: sampling from the last snapshot, buffering outcomes (%d pending): %s",
-                self.pending_outcomes, exc,
+                self.pending_outcomes,
+                exc,
             )
         self._retry_store_at = time.monotonic() + OFFLINE_RETRY_S
 
@@ -281,7 +313,7 @@ class Curriculum:
             self._went_offline(exc)
 
     def _new_task(self) -> Task:
-        return self.config.task_generator.get_task(int(self._rng.integers(1, TASK_ID_LIMIT)))
+        return self.config.generator.get_task(int(self._rng.integers(1, TASK_ID_LIMIT)))
 
     def _create_tasks(self, count: int) -> None:
         self.store.create_tasks([self._new_task() for _ in range(count)])
@@ -293,7 +325,9 @@ class Curriculum:
         failing = np.flatnonzero(snap.column("consecutive_failures") >= hypers.max_consecutive_failures)
         for index in failing[: hypers.max_evictions_per_refresh]:
             eviction = Eviction(
-                int(snap.task_ids[index]), self._new_task(), "failures",
+                int(snap.task_ids[index]),
+                self._new_task(),
+                "failures",
                 min_failures=hypers.max_consecutive_failures,
             )
             evicted |= self.store.evict_and_replace(eviction) == "evicted"
@@ -302,8 +336,11 @@ class Curriculum:
         candidates, max_scores = self.algorithm.eviction_candidates(snap, hypers, budget)
         for index, max_score in zip(candidates.tolist(), max_scores.tolist(), strict=True):
             eviction = Eviction(
-                int(snap.task_ids[index]), self._new_task(), "low_lp",
-                min_presentations=hypers.min_presentations_for_eviction, max_lp=float(max_score),
+                int(snap.task_ids[index]),
+                self._new_task(),
+                "low_lp",
+                min_presentations=hypers.min_presentations_for_eviction,
+                max_lp=float(max_score),
             )
             evicted |= self.store.evict_and_replace(eviction) == "evicted"
         return evicted
@@ -311,7 +348,7 @@ class Curriculum:
     def _install(self, snap: ScoreSnapshot) -> None:
         ids = snap.task_ids
         if snap.pool_version != self._pool_version or len(self._tasks) != ids.size:
-            generator = self.config.task_generator
+            generator = self.config.generator
             self._tasks = {i: self._tasks.get(i) or generator.get_task(i) for i in ids.tolist()}
             self._slots = snap.slot_of()
             self._pool_version = snap.pool_version
@@ -376,7 +413,7 @@ class Curriculum:
         """Replace the namespace's content by ``state``; refuses other hyperparameters unless told."""
         self._ensure_ready()
         policy = on_mismatch or self.config.on_mismatch
-        self.hypers = reconcile_hypers(state.hypers, self.config.algorithm, policy, "the checkpoint")
+        self.hypers = reconcile_hypers(state.hypers, self.given, policy, "the checkpoint")
         self.flush()
         self.store.import_state(state)
         # The checkpoint's client table may hold this client's id with a higher seq: start afresh.
@@ -390,4 +427,3 @@ class Curriculum:
     def client_id(self) -> int:
         self._ensure_ready()
         return self._client_id
-

@@ -1,0 +1,104 @@
+"""The sequential algorithm: chosen by config like every other, run on the stage engine in Redis."""
+
+from __future__ import annotations
+
+import multiprocessing
+import pickle
+
+import pytest
+from pydantic import ValidationError
+from workers import report_outcomes
+
+from curriculum_redis import BucketedTaskGenerator, ConfigError, Curriculum, CurriculumConfig, CurriculumError
+from curriculum_redis.config import SequentialConfig
+from curriculum_redis.sequential import SequentialCurriculum
+from curriculum_redis.stage_config import StageConfig
+from curriculum_redis.store.memory import MemoryStore
+
+STAGES = SequentialConfig(
+    stages=[
+        StageConfig(name="easy", env_cfg={"level": 1}, window=10, stop_condition="episodes>=40 & success>0.3"),
+        StageConfig(name="medium", env_cfg={"level": 2}, stop_condition="episodes>=40"),
+        StageConfig(name="hard", env_cfg={"level": 3}),
+    ]
+)
+
+
+def sequential_config(url: str | None, namespace: str = "seq") -> CurriculumConfig:
+    return CurriculumConfig(algorithm=STAGES, redis_url=url, namespace=namespace)
+
+
+def test_the_config_names_the_algorithm_and_round_trips_through_json() -> None:
+    config = sequential_config("redis://localhost:6379/0")
+    text = config.model_dump_json()
+    assert '"algorithm":"sequential"' in text
+    assert CurriculumConfig.model_validate_json(text) == config
+
+
+def test_curriculum_of_a_sequential_config_is_a_sequential_curriculum(redis_url: str) -> None:
+    with Curriculum(sequential_config(redis_url)) as curriculum:
+        assert isinstance(curriculum, SequentialCurriculum)
+        assert curriculum.get_task().label == "easy"
+
+
+def test_stages_advance_through_the_same_api_as_any_curriculum(redis_url: str) -> None:
+    with Curriculum(sequential_config(redis_url)) as curriculum:
+        labels = []
+        for _ in range(120):
+            task = curriculum.get_task()
+            labels.append(task.label)
+            curriculum.update_task_performance(task.task_id, 1.0)
+            curriculum.flush()
+        table = curriculum.label_table()
+    assert labels[:40] == ["easy"] * 40 and labels[40:80] == ["medium"] * 40 and set(labels[80:]) == {"hard"}
+    assert table["easy"]["episodes"] == 40 and table["medium"]["episodes"] == 40
+
+
+def test_a_failed_task_counts_as_a_failed_episode(redis_url: str) -> None:
+    with Curriculum(sequential_config(redis_url, "failures")) as curriculum:
+        curriculum.report_task_failure(curriculum.get_task().task_id)
+        curriculum.flush()
+        expected = {"episodes": 1.0, "successes": 0.0, "success_rate": 0.0, "stale": 0.0}
+        assert curriculum.label_table()["easy"] == expected
+
+
+def test_it_pickles_into_a_worker_and_back(redis_url: str) -> None:
+    curriculum = Curriculum(sequential_config(redis_url, "pickled"))
+    clone = pickle.loads(pickle.dumps(curriculum))
+    assert isinstance(clone, SequentialCurriculum) and clone.get_task().label == "easy"
+    clone.close()
+    curriculum.close()
+
+
+def test_bad_uses_are_refused_clearly(redis_url: str) -> None:
+    with pytest.raises(ConfigError, match="needs redis_url"):
+        Curriculum(sequential_config(None))
+    with pytest.raises(ConfigError, match="not a store"):
+        Curriculum(sequential_config(redis_url), store=MemoryStore())
+    with Curriculum(sequential_config(redis_url, "state")) as curriculum, pytest.raises(CurriculumError):
+        curriculum.get_state()
+    with pytest.raises(ValidationError, match="task_generator is required"):
+        CurriculumConfig(redis_url=redis_url)
+    config = CurriculumConfig(task_generator=BucketedTaskGenerator({}, {"x": [1]}))
+    assert config.generator.get_task(1).env_cfg == {"x": 1}
+    with pytest.raises(ConfigError, match="needs a task_generator"):
+        _ = sequential_config(redis_url).generator
+
+
+def test_four_processes_record_every_episode_exactly_once(redis_url: str) -> None:
+    payload = sequential_config(redis_url, "seq-4").model_dump_json()
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        results = pool.starmap(report_outcomes, [(payload, 300, seed) for seed in range(4)])
+    with Curriculum(CurriculumConfig.model_validate_json(payload)) as reader:
+        stats = reader.stats()
+    assert stats["stage/recorded_episodes"] == 1200
+    assert stats["stage/index"] == 2 and stats["stage/advancements"] == 2
+    reported = {label: 0 for label in ("easy", "medium", "hard")}
+    for result in results:
+        for task_id, count in result["per_task"].items():
+            reported[result["labels"][task_id]] += count
+    assert sum(reported.values()) == 1200
+    # Each advancing stage kept exactly its stop condition's episodes; the rest of its episodes are stale.
+    assert stats["stage/medium/episodes"] == 40
+    assert stats["stage/easy/episodes"] + stats["stage/easy/stale"] == reported["easy"]
+    assert stats["stage/medium/episodes"] + stats["stage/medium/stale"] == reported["medium"]
