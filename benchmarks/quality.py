@@ -5,7 +5,7 @@ on the same task space (graded learnable levels, already-mastered tasks, impossi
 compare the learnable levels mastered, the mean final success over learnable levels, and the share of
 episodes spent on impossible and on mastered tasks. Usage::
 
-    python benchmarks/quality.py            # 5 seeds x 60k episodes
+    python benchmarks/quality.py            # 8 seeds x 30k episodes
     python benchmarks/quality.py --quick    # 3 seeds x 30k episodes, under 2 minutes
     python benchmarks/quality.py --smoke    # seconds; checks the plumbing (used by the tests)
 
@@ -40,7 +40,7 @@ class Sizes:
     episodes: int
 
 
-SIZES = {"smoke": Sizes(2, 3000), "quick": Sizes(3, 30_000), "full": Sizes(5, 60_000)}
+SIZES = {"smoke": Sizes(2, 3000), "quick": Sizes(3, 30_000), "full": Sizes(8, 30_000)}
 N_LEVELS = 6
 POOL = 32
 
