@@ -31,6 +31,13 @@ MismatchPolicy = Literal["error", "allow_safe", "adopt"]
 sampling-only fields (:data:`SAFE_TO_CHANGE`), or use the stored hyperparameters."""
 
 
+def check_score_range(value: tuple[float, float]) -> tuple[float, float]:
+    lo, hi = value
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise ValueError(f"score_range must be two finite numbers with lo < hi, got {value}")
+    return value
+
+
 class LearningProgressConfig(BaseModel):
     """Hyperparameters of the learning-progress algorithm (see README, "The algorithm")."""
 
@@ -64,10 +71,7 @@ class LearningProgressConfig(BaseModel):
     @field_validator("score_range")
     @classmethod
     def _valid_range(cls, value: tuple[float, float]) -> tuple[float, float]:
-        lo, hi = value
-        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-            raise ValueError(f"score_range must be two finite numbers with lo < hi, got {value}")
-        return value
+        return check_score_range(value)
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> LearningProgressConfig:
@@ -152,10 +156,7 @@ class PoolConfig(BaseModel):
     @field_validator("score_range")
     @classmethod
     def _valid_range(cls, value: tuple[float, float]) -> tuple[float, float]:
-        lo, hi = value
-        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-            raise ValueError(f"score_range must be two finite numbers with lo < hi, got {value}")
-        return value
+        return check_score_range(value)
 
     def differences(self, other: BaseModel) -> dict[str, tuple[Any, Any]]:
         """Fields whose values differ, as ``{field: (self's value, other's value)}``."""
