@@ -45,6 +45,8 @@ from curriculum_redis.store.base import Outcome, OutcomeBatch  # noqa: E402
 from curriculum_redis.store.redis import RedisStore  # noqa: E402
 
 SPAWN = mp.get_context("spawn")
+BATCHES = (1, 64, 256)
+"""Outcome batch sizes measured: 1 is write-through, 64 the default, 256 a large batch."""
 GENERATOR = BucketedTaskGenerator({}, {"level": list(range(8)), "size": [5, 7, 9, 11]}, label="bench")
 
 
@@ -124,11 +126,11 @@ def measure_ours_throughput(url: str, processes: int, n: int, batch_size: int, n
 def bench_throughput(url: str, sizes: Sizes) -> list[dict[str, Any]]:
     rows = []
     for processes in sizes.processes:
-        samples: dict[str, list[float]] = {"baseline": [], "redis_batch_1": [], "redis_batch_64": []}
+        samples: dict[str, list[float]] = {name: [] for name in ("baseline", *(f"redis_batch_{b}" for b in BATCHES))}
         for round_ in range(sizes.rounds):
             n = sizes.updates_per_process
             samples["baseline"].append(baseline_shm.measure_update_throughput(processes, n)["updates_per_s"])
-            for batch in (1, 64):
+            for batch in BATCHES:
                 ns = f"bench-tp-{processes}-{batch}-{round_}"
                 result = measure_ours_throughput(url, processes, n, batch, ns)
                 samples[f"redis_batch_{batch}"].append(result["updates_per_s"])
@@ -137,8 +139,7 @@ def bench_throughput(url: str, sizes: Sizes) -> list[dict[str, Any]]:
             {
                 "processes": processes,
                 **{f"{name}_updates_per_s": value for name, value in med.items()},
-                "ratio_batch_1": med["redis_batch_1"] / med["baseline"],
-                "ratio_batch_64": med["redis_batch_64"] / med["baseline"],
+                **{f"ratio_batch_{b}": med[f"redis_batch_{b}"] / med["baseline"] for b in BATCHES},
                 "samples": samples,
             }
         )
@@ -323,17 +324,16 @@ def print_table(results: dict[str, Any]) -> None:
     m = results["machine"]
     console.print(f"[bold]machine[/]: {m['cores']} cores, Python {m['python']}, Redis {m['redis_version']}")
     table = Table(title="outcome throughput (updates/s, medians)")
-    for col in ("processes", "shm+Manager lock", "redis batch 1", "ratio", "redis batch 64", "ratio"):
-        table.add_column(col, justify="right")
+    table.add_column("processes", justify="right")
+    table.add_column("shm+Manager lock", justify="right")
+    for batch in BATCHES:
+        table.add_column(f"redis batch {batch}", justify="right")
+        table.add_column("ratio", justify="right")
     for row in results["throughput"]:
-        table.add_row(
-            str(row["processes"]),
-            f"{row['baseline_updates_per_s']:,.0f}",
-            f"{row['redis_batch_1_updates_per_s']:,.0f}",
-            f"{row['ratio_batch_1']:.1f}x",
-            f"{row['redis_batch_64_updates_per_s']:,.0f}",
-            f"{row['ratio_batch_64']:.1f}x",
-        )
+        cells = [str(row["processes"]), f"{row['baseline_updates_per_s']:,.0f}"]
+        for batch in BATCHES:
+            cells += [f"{row[f'redis_batch_{batch}_updates_per_s']:,.0f}", f"{row[f'ratio_batch_{batch}']:.1f}x"]
+        table.add_row(*cells)
     console.print(table)
     table = Table(title="choosing a task (medians)")
     for col in ("tasks", "get_task median", "get_task mean", "p99", "shm choose median", "speedup"):
@@ -383,16 +383,12 @@ def plot(results: dict[str, Any], path: Path) -> None:
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     procs = [r["processes"] for r in results["throughput"]]
-    width = 0.27
+    series = [("baseline_updates_per_s", "shm + Manager lock")]
+    series += [(f"redis_batch_{b}_updates_per_s", f"redis, batch {b}") for b in BATCHES]
+    width = 0.8 / len(series)
     x = np.arange(len(procs))
-    for i, (key, name) in enumerate(
-        [
-            ("baseline_updates_per_s", "shm + Manager lock"),
-            ("redis_batch_1_updates_per_s", "redis, batch 1"),
-            ("redis_batch_64_updates_per_s", "redis, batch 64"),
-        ]
-    ):
-        ax1.bar(x + (i - 1) * width, [r[key] for r in results["throughput"]], width, label=name)
+    for i, (key, name) in enumerate(series):
+        ax1.bar(x + (i - (len(series) - 1) / 2) * width, [r[key] for r in results["throughput"]], width, label=name)
     ax1.set_xticks(x, [str(p) for p in procs])
     ax1.set_xlabel("processes")
     ax1.set_ylabel("outcomes / s")

@@ -28,7 +28,8 @@ def test_run_py_smoke_writes_every_figure(tmp_path: Path) -> None:
     assert data["machine"]["cores"] >= 1 and data["machine"]["redis_version"]
     for row in data["throughput"]:
         assert {"processes", "baseline_updates_per_s", "redis_batch_1_updates_per_s",
-                "redis_batch_64_updates_per_s", "ratio_batch_1", "ratio_batch_64"} <= set(row)
+                "redis_batch_64_updates_per_s", "redis_batch_256_updates_per_s", "ratio_batch_1", "ratio_batch_64",
+                "ratio_batch_256"} <= set(row)
         assert row["redis_batch_64_updates_per_s"] > 0
     for row in data["get_task"]:
         assert {"tasks", "get_task_median_s", "get_task_mean_s", "baseline_choose_median_s", "speedup"} <= set(row)
