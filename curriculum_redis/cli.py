@@ -74,19 +74,17 @@ def cmd_inspect(args: argparse.Namespace, console: Console) -> int:
     table = Table(title=f"tasks of namespace {_namespace(args)!r}, by {args.sort}", box=box.SIMPLE_HEAD)
     table.add_column("task_id", justify="right")
     table.add_column("label", overflow="fold")
-    for name in ("completions", "mean_score", "success_ema", "p_true", "lp", "probability"):
+    # The columns of the namespace's algorithm: its score and state fields (learning progress: lp, p_true…).
+    preferred = ("lp", "score", "learnability", "success_ema", "p_true", "p_fast", "p_slow")
+    algorithm_fields = [name for name in preferred if rows and name in rows[0]]
+    columns = ["completions", "mean_score", *algorithm_fields[:4], "probability"]
+    for name in columns:
         table.add_column(name, justify="right")
     for row in rows:
-        table.add_row(
-            str(row["task_id"]),
-            row["label"],
-            f"{row['completions']:,}",
-            f"{row['mean_score']:.3f}",
-            f"{row['success_ema']:.3f}",
-            f"{row['p_true']:.3f}",
-            f"{row['lp']:.5f}",
-            f"{row['probability']:.2%}",
-        )
+        cells = [str(row["task_id"]), row["label"], f"{row['completions']:,}", f"{row['mean_score']:.3f}"]
+        cells += [f"{float(row[name]):.5g}" for name in algorithm_fields[:4]]
+        cells.append(f"{row['probability']:.2%}")
+        table.add_row(*cells)
     console.print(table)
     return 0
 

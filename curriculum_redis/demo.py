@@ -45,7 +45,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from curriculum_redis.algorithms import algorithm_of
+from curriculum_redis.algorithms import ALGORITHMS, algorithm_of
 from curriculum_redis.config import AnyAlgorithmConfig, CurriculumConfig, LearningProgressConfig, build
 from curriculum_redis.curriculum import Curriculum
 from curriculum_redis.embedded import EmbeddedRedis
@@ -708,14 +708,20 @@ def namespace_tasks(
     finally:
         store.close()
     prob_of = dict(zip(snap.task_ids.tolist(), probs.tolist(), strict=True))
+    algorithm = algorithm_of(state.hypers)
+    # A record carries every algorithm's fields; show this namespace's algorithm's only.
+    other = {f for a in ALGORITHMS.values() for f in a.stored_fields()} - set(algorithm.stored_fields())
     rows = []
     for task in state.tasks:
         if label is not None and label not in task.label:
             continue
-        row = task.model_dump()
+        row = task.model_dump(exclude=other)
+        row["algorithm"] = algorithm.name
         row["probability"] = prob_of.get(task.task_id, 0.0)
         row["mean_score"] = task.score_sum / task.completions if task.completions else 0.0
         rows.append(row)
+    if rows and sort not in rows[0]:
+        raise ConfigError(f"cannot sort by {sort!r}: the namespace's {algorithm.name} algorithm stores no such field")
     rows.sort(key=lambda r: (-float(r[sort]), int(r["task_id"])))
     return rows if limit is None else rows[:limit]
 

@@ -338,3 +338,24 @@ def test_stage_shows_and_resets_a_stage_curriculum(redis_url: str, capsys: pytes
     assert json.loads(capsys.readouterr().out)["state"]["index"] == 0
     assert main(["--redis-url", redis_url, "--namespace", "nothing-here", "stage"]) == 1
     assert "no stage curriculum" in capsys.readouterr().err
+
+
+def test_inspect_shows_the_namespaces_own_algorithm_fields(redis_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from curriculum_redis import BucketedTaskGenerator, Curriculum, CurriculumConfig, PrioritizedReplayConfig
+
+    config = CurriculumConfig(
+        task_generator=BucketedTaskGenerator({}, {"level": [1, 2]}, label="grid"),
+        algorithm=PrioritizedReplayConfig(num_active_tasks=4),
+        redis_url=redis_url,
+        namespace="plr",
+    )
+    with Curriculum(config) as curriculum:
+        for _ in range(20):
+            curriculum.update_task_performance(curriculum.get_task().task_id, 0.3)
+    assert main(["--redis-url", redis_url, "--namespace", "plr", "inspect", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows and all(row["algorithm"] == "prioritized_replay" and "score" in row and "lp" not in row for row in rows)
+    assert main(["--redis-url", redis_url, "--namespace", "plr", "inspect"]) == 0
+    assert "score" in capsys.readouterr().out
+    assert main(["--redis-url", redis_url, "--namespace", "plr", "inspect", "--sort", "lp"]) == 2
+    assert "no such field" in capsys.readouterr().err
