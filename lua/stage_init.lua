@@ -16,52 +16,7 @@ local stage, window, config, history = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local function err(msg) return redis.error_reply('CR_ARGS stage_init.lua: ' .. msg) end
 local function is_int(s) return type(s) == 'string' and string.match(s, '^%d+$') ~= nil end
 
--- Stop-condition programs (the same checks as curriculum_redis.conditions.validate_program).
-local VARS = {episodes = true, successes = true, success = true, window = true, score = true, seconds = true}
-local COMPARE = {['>='] = true, ['>'] = true, ['<='] = true, ['<'] = true, ['=='] = true, ['!='] = true}
-local function size_of(t)
-  local count = 0
-  for _ in pairs(t) do count = count + 1 end
-  return count
-end
--- Returns the program (a table) and whether it reads `seconds`, or nil and what is wrong.
-local function check_program(raw)
-  local ok, prog = pcall(cjson.decode, raw)
-  if not ok or type(prog) ~= 'table' then return nil, 'is not a JSON array' end
-  if #prog < 1 or #prog > 256 or size_of(prog) ~= #prog then return nil, 'must be an array of 1 to 256 instructions' end
-  local types, top, seconds = {}, 0, false
-  for i, step in ipairs(prog) do
-    if type(step) ~= 'table' or #step ~= 2 or size_of(step) ~= 2 then
-      return nil, 'instruction ' .. i .. ' is not a [kind, argument] pair'
-    end
-    local kind, arg = step[1], step[2]
-    if kind == 'var' then
-      if type(arg) ~= 'string' or not VARS[arg] then return nil, 'instruction ' .. i .. ': unknown variable' end
-      if arg == 'seconds' then seconds = true end
-      top = top + 1; types[top] = 'n'
-    elseif kind == 'num' then
-      if type(arg) ~= 'number' or arg ~= arg or arg == math.huge or arg == -math.huge then
-        return nil, 'instruction ' .. i .. ': not a finite number'
-      end
-      top = top + 1; types[top] = 'n'
-    elseif kind == 'op' then
-      local arity, want
-      if arg == 'not' then arity, want = 1, 'b'
-      elseif arg == 'and' or arg == 'or' then arity, want = 2, 'b'
-      elseif type(arg) == 'string' and COMPARE[arg] then arity, want = 2, 'n'
-      else return nil, 'instruction ' .. i .. ': unknown operator' end
-      if top < arity then return nil, 'instruction ' .. i .. ': stack underflow' end
-      for k = top - arity + 1, top do
-        if types[k] ~= want then return nil, 'instruction ' .. i .. ': operand of the wrong type' end
-      end
-      top = top - arity + 1; types[top] = 'b'
-    else
-      return nil, 'instruction ' .. i .. ': unknown kind'
-    end
-  end
-  if top ~= 1 or types[1] ~= 'b' then return nil, 'does not leave exactly one boolean' end
-  return prog, seconds
-end
+-- @INCLUDE stop_condition@
 
 -- 1. Validate everything.
 if #KEYS ~= 5 then return err('takes 5 keys, got ' .. #KEYS) end
