@@ -17,7 +17,7 @@ import redis
 from cluster import LocalCluster, churn_interleaved, report_outcomes_interleaved, slots_of
 from redis.cluster import LoadBalancingStrategy, RedisCluster
 from redis.crc import key_slot
-from test_redis_processes import GENERATOR, assert_namespace_consistent, config_json
+from test_redis_processes import GENERATOR, assert_counts_match_reports, assert_namespace_consistent, config_json
 
 from curriculum_redis import Curriculum, CurriculumConfig, LearningProgressConfig
 from curriculum_redis.admin import (
@@ -29,7 +29,6 @@ from curriculum_redis.admin import (
     wait_for_replicas,
 )
 from curriculum_redis.errors import ConfigError, StoreError
-from curriculum_redis.labels import label_hash
 from curriculum_redis.stage import StageConfig, StageCurriculum, StageCurriculumConfig, StageKeys
 from curriculum_redis.store.keys import NamespaceKeys
 from curriculum_redis.store.redis import RedisStore, client_from_url, parse_store_url
@@ -154,21 +153,9 @@ def test_four_processes_on_three_nodes_give_exact_counts(
         assert counters["num_completed"] == counters["num_scheduled"] == 4 * n
         assert counters["num_outcomes_for_unknown_tasks"] == 0
         assert len({r["client_ids"][namespace] for r in results}) == 4
-        reported: dict[int, int] = {}
-        label_of: dict[int, str] = {}
-        for result in results:
-            for task_id, count in result["per_task"][namespace].items():
-                reported[task_id] = reported.get(task_id, 0) + count
-            label_of.update(result["labels"][namespace])
-        snap = store.snapshot()
-        assert snap.size == 16
-        stored = dict(zip(snap.task_ids.tolist(), snap.column("completions").astype(int).tolist(), strict=True))
-        assert stored == reported
-        per_label: dict[str, int] = {}
-        for task_id, count in reported.items():
-            per_label[label_of[task_id]] = per_label.get(label_of[task_id], 0) + count
-        stats = store.label_stats()
-        assert {stats[label_hash(lb)].label: stats[label_hash(lb)].completions for lb in per_label} == per_label
+        reported = assert_counts_match_reports(
+            store, [r["per_task"][namespace] for r in results], [r["labels"][namespace] for r in results]
+        )
         shared = [t for t in reported if sum(t in r["per_task"][namespace] for r in results) == 4]
         assert shared, f"no task of {namespace} was fed by all four processes"
         store.close()

@@ -116,6 +116,28 @@ def replay(evalsha_calls: list[list[str]], sha: str, cfg: LearningProgressConfig
     return states
 
 
+def assert_counts_match_reports(
+    store: RedisStore, per_task: list[dict[int, int]], labels: list[dict[int, str]], pool: int = 16
+) -> dict[int, int]:
+    """Per task and per label, the stored completions equal what the processes reported."""
+    reported: dict[int, int] = {}
+    label_of: dict[int, str] = {}
+    for counts, names in zip(per_task, labels, strict=True):
+        for task_id, count in counts.items():
+            reported[task_id] = reported.get(task_id, 0) + count
+        label_of.update(names)
+    snap = store.snapshot()
+    assert snap.size == pool
+    stored = dict(zip(snap.task_ids.tolist(), snap.column("completions").astype(int).tolist(), strict=True))
+    assert stored == reported
+    per_label: dict[str, int] = {}
+    for task_id, count in reported.items():
+        per_label[label_of[task_id]] = per_label.get(label_of[task_id], 0) + count
+    stats = store.label_stats()
+    assert {stats[label_hash(label)].label: stats[label_hash(label)].completions for label in per_label} == per_label
+    return reported
+
+
 def test_four_processes_give_exact_counts_and_emas_equal_a_replay_in_redis_order(
     redis_url: str, redis_client: redis.Redis, redis_server: Any
 ) -> None:
@@ -138,22 +160,7 @@ def test_four_processes_give_exact_counts_and_emas_equal_a_replay_in_redis_order
     assert counters["num_outcomes_for_unknown_tasks"] == 0
     assert len({r["client_id"] for r in results}) == 4 and len({r["pid"] for r in results}) == 4
 
-    reported: dict[int, int] = {}
-    label_of: dict[int, str] = {}
-    for result in results:
-        for task_id, count in result["per_task"].items():
-            reported[task_id] = reported.get(task_id, 0) + count
-        label_of.update(result["labels"])
-    snap = store.snapshot()
-    assert snap.size == 16
-    stored = dict(zip(snap.task_ids.tolist(), snap.column("completions").astype(int).tolist(), strict=True))
-    assert stored == reported
-
-    per_label: dict[str, int] = {}
-    for task_id, count in reported.items():
-        per_label[label_of[task_id]] = per_label.get(label_of[task_id], 0) + count
-    stats = store.label_stats()
-    assert {stats[label_hash(label)].label: stats[label_hash(label)].completions for label in per_label} == per_label
+    reported = assert_counts_match_reports(store, [r["per_task"] for r in results], [r["labels"] for r in results])
 
     shared = [t for t in reported if sum(t in r["per_task"] for r in results) == 4]
     assert shared, "no task was fed by all four processes"
