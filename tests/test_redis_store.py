@@ -344,10 +344,12 @@ def test_wheel_carries_the_lua_scripts(tmp_path: Path) -> None:
     import zipfile
 
     root = Path(__file__).resolve().parents[1]
-    subprocess.run(
+    # hatchling is declared in the dev extra, so this runs without pip's isolated build environment.
+    build = subprocess.run(
         [sys.executable, "-m", "hatchling", "build", "-t", "wheel", "-d", str(tmp_path)],
-        cwd=root, check=True, capture_output=True,
+        cwd=root, capture_output=True, text=True,
     )
+    assert build.returncode == 0, f"hatchling build failed:\n{build.stdout}\n{build.stderr}"
     (wheel,) = tmp_path.glob("*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     for script in script_sources():
