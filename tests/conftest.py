@@ -16,9 +16,28 @@ import pytest
 import redis
 from redis_servers import ServerFactory, flush_server, start_session_server
 
-from curriculum_redis.embedded import EmbeddedRedis
+from curriculum_redis.embedded import EmbeddedRedis, EmbeddedRedisError, describe_server, find_redis_server
 
 # --------------------------------------------------------------------------- Redis
+
+#: Fixtures that start or use a real server: a test using any of them is marked ``redis``, so
+#: ``pytest -m redis`` runs exactly the server-backed tests (.ci/run repeats them on every server binary).
+SERVER_FIXTURES = frozenset({"redis_server", "redis_url", "redis_client", "fresh_redis_factory", "redis_cluster",
+                             "cluster_url"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.redis)
+
+
+def pytest_report_header() -> str:
+    try:
+        return f"redis server binary: {describe_server(find_redis_server())}"
+    except EmbeddedRedisError as exc:
+        return f"redis server binary: none ({exc})"
+
 
 
 @pytest.fixture(scope="session")

