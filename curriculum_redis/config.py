@@ -13,16 +13,19 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializationInfo,
     SerializeAsAny,
+    SerializerFunctionWrapHandler,
     TypeAdapter,
     ValidationError,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
 from curriculum_redis.errors import ConfigError
 from curriculum_redis.stage_config import StageCurriculumConfig
-from curriculum_redis.tasks import TaskGenerator
+from curriculum_redis.tasks import TaskGenerator, always_tagged
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -38,7 +41,18 @@ def check_score_range(value: tuple[float, float]) -> tuple[float, float]:
     return value
 
 
-class LearningProgressConfig(BaseModel):
+class AlgorithmTagged(BaseModel):
+    """Base of the algorithm configs: every dump names its ``algorithm``, even with ``exclude_defaults``,
+    so a dump of a :class:`CurriculumConfig` reads back as the same algorithm (an untagged one would be
+    read as learning progress). Subclasses declare ``algorithm`` as a literal (where they like: its
+    position in a full dump is part of the hypers JSON stored in meta)."""
+
+    @model_serializer(mode="wrap")
+    def _keep_algorithm(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        return always_tagged(self, "algorithm", handler, info)
+
+
+class LearningProgressConfig(AlgorithmTagged):
     """Hyperparameters of the learning-progress algorithm (see README, "The algorithm")."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
@@ -130,7 +144,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-class PoolConfig(BaseModel):
+class PoolConfig(AlgorithmTagged):
     """Pool settings shared by the algorithms other than learning progress (see README, "Algorithms")."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
@@ -207,7 +221,7 @@ class UniformConfig(PoolConfig):
     max_evictions_per_refresh: int = Field(0, ge=0)
 
 
-class SequentialConfig(StageCurriculumConfig):
+class SequentialConfig(StageCurriculumConfig, AlgorithmTagged):
     """Ordered stages, each left when its stop condition (or threshold rule) holds: the stage curriculum
     chosen by ``CurriculumConfig.algorithm``. Its state is per stage, not per task, so it runs on the
     stage engine (:mod:`curriculum_redis.stage`, ``lua/stage_record.lua``) rather than the task pool."""

@@ -13,7 +13,17 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializationInfo,
+    SerializeAsAny,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from curriculum_redis.errors import ConfigError
 from curriculum_redis.labels import label_hash
@@ -65,6 +75,23 @@ class Span(BaseModel):
         return f"{self.lo}..{self.hi}"
 
 
+def always_tagged(
+    model: BaseModel, tag: str, handler: SerializerFunctionWrapHandler, info: SerializationInfo
+) -> Any:
+    """``handler(model)`` with the discriminator field ``tag`` put back when a dump left it out.
+
+    ``exclude_defaults``/``exclude_unset`` drop a discriminator that holds its default (every subclass's
+    ``kind`` does), and the dump could not be read back as the right class. An explicit ``exclude`` of the
+    tag is still honoured. A dump that already carries the tag is returned unchanged (stored JSON keeps its
+    key order).
+    """
+    data = handler(model)
+    excluded = info.exclude
+    if isinstance(data, dict) and tag not in data and not (excluded is not None and tag in excluded):
+        data = {tag: getattr(model, tag), **data}
+    return data
+
+
 class TaskGenerator(BaseModel):
     """Base class of task generators. Subclass it, give ``kind`` a unique literal and implement
     :meth:`generate`; the subclass is then found by its ``kind`` when a config is read from JSON."""
@@ -81,6 +108,10 @@ class TaskGenerator(BaseModel):
         default = kind_field.default if kind_field is not None else None
         if isinstance(default, str):
             TaskGenerator.registry[default] = cls
+
+    @model_serializer(mode="wrap")
+    def _keep_kind(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        return always_tagged(self, "kind", handler, info)
 
     def get_task(self, task_id: int) -> Task:
         if not 0 <= task_id <= MAX_TASK_ID:

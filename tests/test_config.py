@@ -13,12 +13,17 @@ from curriculum_redis.config import (
     SAFE_TO_CHANGE,
     BufferConfig,
     CurriculumConfig,
+    LearnabilityConfig,
     LearningProgressConfig,
+    PrioritizedReplayConfig,
     SamplerConfig,
+    SequentialConfig,
+    UniformConfig,
     build,
 )
 from curriculum_redis.curriculum import reconcile_hypers
 from curriculum_redis.errors import ConfigError, HyperparameterMismatchError
+from curriculum_redis.stage_config import StageConfig
 from curriculum_redis.tasks import (
     BucketedTaskGenerator,
     SingleTaskGenerator,
@@ -311,6 +316,75 @@ def test_unknown_generator_kind_is_a_config_error_naming_it() -> None:
 def test_generator_without_kind_is_refused() -> None:
     with pytest.raises(REFUSED, match="kind"):
         CurriculumConfig.model_validate({"task_generator": {"label": "x"}})
+
+
+ALGORITHMS: dict[str, Any] = {
+    "learning_progress": LearningProgressConfig(),
+    "learning_progress-changed": LearningProgressConfig(num_active_tasks=32, random_baseline=0.2),
+    "prioritized_replay": PrioritizedReplayConfig(),
+    "prioritized_replay-changed": PrioritizedReplayConfig(score_update="ema", score_range=(0.0, 5.0)),
+    "learnability": LearnabilityConfig(),
+    "learnability-changed": LearnabilityConfig(sampling="top_k", top_k=4),
+    "uniform": UniformConfig(),
+    "uniform-changed": UniformConfig(num_active_tasks=8, max_evictions_per_refresh=2),
+    "sequential": SequentialConfig(stages=[StageConfig(name="only")]),
+    "sequential-changed": SequentialConfig(
+        stages=[
+            StageConfig(name="easy", env_cfg={"level": 1}, stop_condition="episodes>=5"),
+            StageConfig(name="gen", task_generator=SingleTaskGenerator()),
+        ]
+    ),
+}
+
+GENERATORS: dict[str, TaskGenerator] = {
+    "single-default": SingleTaskGenerator(),
+    "single": SingleTaskGenerator({"level": 3}, label="lvl3"),
+    "bucketed": BucketedTaskGenerator(buckets={"a.b": [1, 2], "c": Span(0, 3)}),
+    "set-default-children": TaskGeneratorSet([SingleTaskGenerator(), SingleTaskGenerator()]),
+    "nested": _nested_generator(),
+    "user": RingGenerator(),
+}
+
+
+@pytest.mark.parametrize("exclude", ["exclude_defaults", "exclude_unset", "exclude_none"])
+@pytest.mark.parametrize("algorithm", ALGORITHMS.values(), ids=list(ALGORITHMS))
+def test_a_sparse_dump_of_every_algorithm_reads_back_as_the_same_config(algorithm: Any, exclude: str) -> None:
+    cfg = CurriculumConfig(task_generator=SingleTaskGenerator(), algorithm=algorithm)
+    text = cfg.model_dump_json(**{exclude: True})
+    back = CurriculumConfig.model_validate_json(text)
+    assert back == cfg
+    assert type(back.algorithm) is type(algorithm)
+    dumped = json.loads(text).get("algorithm")  # absent only when it is the default (learning progress)
+    assert dumped["algorithm"] == algorithm.algorithm if dumped is not None else algorithm == LearningProgressConfig()
+
+
+@pytest.mark.parametrize("exclude", ["exclude_defaults", "exclude_unset", "exclude_none"])
+@pytest.mark.parametrize("generator", GENERATORS.values(), ids=list(GENERATORS))
+def test_a_sparse_dump_of_every_generator_kind_reads_back_as_the_same_generator(
+    generator: TaskGenerator, exclude: str
+) -> None:
+    cfg = CurriculumConfig(task_generator=generator, algorithm=UniformConfig())
+    data = json.loads(cfg.model_dump_json(**{exclude: True}))
+    assert data["task_generator"]["kind"] == generator.kind
+    back = CurriculumConfig.model_validate(data)
+    assert back == cfg
+    assert type(back.task_generator) is type(generator)
+    assert back.generator.get_task(77) == generator.get_task(77)
+
+
+def test_sparse_dumps_tag_nested_generators_and_stage_generators() -> None:
+    data = TaskGeneratorSet([SingleTaskGenerator(), _nested_generator()]).model_dump(exclude_defaults=True)
+    assert [child["kind"] for child in data["generators"]] == ["single", "set"]
+    assert [child["kind"] for child in data["generators"][1]["generators"]] == ["single", "bucketed", "set"]
+    stage = StageConfig(name="s", task_generator=SingleTaskGenerator()).model_dump(exclude_defaults=True)
+    assert stage == {"name": "s", "task_generator": {"kind": "single"}}
+
+
+def test_full_dumps_keep_their_field_order_and_an_explicit_exclude_of_the_tag_is_honoured() -> None:
+    # meta stores the full hypers JSON: a dump must not change from what it was before sparse dumps were tagged.
+    assert next(iter(json.loads(UniformConfig().model_dump_json()))) == "num_active_tasks"
+    assert "algorithm" not in UniformConfig().model_dump(exclude={"algorithm"})
+    assert "kind" not in SingleTaskGenerator().model_dump(exclude={"kind"})
 
 
 # --------------------------------------------------------------------------- reconcile_hypers
