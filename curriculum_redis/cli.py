@@ -3,7 +3,8 @@
 A thin layer: every command parses its arguments, calls one library function and prints the result as a
 rich table or, with ``--json``, as JSON. Errors are one line on stderr, without a traceback or a password:
 exit code 2 for bad arguments, 1 for failures at run time (an unreachable server, a corrupt file), 130 for
-Ctrl-C.
+Ctrl-C, and 128 + the signal's number for SIGTERM (143) and SIGHUP (129), which stop the demo's server
+and workers as Ctrl-C does.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from rich.table import Table
 from curriculum_redis import demo
 from curriculum_redis.config import MismatchPolicy
 from curriculum_redis.errors import ConfigError, CurriculumError
+from curriculum_redis.shutdown import TerminatedBySignal, stop_on_signals
 from curriculum_redis.store.redis import Client, client_from_url, redact
 
 URL_ENV = "CURRICULUM_REDIS_URL"
@@ -394,7 +396,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Handler = args.handler
     url: str | None = args.redis_url
     try:
-        return handler(args, console)
+        with stop_on_signals():
+            return handler(args, console)
+    except TerminatedBySignal as exc:
+        print(f"stopped: {exc}", file=sys.stderr)
+        return exc.exit_code
     except (UsageError, ConfigError) as exc:
         print(f"error: {_one_line(str(exc), url)}", file=sys.stderr)
         return EXIT_USAGE

@@ -186,7 +186,8 @@ def _worker(
     stop: Any,
 ) -> None:
     """One actor: draw a task, play it with the shared student, report the score."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and tells us through ``stop``
+    for sig in _PARENT_HANDLED:  # the parent handles Ctrl-C and hang-ups and tells us through ``stop``
+        signal.signal(sig, signal.SIG_IGN)
     student = SimulatedStudent(
         config.seed * 1000 + index + 1, levels, params, skills=_skills_view(skills), lock=skills.get_lock()
     )
@@ -207,17 +208,24 @@ def _split(total: int, parts: int) -> list[int]:
     return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
 
 
+_PARENT_HANDLED = (signal.SIGINT, signal.SIGHUP)
+"""Signals a terminal sends to the whole process group; the parent turns them into a clean stop. SIGTERM
+stays at its default in workers: it is what ``Process.terminate`` sends to one that hangs."""
+
+
 @contextmanager
 def _sigint_ignored() -> Iterator[None]:
-    """Start children with SIGINT ignored (inherited across exec), so Ctrl-C reaches only the parent."""
+    """Start children with SIGINT and SIGHUP ignored (inherited across exec), so Ctrl-C or a closed
+    terminal reaches only the parent, which stops them in order."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in _PARENT_HANDLED}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @dataclass
@@ -369,6 +377,8 @@ def _run_workers(
                     process = ctx.Process(target=_worker, args=args, name=f"curriculum-demo-{index}", daemon=True)
                     process.start()
                     workers.processes.append(process)
+            pids = ", ".join(str(p.pid) for p in workers.processes)
+            console.print(f"started {len(workers.processes)} worker processes (pids {pids})", highlight=False)
             _watch(options, workers, recorder, console)
         finally:
             workers.shutdown()
@@ -382,6 +392,7 @@ def _run_workers(
 
 
 def _watch(options: DemoOptions, workers: _Workers, recorder: _Recorder, console: Console) -> None:
+    """Wait for the workers, showing progress: a live bar on a terminal, plain lines otherwise."""
     columns = (
         TextColumn("[bold]episodes"),
         BarColumn(),
@@ -391,7 +402,9 @@ def _watch(options: DemoOptions, workers: _Workers, recorder: _Recorder, console
         TimeRemainingColumn(),
     )
     levels = options.levels
-    with Progress(*columns, console=console, disable=not options.progress, refresh_per_second=4) as progress:
+    live = options.progress and console.is_terminal
+    lines = _ProgressLines(console, options.episodes, levels) if options.progress and not live else None
+    with Progress(*columns, console=console, disable=not live, refresh_per_second=4) as progress:
         bar = progress.add_task("episodes", total=options.episodes, mastery=f"levels mastered 0/{levels}")
         while workers.alive():
             workers.wait(options.poll_s)
@@ -401,6 +414,49 @@ def _watch(options: DemoOptions, workers: _Workers, recorder: _Recorder, console
             done = recorder.poll()
             mastered = recorder.history[-1][1]
             progress.update(bar, completed=min(done, options.episodes), mastery=f"levels mastered {mastered}/{levels}")
+            if lines is not None:
+                lines.update(done, recorder.last_stats, mastered)
+    if lines is not None:
+        lines.update(recorder.poll(), recorder.last_stats, recorder.history[-1][1], final=True)
+
+
+@dataclass
+class _ProgressLines:
+    """Progress as plain lines, for output that is not a terminal (a log file, a pipe, CI): one line at
+    every tenth of the episodes or every ``every_s`` seconds, whichever comes first, and one at the end."""
+
+    console: Console
+    total: int
+    levels: int
+    every_s: float = 10.0
+    _decile: int = 0
+    _done: int = 0
+    _time: float = field(default_factory=time.monotonic)
+    _kinds: dict[TaskKind, float] = field(default_factory=dict)
+
+    def update(self, done: int, stats: dict[str, float], mastered: int, final: bool = False) -> None:
+        now = time.monotonic()
+        decile = min(10, done * 10 // max(self.total, 1))
+        due = decile > self._decile or now - self._time >= self.every_s
+        if (final and done == self._done) or not (final or due):
+            return
+        kinds: dict[TaskKind, float] = dict.fromkeys(KINDS, 0.0)
+        for label, samples in _label_samples(stats).items():
+            kind = label_kind(label)
+            if kind is not None:
+                kinds[kind] += samples
+        delta = {kind: kinds[kind] - self._kinds.get(kind, 0.0) for kind in KINDS}
+        drawn = sum(delta.values()) or 1.0
+        shares = ", ".join(f"{kind} {delta[kind] / drawn:.0%}" for kind in KINDS)
+        rate = (done - self._done) / max(now - self._time, 1e-9)
+        self.console.print(
+            f"episodes {done:,}/{self.total:,} ({done / max(self.total, 1):.0%}), {rate:,.0f}/s, "
+            f"levels mastered {mastered}/{self.levels}; drawn since the last line: {shares}",
+            soft_wrap=True,
+            markup=False,
+            highlight=False,
+        )
+        self._decile, self._done, self._time, self._kinds = decile, done, now, kinds
 
 
 def run_demo(options: DemoOptions, console: Console | None = None) -> DemoReport:
@@ -420,9 +476,11 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoReport
         url = server.start().url if server is not None else str(options.redis_url)
         config = config.model_copy(update={"redis_url": url})
         _prepare_namespace(url, options.namespace, drop=options.replace or server is not None)
+        console.print(describe_server(url, server), soft_wrap=True, markup=False, highlight=False)
         console.print(
             f"[bold]LP curriculum[/]: {options.episodes:,} episodes, {options.workers} workers, "
-            f"{options.tasks} active tasks, namespace {options.namespace!r} on {redact(url)}"
+            f"{options.tasks} active tasks, namespace {options.namespace!r} on {redact(url)}",
+            soft_wrap=True,
         )
         lp_started = time.monotonic()
         recorder, table = _run_workers(options, config, console)
@@ -440,6 +498,37 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoReport
     print_summary(report, console, task_key)
     console.print(f"report: {out / 'report.json'}" + (f", plot: {plot}" if plot else " (no plot: install matplotlib)"))
     return report
+
+
+def server_version(url: str) -> tuple[str, str, str | None]:
+    """``(name, version, executable)`` from ``INFO server``: Valkey reports ``server_name:valkey`` and
+    ``valkey_version`` (its ``redis_version`` is a compatibility number); Redis only ``redis_version``."""
+    client = client_from_url(url)
+    try:
+        info: dict[str, Any] = dict(client.info("server"))
+    finally:
+        client.close()
+    if "redis_version" not in info:  # a cluster client answers per node: {"host:port": {...}}
+        info = next((v for v in info.values() if isinstance(v, dict)), {})
+    name = str(info.get("server_name") or "redis")
+    version = str(info.get(f"{name}_version") or info.get("redis_version") or "unknown")
+    executable = info.get("executable")
+    return name, version, str(executable) if executable else None
+
+
+def describe_server(url: str, server: EmbeddedRedis | None) -> str:
+    """What the demo runs on, e.g. ``started valkey-server 9.1.2 (/path/valkey-server, pid 42) on
+    127.0.0.1:6400`` for its own server, ``using redis 7.0.15 at redis://db:6379/0`` for a given one."""
+    try:
+        name, version, executable = server_version(url)
+    except redis.exceptions.RedisError as exc:
+        return f"using {redact(url)} (INFO server failed: {exc})"
+    if server is None:
+        return f"using {name} {version} at {redact(url)}"
+    binary = Path(executable).name if executable else f"{name}-server"
+    where = f"{executable}, pid {server.pid}" if executable else f"pid {server.pid}"
+    parts = urlsplit(url)
+    return f"started {binary} {version} ({where}) on {parts.hostname}:{parts.port}"
 
 
 def demo_config(options: DemoOptions, redis_url: str | None) -> CurriculumConfig:
