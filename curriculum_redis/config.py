@@ -6,7 +6,9 @@ refuses unknown fields and round-trips through JSON (task generators included).
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from typing import Annotated, Any, ClassVar, Literal, TypeAlias, TypeVar
 
 from pydantic import (
@@ -299,6 +301,18 @@ class CurriculumConfig(BaseModel):
     def _build_generator(cls, value: Any) -> TaskGenerator | None:
         return None if value is None else TaskGenerator.from_data(value)
 
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str], **overrides: Any) -> CurriculumConfig:
+        """The config in a ``.json``, ``.yaml`` or ``.yml`` file, with top-level fields replaced by
+        ``overrides`` (e.g. ``redis_url=...`` from the command line). YAML needs PyYAML (the ``yaml``
+        extra). Every problem, from a missing file to an unknown field, is a :class:`ConfigError` naming
+        the file. Examples for every algorithm: ``examples/configs/``."""
+        data = read_config_file(path)
+        try:
+            return cls.model_validate({**data, **overrides})
+        except (ValidationError, ConfigError) as exc:
+            raise ConfigError(f"invalid config file {os.fspath(path)}: {exc}") from exc
+
     @property
     def generator(self) -> TaskGenerator:
         """The task generator (every algorithm but ``sequential`` has one)."""
@@ -337,6 +351,46 @@ class CurriculumConfig(BaseModel):
         ):
             raise ValueError("redis_url must start with redis://, rediss:// or unix://")
         return self
+
+
+CONFIG_FILE_SUFFIXES = (".json", ".yaml", ".yml")
+
+
+def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The mapping a JSON or YAML config file holds (not yet validated)."""
+    name = os.fspath(path)
+    suffix = os.path.splitext(name)[1].lower()
+    if suffix not in CONFIG_FILE_SUFFIXES:
+        raise ConfigError(f"config file {name}: unknown suffix {suffix!r}; use {', '.join(CONFIG_FILE_SUFFIXES)}")
+    try:
+        with open(name, encoding="utf-8") as file:
+            text = file.read()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {name}: {exc.strerror or exc}") from exc
+    if suffix == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"config file {name} is not valid JSON: {exc}") from exc
+    else:
+        data = _load_yaml(name, text)
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {name} must hold a mapping of fields, not {type(data).__name__}")
+    return data
+
+
+def _load_yaml(name: str, text: str) -> Any:
+    try:
+        import yaml  # type: ignore[import-untyped, unused-ignore]  # types-PyYAML is optional
+    except ImportError as exc:
+        raise ConfigError(
+            f"reading the YAML config file {name} needs PyYAML: pip install 'curriculum_redis[yaml]' "
+            "(or give the config as .json)"
+        ) from exc
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {name} is not valid YAML: {exc}") from exc
 
 
 def build(model: type[ModelT], data: dict[str, Any]) -> ModelT:
