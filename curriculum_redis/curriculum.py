@@ -30,9 +30,9 @@ from curriculum_redis.errors import ConfigError, HyperparameterMismatchError, St
 from curriculum_redis.outcomes import OutcomeBuffer
 from curriculum_redis.sampler import LocalSampler, RefreshPolicy
 from curriculum_redis.scoring import normalize_score
-from curriculum_redis.state import COUNTER_NAMES, CurriculumState
+from curriculum_redis.state import CurriculumState
 from curriculum_redis.stats import flatten_labels, label_table, pool_stats
-from curriculum_redis.store.base import CurriculumStore, Eviction, Outcome, ScoreSnapshot
+from curriculum_redis.store.base import COUNTERS, CurriculumStore, Eviction, Outcome, ScoreSnapshot
 from curriculum_redis.store.memory import MemoryStore
 from curriculum_redis.tasks import MAX_TASK_ID, Task
 
@@ -384,9 +384,9 @@ class Curriculum:
         snap = self.store.snapshot()
         probs = self._distribution(snap)
         counters = self.store.counters()
-        out: dict[str, float] = {name: float(counters.get(name, 0)) for name in COUNTER_NAMES}
+        out: dict[str, float] = {name: float(counters.get(name, 0)) for name in COUNTERS}
         out.update(
-            {f"epoch/{name}": float(counters.get(name, 0) - self._last_counters.get(name, 0)) for name in COUNTER_NAMES}
+            {f"epoch/{name}": float(counters.get(name, 0) - self._last_counters.get(name, 0)) for name in COUNTERS}
         )
         self._last_counters = dict(counters)
         out.update(pool_stats(snap, probs, self.hypers.num_active_tasks, self.algorithm.score_field))

@@ -7,7 +7,12 @@
 --   slot is used), label index l (1-based), count c, then c scores: a normalised score in
 --   [0, 1], or 'f' followed by one (a failure to build the task's environment, scored as given)
 --   then per label l: label_hash, number of times it was sampled
--- Returns: {applied (1, or 0 for an already-applied batch), outcomes recorded, outcomes for tasks
+-- Every outcome of an applied batch counts: in num_completed (the episode clock), num_failures, and its
+-- label's completions, score_sum and successes. An outcome whose task is no longer in the pool (another
+-- process evicted it while the outcome sat in a buffer) skips only the per-task update (and the label's
+-- lp_ema, which follows task scores) and is counted in num_outcomes_for_evicted_tasks; its label's
+-- aggregate is updated when the namespace knows the label (its key holds 'label').
+-- Returns: {applied (1, or 0 for an already-applied batch), outcomes counted, of which outcomes for tasks
 --   no longer in the pool (counted, not an error)}
 -- Errors (raised before any write): CR_NO_NAMESPACE, CR_ARGS, CR_LABEL (task/label mismatch),
 --   CR_ALGORITHM (the namespace runs another algorithm than the one spliced in below).
@@ -108,20 +113,35 @@ for _, task in ipairs(tasks) do
   end
 end
 for _, label in ipairs(labels) do
-  local v = redis.call('HMGET', label.key, 'completions', 'lp_ema', 'score_sum', 'successes', 'samples')
+  local v = redis.call('HMGET', label.key, 'completions', 'lp_ema', 'score_sum', 'successes', 'samples', 'label')
   label.n, label.lp_ema, label.score_sum = tonumber(v[1]) or 0, tonumber(v[2]) or 0, tonumber(v[3]) or 0
   label.successes, label.samples, label.completions = tonumber(v[4]) or 0, tonumber(v[5]) or 0, 0
+  label.known = v[6] ~= false
 end
 
 -- 2. Apply. update() mirrors the algorithm's Python update operation for operation.
 local clock = tonumber(redis.call('HGET', counters, 'num_completed')) or 0
-local recorded, unknown, failures = 0, 0, 0
+local recorded, evicted, failures = 0, 0, 0
 for _, task in ipairs(tasks) do
   local s = task.state
+  local label = labels[task.label]
   if not s then
-    unknown = unknown + #task.values
+    -- The task left the pool: the episode still happened, in the clock's order like any other.
+    for j, x in ipairs(task.values) do
+      local success = 0.0
+      if x >= success_threshold then success = 1.0 end
+      clock = clock + 1
+      if task.failed[j] then failures = failures + 1 end
+      if label.known then
+        label.n = label.n + 1
+        label.completions = label.completions + 1
+        label.score_sum = label.score_sum + x
+        label.successes = label.successes + success
+      end
+      recorded = recorded + 1
+      evicted = evicted + 1
+    end
   else
-    local label = labels[task.label]
     for j, x in ipairs(task.values) do
       local success = 0.0
       if x >= success_threshold then success = 1.0 end
@@ -175,7 +195,7 @@ for _, label in ipairs(labels) do
 end
 redis.call('HINCRBY', counters, 'num_batches', 1)
 if recorded > 0 then redis.call('HINCRBY', counters, 'num_completed', recorded) end
-if unknown > 0 then redis.call('HINCRBY', counters, 'num_outcomes_for_unknown_tasks', unknown) end
+if evicted > 0 then redis.call('HINCRBY', counters, 'num_outcomes_for_evicted_tasks', evicted) end
 if failures > 0 then redis.call('HINCRBY', counters, 'num_failures', failures) end
 if scheduled > 0 then redis.call('HINCRBY', counters, 'num_scheduled', scheduled) end
-return {1, recorded, unknown}
+return {1, recorded, evicted}

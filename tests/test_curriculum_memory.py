@@ -352,8 +352,8 @@ def test_score_for_an_unknown_task_is_counted_not_an_error(make: Callable[..., C
     cur.update_task_performance(unknown, 0.5)
     cur.flush()
     stats = cur.stats()
-    assert stats["num_outcomes_for_unknown_tasks"] == 1
-    assert stats["num_completed"] == 0
+    assert stats["num_outcomes_for_evicted_tasks"] == 1
+    assert stats["num_completed"] == 1
     assert cur.store.read_task(unknown) is None
 
 
@@ -364,9 +364,12 @@ def test_score_for_a_task_evicted_meanwhile_is_counted(make: Callable[..., Curri
         cur.report_task_failure(task.task_id)
     cur.flush()
     cur.refresh()  # evicts it
+    completed = cur.stats()["num_completed"]
     cur.update_task_performance(task.task_id, 0.7)
     cur.flush()
-    assert cur.stats()["num_outcomes_for_unknown_tasks"] == 1
+    stats = cur.stats()
+    assert stats["num_outcomes_for_evicted_tasks"] == 1
+    assert stats["num_completed"] == completed + 1
 
 
 @pytest.mark.parametrize("bad_id", ["7", 7.0, True, None, 0, -5, 2**53])
@@ -492,7 +495,7 @@ def test_single_process_never_loses_its_own_outcomes_to_its_own_evictions(
     _play(cur, 1500)
     stats = cur.stats()
     assert stats["num_evicted"] > 0
-    assert stats["num_outcomes_for_unknown_tasks"] == 0
+    assert stats["num_outcomes_for_evicted_tasks"] == 0
     assert stats["num_completed"] == 1500
 
 
@@ -547,7 +550,7 @@ def test_stats_report_counts_pool_and_labels(make: Callable[..., Curriculum]) ->
     _play(cur, 500)
     stats = cur.stats()
     for key in ("num_created", "num_evicted", "num_completed", "num_scheduled", "num_active_tasks",
-                "num_failures", "num_outcomes_for_unknown_tasks", "gini/sampling_probability", "lp/mean",
+                "num_failures", "num_outcomes_for_evicted_tasks", "gini/sampling_probability", "lp/mean",
                 "lp/num_zeros", "probability/mean", "epoch/num_evicted", "epoch/num_completed",
                 "label/rising/lp_ema", "label/impossible/lp_ema", "label/mastered/samples"):
         assert key in stats, key
@@ -659,8 +662,9 @@ def test_older_seq_is_refused_but_another_client_with_the_same_seq_is_applied() 
 def test_batch_outcome_for_unknown_task_is_counted() -> None:
     store, tasks = _store_with_tasks()
     result = store.record(OutcomeBatch(1, 1, (Outcome(99, tasks[0].label_hash, 0.5), Outcome(1, 0, 0.2))))
-    assert result.applied and result.recorded == 1 and result.unknown_tasks == 1
-    assert store.counters()["num_outcomes_for_unknown_tasks"] == 1
+    assert result.applied and result.recorded == 2 and result.for_evicted_tasks == 1
+    assert store.counters()["num_outcomes_for_evicted_tasks"] == 1
+    assert store.counters()["num_completed"] == 2
 
 
 def test_create_tasks_never_exceeds_capacity_and_skips_existing_ids() -> None:

@@ -157,7 +157,7 @@ def test_four_processes_give_exact_counts_and_emas_equal_a_replay_in_redis_order
     counters = store.counters()
     assert counters["num_completed"] == 20_000
     assert counters["num_scheduled"] == 20_000
-    assert counters["num_outcomes_for_unknown_tasks"] == 0
+    assert counters["num_outcomes_for_evicted_tasks"] == 0
     assert len({r["client_id"] for r in results}) == 4 and len({r["pid"] for r in results}) == 4
 
     reported = assert_counts_match_reports(store, [r["per_task"] for r in results], [r["labels"] for r in results])
@@ -256,7 +256,7 @@ def test_concurrent_eviction_keeps_the_pool_at_capacity_and_counters_consistent(
     counters = assert_namespace_consistent(redis_client, "churn", 24)
     assert redis_client.hget("{cr:churn}:meta", "pool_size") == b"24"
     assert counters["num_evicted"] > 50
-    assert counters["num_completed"] + counters.get("num_outcomes_for_unknown_tasks", 0) == reported
+    assert counters["num_completed"] == reported
 
 
 def test_a_worker_killed_mid_run_leaves_no_half_written_task(redis_url: str, redis_client: redis.Redis) -> None:
@@ -303,4 +303,4 @@ def test_a_forked_child_gets_its_own_connection_and_client_id(redis_url: str) ->
         curriculum.update_task_performance(task.task_id, 0.5)
     curriculum.close()
     counters = RedisStore.from_url(redis_url, "forked").counters()
-    assert counters["num_completed"] + counters["num_outcomes_for_unknown_tasks"] == 150
+    assert counters["num_completed"] == 150

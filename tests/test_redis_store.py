@@ -246,14 +246,17 @@ def test_eviction_is_revalidated_on_the_server(redis_url: str) -> None:
     assert sorted(store.snapshot().task_ids.tolist()) == [21, 23]
 
 
-def test_outcomes_for_an_evicted_task_are_counted_not_errors(redis_url: str) -> None:
+def test_outcomes_for_an_evicted_task_count_everywhere_but_in_the_task(redis_url: str) -> None:
     store = attached_store(redis_url, "stale")
     task = Task(31, "a", {})
     store.create_tasks([task])
     store.evict_and_replace(Eviction(31, Task(32, "a", {}), "low_lp", 0, 1.0))
     result = store.record(OutcomeBatch(1, 1, [Outcome(31, task.label_hash, 0.5)] * 4))
-    assert result.applied and result.recorded == 0 and result.unknown_tasks == 4
-    assert store.counters()["num_outcomes_for_unknown_tasks"] == 4
+    assert result.applied and result.recorded == 4 and result.for_evicted_tasks == 4
+    counters = store.counters()
+    assert counters["num_outcomes_for_evicted_tasks"] == 4 and counters["num_completed"] == 4
+    assert store.label_stats()[task.label_hash].completions == 4
+    assert store.read_task(31) is None
 
 
 def test_script_flush_in_the_middle_of_a_run_is_survived(redis_url: str, redis_client: redis.Redis) -> None:
@@ -267,7 +270,7 @@ def test_script_flush_in_the_middle_of_a_run_is_survived(redis_url: str, redis_c
             task = curriculum.get_task()
             curriculum.update_task_performance(task.task_id, 0.5)
     counters = RedisStore.from_url(redis_url, "flush").counters()
-    assert counters["num_completed"] + counters["num_outcomes_for_unknown_tasks"] == 400
+    assert counters["num_completed"] == 400
 
 
 def test_a_redis_restart_in_the_middle_of_a_run_is_survived(fresh_redis_factory: Any) -> None:

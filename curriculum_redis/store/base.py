@@ -6,7 +6,7 @@ the GIL in memory), so no caller ever takes a lock. Reads return plain values, n
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -16,8 +16,27 @@ import numpy.typing as npt
 from curriculum_redis.algorithms import DEFAULT_ALGORITHM, get_algorithm
 from curriculum_redis.algorithms.base import RECORD_SIZE
 from curriculum_redis.config import AnyAlgorithmConfig
-from curriculum_redis.state import CurriculumState, LabelStats, TaskRecord
+from curriculum_redis.state import COUNTER_NAMES, CurriculumState, LabelStats, TaskRecord
 from curriculum_redis.tasks import Task
+
+EVICTED_COUNTER = "num_outcomes_for_evicted_tasks"
+"""Outcomes whose task had left the pool when they were written: counted in ``num_completed`` and in their
+label's aggregates like every other outcome; only the per-task update was skipped."""
+LEGACY_COUNTERS: dict[str, str] = {"num_outcomes_for_unknown_tasks": EVICTED_COUNTER}
+"""Counter names of earlier versions -> today's, so older namespaces and exports stay readable. (Before,
+such outcomes were left out of ``num_completed`` too; their count carries over as the skipped updates.)"""
+COUNTERS: tuple[str, ...] = tuple(dict.fromkeys(LEGACY_COUNTERS.get(name, name) for name in COUNTER_NAMES))
+"""The cumulative counters every store keeps (``state.COUNTER_NAMES`` under today's names)."""
+
+
+def current_counters(raw: Mapping[str, int]) -> dict[str, int]:
+    """Every counter of ``COUNTERS`` (0 when absent), legacy names folded into today's, others left out."""
+    out = dict.fromkeys(COUNTERS, 0)
+    for name, value in raw.items():
+        current = LEGACY_COUNTERS.get(name, name)
+        if current in out:
+            out[current] += int(value)
+    return out
 
 SNAPSHOT_FIELDS: tuple[str, ...] = get_algorithm(DEFAULT_ALGORITHM).snapshot_fields()
 """The default algorithm's record fields (every algorithm's are ``algorithm.snapshot_fields()``)."""
@@ -105,7 +124,9 @@ class OutcomeBatch:
 class RecordResult:
     applied: bool
     recorded: int = 0
-    unknown_tasks: int = 0
+    """Outcomes counted (every outcome of an applied batch)."""
+    for_evicted_tasks: int = 0
+    """Of those, outcomes whose task was no longer in the pool: their per-task update was skipped."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,13 +16,16 @@ from curriculum_redis.algorithms import Algorithm, algorithm_of
 from curriculum_redis.algorithms.base import GENERIC_FIELDS
 from curriculum_redis.config import AnyAlgorithmConfig
 from curriculum_redis.errors import StoreError
-from curriculum_redis.state import COUNTER_NAMES, CurriculumState, LabelStats, TaskRecord
+from curriculum_redis.state import CurriculumState, LabelStats, TaskRecord
 from curriculum_redis.store.base import (
+    COUNTERS,
+    EVICTED_COUNTER,
     Eviction,
     EvictionOutcome,
     OutcomeBatch,
     RecordResult,
     ScoreSnapshot,
+    current_counters,
 )
 from curriculum_redis.tasks import Task
 
@@ -44,7 +47,7 @@ class MemoryStore:
         self._slots: list[int] = []
         self._labels: dict[int, str] = {}
         self._label_stats: dict[int, LabelStats] = {}
-        self._counters = dict.fromkeys(COUNTER_NAMES, 0)
+        self._counters = dict.fromkeys(COUNTERS, 0)
         self._client_seqs: dict[int, int] = {}
         self._next_client_id = 0
         self._pool_version = 0
@@ -112,7 +115,7 @@ class MemoryStore:
                 return RecordResult(applied=False)
             self._client_seqs[batch.client_id] = batch.seq
             self._counters["num_batches"] += 1
-            recorded = unknown = 0
+            recorded = evicted = 0
             for label, count in batch.scheduled.items():
                 self._label(label).samples += count
                 self._counters["num_scheduled"] += count
@@ -120,12 +123,20 @@ class MemoryStore:
             # Grouped by task in first-seen order, exactly as record_outcomes.lua applies a batch.
             ordered = [o for outcomes in batch.by_task().values() for o in outcomes]
             for outcome in ordered:
-                state = self._tasks.get(outcome.task_id)
-                if state is None:
-                    unknown += 1
-                    continue
                 success = 1.0 if outcome.score >= cfg.success_threshold else 0.0
                 clock += 1
+                recorded += 1
+                self._counters["num_failures"] += int(outcome.failed)
+                state = self._tasks.get(outcome.task_id)
+                if state is None:
+                    # Evicted meanwhile: the episode counts, only the per-task update is skipped.
+                    evicted += 1
+                    if outcome.label_hash in self._labels:
+                        stats = self._label(outcome.label_hash)
+                        stats.completions += 1
+                        stats.score_sum += outcome.score
+                        stats.successes += int(success)
+                    continue
                 score = algorithm.update(state, outcome.score, success, cfg, clock)
                 state[algorithm.score_field] = score
                 state["completions"] += 1
@@ -140,11 +151,9 @@ class MemoryStore:
                 stats.completions += 1
                 stats.score_sum += outcome.score
                 stats.successes += int(success)
-                self._counters["num_failures"] += int(outcome.failed)
-                recorded += 1
             self._counters["num_completed"] += recorded
-            self._counters["num_outcomes_for_unknown_tasks"] += unknown
-            return RecordResult(applied=True, recorded=recorded, unknown_tasks=unknown)
+            self._counters[EVICTED_COUNTER] += evicted
+            return RecordResult(applied=True, recorded=recorded, for_evicted_tasks=evicted)
 
     def _label(self, label_hash: int) -> LabelStats:
         stats = self._label_stats.get(label_hash)
@@ -237,7 +246,7 @@ class MemoryStore:
                 self._slots.append(record.task_id)
             self._labels = dict(state.labels)
             self._label_stats = {h: s.model_copy() for h, s in state.label_stats.items()}
-            self._counters.update(state.counters)
+            self._counters.update(current_counters(state.counters))
             self._client_seqs = dict(state.client_seqs)
             self._next_client_id = max(issued, state.next_client_id, *state.client_seqs, 0)
             self._pool_version = state.pool_version + 1

@@ -37,7 +37,6 @@ from curriculum_redis.algorithms import DEFAULT_ALGORITHM, algorithm_of, get_alg
 from curriculum_redis.config import AnyAlgorithmConfig, parse_algorithm_json
 from curriculum_redis.errors import ConfigError, ScriptError, StoreError, StoreUnavailableError
 from curriculum_redis.state import (
-    COUNTER_NAMES,
     LABEL_STAT_FIELDS,
     SCHEMA_VERSION,
     CurriculumState,
@@ -50,6 +49,7 @@ from curriculum_redis.store.base import (
     OutcomeBatch,
     RecordResult,
     ScoreSnapshot,
+    current_counters,
 )
 from curriculum_redis.store.fastpath import ScriptRunner
 from curriculum_redis.store.keys import NamespaceKeys
@@ -618,8 +618,8 @@ class RedisStore:
         for h in label_hashes:
             args += [h, batch.scheduled.get(h, 0)]
         script = f"record_outcomes:{self._namespace_algorithm()}"
-        applied, recorded, unknown = self._run(script, keys, args)
-        return RecordResult(bool(applied), int(recorded), int(unknown))
+        applied, recorded, evicted = self._run(script, keys, args)
+        return RecordResult(bool(applied), int(recorded), int(evicted))
 
     def evict_and_replace(self, eviction: Eviction) -> EvictionOutcome:
         k = self.keys
@@ -702,9 +702,7 @@ class RedisStore:
 
     def counters(self) -> dict[str, int]:
         raw = self._read(lambda client: client.hgetall(self.keys.counters))
-        out = dict.fromkeys(COUNTER_NAMES, 0)
-        out.update({text(name): int(value) for name, value in raw.items()})
-        return out
+        return current_counters({text(name): int(value) for name, value in raw.items()})
 
     def export_state(self) -> CurriculumState:
         """A consistent copy of the namespace: every read after the first is one MULTI/EXEC, and the
@@ -742,7 +740,7 @@ class RedisStore:
             tasks=sorted(tasks, key=lambda t: t.slot),
             labels=labels,
             label_stats=self._call(lambda: self._label_stats_on(self.client)),
-            counters={**dict.fromkeys(COUNTER_NAMES, 0), **{text(n): int(v) for n, v in counters.items()}},
+            counters=current_counters({text(n): int(v) for n, v in counters.items()}),
             client_seqs={int(c): int(s) for c, s in clients.items()},
         )
 
@@ -766,7 +764,7 @@ class RedisStore:
             **meta_fields(state.hypers),
         }
         pipe.hset(k.meta, mapping=cast(Mapping[Any, Any], meta))
-        counters = {name: state.counters.get(name, 0) for name in COUNTER_NAMES}
+        counters = current_counters(state.counters)
         pipe.hset(k.counters, mapping=cast(Mapping[Any, Any], counters))
         if state.labels:
             pipe.hset(k.labels, mapping={str(h): v for h, v in state.labels.items()})
