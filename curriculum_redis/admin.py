@@ -12,6 +12,7 @@ write itself is one MULTI/EXEC transaction. Nothing is ever pickled.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 import time
@@ -36,11 +37,28 @@ DIGEST_SIZE = 32
 
 @dataclass(frozen=True)
 class NamespaceInfo:
+    """One namespace as :func:`list_namespaces` finds it. ``kind`` is its algorithm (``learning_progress``,
+    ...) or ``stage`` for a stage curriculum, whose ``stage`` is the current stage's index (of
+    ``num_stages``) and ``episodes`` its recorded episodes; a curriculum's ``episodes`` are its
+    ``num_completed``, ``completions`` the same (kept for compatibility)."""
+
     namespace: str
     tasks: int
     completions: int
     schema_version: int
     created_at: float
+    kind: str = "learning_progress"
+    episodes: int = 0
+    stage: int | None = None
+    num_stages: int | None = None
+
+
+class NamespaceExistsError(StoreError):
+    """:func:`import_namespace` was asked to write into a namespace that exists, without ``replace``."""
+
+    def __init__(self, namespace: str) -> None:
+        self.namespace = namespace
+        super().__init__(f"namespace {namespace!r} already exists: pass replace=True to overwrite it")
 
 
 @dataclass(frozen=True)
@@ -80,20 +98,48 @@ def list_namespaces(client: Client) -> list[NamespaceInfo]:
         for raw_key in client.scan_iter(match=pattern, count=1000):
             key = raw_key.decode() if isinstance(raw_key, bytes) else str(raw_key)
             names.add(key[len("{cr:") : -len(suffix)])
-    infos = []
-    for namespace in sorted(names):
-        keys = NamespaceKeys(namespace)
-        meta = client.hmget(keys.meta, ["schema_version", "created_at", "pool_size"])
-        infos.append(
-            NamespaceInfo(
-                namespace=namespace,
-                tasks=int(meta[2] or 0),
-                completions=int(client.hget(keys.counters, "num_completed") or 0),
-                schema_version=int(meta[0] or 0),
-                created_at=float(meta[1] or 0.0),
-            )
+    return [_namespace_info(client, namespace) for namespace in sorted(names)]
+
+
+def _namespace_info(client: Client, namespace: str) -> NamespaceInfo:
+    keys = NamespaceKeys(namespace)
+    meta = client.hmget(keys.meta, ["schema_version", "created_at", "pool_size", "algorithm"])
+    if meta[0] is None and meta[3] is None:
+        stage_keys = NamespaceKeys(namespace).prefix + ":stage"
+        state = client.hmget(stage_keys, ["index", "recorded_episodes", "created_at"])
+        stages = client.hget(stage_keys + ":config", "stages")
+        return NamespaceInfo(
+            namespace=namespace,
+            tasks=0,
+            completions=0,
+            schema_version=0,
+            created_at=float(state[2] or 0.0),
+            kind="stage",
+            episodes=int(state[1] or 0),
+            stage=int(state[0] or 0),
+            num_stages=len(json.loads(stages)) if stages else 0,
         )
-    return infos
+    completed = int(client.hget(keys.counters, "num_completed") or 0)
+    algorithm = meta[3].decode() if isinstance(meta[3], bytes) else meta[3]
+    return NamespaceInfo(
+        namespace=namespace,
+        tasks=int(meta[2] or 0),
+        completions=completed,
+        schema_version=int(meta[0] or 0),
+        created_at=float(meta[1] or 0.0),
+        kind=str(algorithm or "learning_progress"),
+        episodes=completed,
+    )
+
+
+def namespace_kind(client: Client, namespace: str) -> str | None:
+    """``"curriculum"``, ``"stage"``, or None when nothing of ``namespace`` is on the server."""
+    keys = NamespaceKeys(namespace)
+    if client.exists(keys.meta):
+        return "curriculum"
+    if client.exists(keys.prefix + ":stage:config"):
+        return "stage"
+    return None
 
 
 def drop_namespace(client: Client, namespace: str) -> int:
@@ -281,7 +327,7 @@ def import_namespace(
     existing = store.client.hget(store.keys.meta, "hypers")  # the primary (the store's client never reads a replica)
     if existing is not None:
         if not replace:
-            raise StoreError(f"namespace {namespace!r} already exists: pass replace=True to overwrite it")
+            raise NamespaceExistsError(namespace)
         current = store.attach(state.hypers)
         if current is not None:
             reconcile_hypers(current, state.hypers, on_mismatch, f"namespace {namespace!r}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.metadata
 import json
 import os
 import sys
@@ -21,15 +22,13 @@ from typing import Any, get_args
 from urllib.parse import urlsplit
 
 import redis
-from rich import box
 from rich.console import Console
-from rich.table import Table
 
-from curriculum_redis import demo
+from curriculum_redis import demo, tables
 from curriculum_redis.config import MismatchPolicy
 from curriculum_redis.errors import ConfigError, CurriculumError
 from curriculum_redis.shutdown import TerminatedBySignal, stop_on_signals
-from curriculum_redis.store.redis import Client, client_from_url, redact
+from curriculum_redis.store.redis import Client, client_from_url, parse_store_url, redact
 
 URL_ENV = "CURRICULUM_REDIS_URL"
 DEFAULT_NAMESPACE = "default"
@@ -69,60 +68,49 @@ def cmd_demo(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace, console: Console) -> int:
+    _require(args, "curriculum")
     rows = demo.namespace_tasks(_url(args), _namespace(args), args.sort, args.label, args.limit)
     if args.json:
         _print_json(rows)
         return 0
-    table = Table(title=f"tasks of namespace {_namespace(args)!r}, by {args.sort}", box=box.SIMPLE_HEAD)
-    table.add_column("task_id", justify="right")
-    table.add_column("label", overflow="fold")
-    # The columns of the namespace's algorithm: its score and state fields (learning progress: lp, p_true…).
-    preferred = ("lp", "score", "learnability", "success_ema", "p_true", "p_fast", "p_slow")
-    algorithm_fields = [name for name in preferred if rows and name in rows[0]]
-    columns = ["completions", "mean_score", *algorithm_fields[:4], "probability"]
-    for name in columns:
-        table.add_column(name, justify="right")
-    for row in rows:
-        cells = [str(row["task_id"]), row["label"], f"{row['completions']:,}", f"{row['mean_score']:.3f}"]
-        cells += [f"{float(row[name]):.5g}" for name in algorithm_fields[:4]]
-        cells.append(f"{row['probability']:.2%}")
-        table.add_row(*cells)
-    console.print(table)
+    title = f"tasks of namespace {_namespace(args)!r}, by {args.sort}"
+    console.print(tables.inspect_table(rows, title, console.width))
     return 0
 
 
 def cmd_stats(args: argparse.Namespace, console: Console) -> int:
+    _require(args, "curriculum")
     stats = demo.namespace_stats(_url(args), _namespace(args))
     if args.json:
         _print_json(stats)
         return 0
-    table = Table(title=f"statistics of namespace {_namespace(args)!r}", box=box.SIMPLE_HEAD)
-    table.add_column("name", overflow="fold")
-    table.add_column("value", justify="right")
-    for name, value in sorted(stats.items()):
-        table.add_row(name, f"{value:,.0f}" if float(value).is_integer() else f"{value:.6g}")
-    console.print(table)
+    for table in tables.stats_tables(stats, _namespace(args), console.width):
+        console.print(table)
     return 0
 
 
 def cmd_labels(args: argparse.Namespace, console: Console) -> int:
+    _require(args, "curriculum")
     table_data = demo.namespace_labels(_url(args), _namespace(args))
     if args.json:
         _print_json(table_data)
         return 0
-    rows = demo.label_rows(table_data)
-    console.print(demo.label_rich_table(rows, title=f"labels of namespace {_namespace(args)!r}"))
+    console.print(tables.label_table_view(table_data, f"labels of namespace {_namespace(args)!r}", console.width))
     return 0
 
 
 def cmd_stage(args: argparse.Namespace, console: Console) -> int:
     from curriculum_redis.stage import StageCurriculum
 
+    if args.reset_to is not None and not args.yes:
+        raise UsageError(f"resetting namespace {_namespace(args)!r} to stage {args.reset_to} needs --yes")
+    _require(args, "stage")
     curriculum = StageCurriculum.from_namespace(_url(args), _namespace(args))
     try:
         if args.reset_to is not None:
-            if not args.yes:
-                raise CurriculumError(f"resetting namespace {_namespace(args)!r} to stage {args.reset_to} needs --yes")
+            last = len(curriculum.config.stages) - 1
+            if not 0 <= args.reset_to <= last:
+                raise UsageError(f"--reset-to {args.reset_to} is not a stage (the namespace has stages 0..{last})")
             curriculum.reset_to(args.reset_to)
         state = curriculum.state()
         stats = curriculum.stats()
@@ -131,29 +119,16 @@ def cmd_stage(args: argparse.Namespace, console: Console) -> int:
     if args.json:
         _print_json({"state": dataclasses.asdict(state), "stats": stats})
         return 0
-    current = curriculum.config.stages[state.index]
+    stages = curriculum.config.stages
     console.print(
-        f"namespace {_namespace(args)!r}: stage {state.index} [bold]{current.name}[/] of "
-        f"{len(curriculum.config.stages)}, version {state.version}"
+        f"namespace {_namespace(args)!r}: stage {state.index} [bold]{stages[state.index].name}[/] of "
+        f"{len(stages)}, version {state.version}"
     )
-    table = Table(title="stages", box=box.SIMPLE_HEAD)
-    for column in ("#", "stage", "rule", "episodes", "successes", "success rate", "stale"):
-        table.add_column(column, justify="left" if column in ("stage", "rule") else "right")
-    for i, stage in enumerate(curriculum.config.stages):
-        rule = stage.stop_condition or (
-            f"success >= {stage.advance_threshold:g} over {stage.window}, after {stage.min_episodes} episodes"
-        )
-        marker = "▶ " if i == state.index else ""
-        table.add_row(
-            str(i),
-            marker + stage.name,
-            rule,
-            f"{stats.get(f'stage/{stage.name}/episodes', 0):,.0f}",
-            f"{stats.get(f'stage/{stage.name}/successes', 0):,.0f}",
-            f"{stats.get(f'stage/{stage.name}/success_rate', 0):.3f}",
-            f"{stats.get(f'stage/{stage.name}/stale', 0):,.0f}",
-        )
-    console.print(table)
+    rules = [
+        s.stop_condition or f"success >= {s.advance_threshold:g} over {s.window}, after {s.min_episodes} episodes"
+        for s in stages
+    ]
+    console.print(tables.stage_table([s.name for s in stages], rules, state.index, stats, console.width))
     return 0
 
 
@@ -164,12 +139,7 @@ def cmd_namespaces(args: argparse.Namespace, console: Console) -> int:
     if args.json:
         _print_json([asdict(info) for info in infos])
         return 0
-    table = Table(title=f"namespaces on {redact(_url(args))}", box=box.SIMPLE_HEAD)
-    for name in ("namespace", "tasks", "completions", "schema"):
-        table.add_column(name, justify="left" if name == "namespace" else "right")
-    for info in infos:
-        table.add_row(info.namespace, f"{info.tasks:,}", f"{info.completions:,}", str(info.schema_version))
-    console.print(table)
+    console.print(tables.namespaces_table(infos, f"namespaces on {redact(_url(args))}", console.width))
     return 0
 
 
@@ -178,6 +148,7 @@ def cmd_drop(args: argparse.Namespace, console: Console) -> int:
 
     if not args.yes:
         raise UsageError(f"dropping namespace {args.target!r} deletes all its keys: pass --yes to confirm")
+    _require(args, None, args.target)
     deleted = _with_client(args, lambda client: drop_namespace(client, args.target))
     console.print(f"dropped namespace {args.target!r}: {deleted} keys deleted")
     return 0
@@ -198,6 +169,7 @@ def cmd_snapshot(args: argparse.Namespace, console: Console) -> int:
 def cmd_export(args: argparse.Namespace, console: Console) -> int:
     from curriculum_redis.admin import export_namespace
 
+    _require(args, "curriculum")
     info = _with_client(args, lambda client: export_namespace(client, _namespace(args), args.path))
     console.print(
         f"exported namespace {info.namespace!r} to {info.path}: {info.tasks} tasks, {info.labels} labels, "
@@ -207,12 +179,15 @@ def cmd_export(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_import(args: argparse.Namespace, console: Console) -> int:
-    from curriculum_redis.admin import import_namespace
+    from curriculum_redis.admin import NamespaceExistsError, import_namespace
 
-    info = _with_client(
-        args,
-        lambda client: import_namespace(client, _namespace(args), args.path, args.on_mismatch, args.replace),
-    )
+    try:
+        info = _with_client(
+            args,
+            lambda client: import_namespace(client, _namespace(args), args.path, args.on_mismatch, args.replace),
+        )
+    except NamespaceExistsError as exc:
+        raise CurriculumError(f"namespace {exc.namespace!r} already exists: pass --replace to overwrite it") from exc
     verb = "replaced" if info.replaced else "created"
     console.print(f"{verb} namespace {info.namespace!r} from {args.path}: {info.tasks} tasks, {info.labels} labels")
     return 0
@@ -229,14 +204,55 @@ def _url(args: argparse.Namespace) -> str:
 
 
 def _checked_url(url: str) -> str:
+    """The URL, if redis-py can parse it; a UsageError (exit 2) instead of a traceback otherwise."""
     if not url.startswith(URL_SCHEMES):
         raise UsageError(f"--redis-url must start with redis://, rediss:// or unix://, got {redact(url)!r}")
+    try:
+        parsed = parse_store_url(url)
+        options = redis.connection.parse_url(parsed.url)  # type: ignore[no-untyped-call]
+        if parsed.replica_url is not None:
+            redis.connection.parse_url(parsed.replica_url)  # type: ignore[no-untyped-call]
+    except (ValueError, TypeError) as exc:
+        raise UsageError(f"--redis-url {_safe_redact(url)!r} is not a valid URL: {exc}") from None
+    if url.startswith("unix://") and not options.get("path"):
+        raise UsageError(f"--redis-url {_safe_redact(url)!r} names no socket path (unix:///path/to/redis.sock)")
     return url
+
+
+def _safe_redact(url: str) -> str:
+    try:
+        return redact(url)
+    except ValueError:
+        return url.split("@")[-1] if "@" in url else url
 
 
 def _namespace(args: argparse.Namespace) -> str:
     namespace: str = args.namespace or DEFAULT_NAMESPACE
     return namespace
+
+
+def _namespace_arg(value: str) -> str:
+    if not value:
+        raise argparse.ArgumentTypeError("must not be empty (leave --namespace out for the default)")
+    return value
+
+
+def _require(args: argparse.Namespace, kind: str | None, namespace: str | None = None) -> None:
+    """Refuse (exit 1) a namespace that does not exist, or is of the other kind, with the command to use."""
+    from curriculum_redis.admin import namespace_kind
+
+    name = namespace or _namespace(args)
+    found = _with_client(args, lambda client: namespace_kind(client, name))
+    if found is None:
+        raise CurriculumError(
+            f"namespace {name!r} does not exist on {redact(_url(args))}: "
+            "run `curriculum-redis namespaces` to list the namespaces there"
+        )
+    if kind is not None and found != kind:
+        what, command = ("a stage curriculum", "stage") if found == "stage" else ("not a stage curriculum", "stats")
+        raise CurriculumError(
+            f"namespace {name!r} is {what}: see it with `curriculum-redis --namespace {name} {command}`"
+        )
 
 
 def _with_client(args: argparse.Namespace, action: Callable[[Client], Any]) -> Any:
@@ -245,6 +261,13 @@ def _with_client(args: argparse.Namespace, action: Callable[[Client], Any]) -> A
         return action(client)
     finally:
         client.close()
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("curriculum_redis")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def _print_json(data: Any) -> None:
@@ -259,7 +282,7 @@ def _one_line(message: str, url: str | None) -> str:
             password = urlsplit(url).password
         except ValueError:
             password = None
-        text = text.replace(url, redact(url))
+        text = text.replace(url, _safe_redact(url))
         if password:
             text = text.replace(password, "***")
     return text
@@ -296,7 +319,7 @@ def _connection_options() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help=f"redis://[user:password@]host:port/db, rediss:// or unix:// (default: ${URL_ENV})",
     )
-    common.add_argument("--namespace", default=argparse.SUPPRESS, help="the curriculum namespace")
+    common.add_argument("--namespace", type=_namespace_arg, default=argparse.SUPPRESS, help="the curriculum namespace")
     return common
 
 
@@ -312,8 +335,12 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"redis://[user:password@]host:port/db, rediss:// or unix:// (default: ${URL_ENV})",
     )
     parser.add_argument(
-        "--namespace", default=None, help=f"the curriculum namespace (default: {DEFAULT_NAMESPACE}; demo: demo)"
+        "--namespace",
+        type=_namespace_arg,
+        default=None,
+        help=f"the curriculum namespace (default: {DEFAULT_NAMESPACE}; demo: demo)",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
@@ -392,7 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    console = Console()
+    console = tables.make_console()
     handler: Handler = args.handler
     url: str | None = args.redis_url
     try:
@@ -404,8 +431,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, ConfigError) as exc:
         print(f"error: {_one_line(str(exc), url)}", file=sys.stderr)
         return EXIT_USAGE
+    except redis.exceptions.AuthenticationError as exc:  # the library's wording (RedisStore._call)
+        where = _safe_redact(url) if url else "the Redis server"
+        message = f"{where} rejected the credentials ({exc}): put the right user and password in the URL"
+        print(f"error: {_one_line(message, url)}", file=sys.stderr)
+        return EXIT_ERROR
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-        where = redact(url) if url else "the Redis server"
+        where = _safe_redact(url) if url else "the Redis server"
         print(f"error: cannot reach {_one_line(where + ': ' + str(exc), url)}", file=sys.stderr)
         return EXIT_ERROR
     except (CurriculumError, redis.exceptions.RedisError, OSError) as exc:

@@ -63,6 +63,7 @@ from curriculum_redis.student import (
     student_task_generator,
     train_uniform,
 )
+from curriculum_redis.tables import label_table_view
 from curriculum_redis.tasks import TaskGenerator
 
 PACE = 40.0
@@ -496,7 +497,8 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoReport
     report = report.model_copy(update={"plot": str(plot) if plot else None})
     (out / "report.json").write_text(json.dumps(report.model_dump(mode="json"), indent=2) + "\n")
     print_summary(report, console, task_key)
-    console.print(f"report: {out / 'report.json'}" + (f", plot: {plot}" if plot else " (no plot: install matplotlib)"))
+    plotted = f", plot: {plot}" if plot else " (no plot: install matplotlib)"
+    console.print(f"report: {out / 'report.json'}{plotted}", soft_wrap=True, markup=False, highlight=False)
     return report
 
 
@@ -637,28 +639,15 @@ def _report(
 # --------------------------------------------------------------------------- output
 
 
-def label_rich_table(rows: dict[str, LabelRow], title: str = "per-label statistics") -> Table:
-    table = Table(title=title, box=box.SIMPLE_HEAD)
-    table.add_column("label", overflow="fold")
-    for name in ("share", "p now", "mean LP", "success", "completions", "evicted"):
-        table.add_column(name, justify="right")
-    for label, row in rows.items():
-        style = "red" if row.kind == "impossible" else ("dim" if row.kind == "mastered" else None)
-        table.add_row(
-            label,
-            f"{row.sampling_share:.1%}",
-            f"{row.sampling_probability:.1%}",
-            f"{row.mean_lp:.4f}",
-            f"{row.success_rate:.1%}",
-            f"{row.completions:,}",
-            f"{row.evictions:,}",
-            style=style,
-        )
-    return table
+def label_rich_table(rows: dict[str, LabelRow], title: str = "per-label statistics", width: int = 80) -> Table:
+    """The per-label rows as a table that fits ``width`` (impossible tasks in red, mastered ones dim)."""
+    data = {label: row.model_dump(exclude={"kind"}) for label, row in rows.items()}
+    styles = ["red" if r.kind == "impossible" else ("dim" if r.kind == "mastered" else None) for r in rows.values()]
+    return label_table_view(data, title, width, styles)
 
 
 def print_summary(report: DemoReport, console: Console, task_key: str | None = None) -> None:
-    console.print(label_rich_table(report.labels))
+    console.print(label_rich_table(report.labels, width=console.width))
     comparison = Table(title=f"same budget: {report.episodes:,} episodes", box=box.SIMPLE_HEAD)
     comparison.add_column("")
     comparison.add_column("learning progress", justify="right")
@@ -685,8 +674,8 @@ def print_summary(report: DemoReport, console: Console, task_key: str | None = N
         f"with {report.workers} workers); whole demo {report.total_seconds:.1f} s"
     )
     console.print("\n[bold]Inspect the state it left in Redis:[/]")
-    for line in redis_cli_commands(report.redis, task_key):
-        console.print(f"  {line}", markup=False, highlight=False)
+    for line in redis_cli_commands(report.redis, task_key):  # never wrapped: they are meant to be pasted
+        console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
 
 
 def redis_cli_commands(info: RedisInfo, task_key: str | None = None) -> list[str]:

@@ -332,12 +332,12 @@ def test_stage_shows_and_resets_a_stage_curriculum(redis_url: str, capsys: pytes
     assert main(["--redis-url", redis_url, "--namespace", "stages", "stage", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["state"]["index"] == 1 and data["stats"]["stage/easy/episodes"] == 3
-    assert main(["--redis-url", redis_url, "--namespace", "stages", "stage", "--reset-to", "0"]) == 1
+    assert main(["--redis-url", redis_url, "--namespace", "stages", "stage", "--reset-to", "0"]) == 2
     assert "--yes" in capsys.readouterr().err
     assert main(["--redis-url", redis_url, "--namespace", "stages", "stage", "--reset-to", "0", "--yes", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["state"]["index"] == 0
     assert main(["--redis-url", redis_url, "--namespace", "nothing-here", "stage"]) == 1
-    assert "no stage curriculum" in capsys.readouterr().err
+    assert "does not exist" in capsys.readouterr().err
 
 
 def test_inspect_shows_the_namespaces_own_algorithm_fields(redis_url: str, capsys: pytest.CaptureFixture[str]) -> None:
