@@ -382,6 +382,11 @@ class StageCurriculum:
     def _call(self, fn: Callable[[], T]) -> T:
         try:
             return fn()
+        except redis.exceptions.AuthenticationError as exc:
+            # The wording of RedisStore._call: a refusal, not an outage (it is a ConnectionError subclass).
+            raise StoreError(
+                f"{self._store.where} rejected the credentials ({exc}): put the right user and password in the URL"
+            ) from exc
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
             raise StoreUnavailableError(f"cannot reach {self._store.where}: {exc}") from exc
         except redis.exceptions.ResponseError as exc:

@@ -231,6 +231,6 @@ def namespaces_table(infos: Sequence[Any], title: str, width: int) -> Table:
         Column("tasks", [number(i.tasks, True) if i.kind != "stage" else "-" for i in infos], priority=2),
         Column("stage", [f"{i.stage} of {i.num_stages}" if i.kind == "stage" else "-" for i in infos], priority=3),
         Column("episodes", [number(i.episodes, True) for i in infos], priority=1),
-        Column("schema", [str(i.schema_version) for i in infos], priority=4),
+        Column("schema", [str(i.schema_version) if i.kind != "stage" else "-" for i in infos], priority=4),
     ]
     return fitted_table(title, columns, width)

@@ -167,7 +167,7 @@ def test_export_import_and_drop(trained: str, tmp_path: Path, capsys: pytest.Cap
     ]
 
     code, _, err = run(capsys, "--redis-url", trained, "--namespace", "copy", "import", str(path))
-    assert code == 1 and "already exists" in err
+    assert code == 1 and err == "error: namespace 'copy' already exists: pass --replace to overwrite it\n"
     code, _, err = run(capsys, "--redis-url", trained, "--namespace", "copy", "import", str(path), "--replace")
     assert code == 0, err
 
@@ -359,3 +359,156 @@ def test_inspect_shows_the_namespaces_own_algorithm_fields(redis_url: str, capsy
     assert "score" in capsys.readouterr().out
     assert main(["--redis-url", redis_url, "--namespace", "plr", "inspect", "--sort", "lp"]) == 2
     assert "no such field" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- consistency (issue 11)
+
+
+@pytest.fixture
+def stages(redis_url: str) -> str:
+    """Namespace ``stages``: a stage curriculum of 3 stages, moved to stage 1 after 3 episodes."""
+    from curriculum_redis.stage import StageConfig, StageCurriculum, StageCurriculumConfig
+
+    config = StageCurriculumConfig(
+        stages=[
+            StageConfig(name="easy", env_cfg={"level": 1}, stop_condition="episodes>=3"),
+            StageConfig(name="mid", env_cfg={"level": 2}),
+            StageConfig(name="hard", env_cfg={"level": 3}),
+        ]
+    )
+    with StageCurriculum(config, redis_url, namespace="stages") as curriculum:
+        for _ in range(4):
+            curriculum.record_episode(curriculum.current_stage().index, True)
+    return redis_url
+
+
+def test_stage_index_error_names_the_flag(stages: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "--redis-url", stages, "--namespace", "stages", "stage", "--reset-to", "5", "--yes")
+    assert code == 2
+    assert err == "error: --reset-to 5 is not a stage (the namespace has stages 0..2)\n"
+
+
+@pytest.mark.parametrize("argv", [["drop", "stages"], ["--namespace", "stages", "stage", "--reset-to", "0"]])
+def test_missing_yes_is_a_usage_error_everywhere(
+    stages: str, argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(capsys, "--redis-url", stages, *argv)
+    assert code == 2 and "--yes" in err and err.count("\n") == 1
+    assert run_json(capsys, "--redis-url", stages, "namespaces")[0]["stage"] == 1  # nothing was done
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["drop", "ghost", "--yes"],
+        ["--namespace", "ghost", "stats"],
+        ["--namespace", "ghost", "inspect"],
+        ["--namespace", "ghost", "labels"],
+        ["--namespace", "ghost", "stage"],
+        ["--namespace", "ghost", "export", "ghost.crx"],
+    ],
+)
+def test_a_missing_namespace_is_an_error_with_a_hint(
+    redis_url: str, argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(capsys, "--redis-url", redis_url, *argv)
+    assert code == 1 and out == ""
+    assert err == (
+        f"error: namespace 'ghost' does not exist on {redis_url}: "
+        "run `curriculum-redis namespaces` to list the namespaces there\n"
+    )
+    assert not (tmp_path / "ghost.crx").exists()
+
+
+def test_commands_of_the_other_kind_point_to_the_right_one(
+    stages: str, trained: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(capsys, "--redis-url", stages, "--namespace", "stages", "stats")
+    assert code == 1 and "is a stage curriculum" in err and "--namespace stages stage`" in err
+    code, _, err = run(capsys, "--redis-url", stages, "--namespace", "cli", "stage")
+    assert code == 1 and "is not a stage curriculum" in err and "--namespace cli stats`" in err
+
+
+@pytest.mark.parametrize("argv", [["--namespace", "", "stats"], ["stats", "--namespace", ""], ["demo", "--namespace="]])
+def test_empty_namespace_is_a_usage_error(redis_url: str, argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = exit_code(capsys, "--redis-url", redis_url, *argv)
+    assert code == 2 and "--namespace: must not be empty" in err and out == ""
+
+
+def test_namespaces_describes_a_stage_namespace_as_stage_does(
+    stages: str, trained: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    infos = {info["namespace"]: info for info in run_json(capsys, "--redis-url", stages, "namespaces")}
+    stage = run_json(capsys, "--redis-url", stages, "--namespace", "stages", "stage")
+    assert infos["stages"]["kind"] == "stage"
+    assert infos["stages"]["stage"] == stage["state"]["index"] == 1
+    assert infos["stages"]["num_stages"] == 3
+    assert infos["stages"]["episodes"] == stage["stats"]["stage/recorded_episodes"] == 4
+    stats = run_json(capsys, "--redis-url", stages, "--namespace", "cli", "stats")
+    assert infos["cli"]["kind"] == "learning_progress"
+    assert (infos["cli"]["tasks"], infos["cli"]["episodes"]) == (stats["num_active_tasks"], stats["num_completed"])
+    code, out, _ = run(capsys, "--redis-url", stages, "namespaces")
+    assert code == 0
+    row = next(line.split() for line in out.splitlines() if line.strip().startswith("stages"))
+    assert row == ["stages", "stage", "-", "1", "of", "3", "4", "-"]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["namespaces"],
+        ["--namespace", "cli", "stats"],
+        ["--namespace", "cli", "inspect"],
+        ["--namespace", "stages", "stage"],
+        ["drop", "cli", "--yes"],
+        ["snapshot"],
+        ["--namespace", "cli", "export", "x.crx"],
+    ],
+)
+def test_a_wrong_password_reads_as_the_library_says_it(
+    redis_url: str, argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from curriculum_redis.errors import StoreError
+    from curriculum_redis.stage import StageConfig, StageCurriculum, StageCurriculumConfig
+    from curriculum_redis.store.redis import RedisStore
+
+    bad = redis_url.replace("redis://", "redis://nobody:hunter2@")
+    with pytest.raises(StoreError) as library:
+        RedisStore.from_url(bad, "cli").export_state()
+    with pytest.raises(StoreError) as stage_library:
+        StageCurriculum(StageCurriculumConfig(stages=[StageConfig(name="a", env_cfg={})]), bad, "stages").state()
+    assert str(stage_library.value) == str(library.value)
+    assert "rejected the credentials" in str(library.value)
+    code, out, err = run(capsys, "--redis-url", bad, *argv)
+    assert code == 1 and out == ""
+    assert err == f"error: {library.value}\n"
+    assert "hunter2" not in err and "cannot reach" not in err
+
+
+def test_version_is_the_package_version(capsys: pytest.CaptureFixture[str]) -> None:
+    import importlib.metadata
+
+    code, out, _ = exit_code(capsys, "--version")
+    assert code == 0
+    assert out == f"curriculum-redis {importlib.metadata.version('curriculum_redis')}\n"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://localhost:99999",
+        "redis://[::1:6379",
+        "redis://localhost:port",
+        "redis://user:secret@[::1:6379/0",
+        "ftp://localhost",
+        "garbage",
+        "unix://",
+        "redis://localhost:6379/0?socket_timeout=soon",
+    ],
+)
+@pytest.mark.parametrize("command", [["namespaces"], ["stats"], ["demo", "--episodes", "10", "--no-progress"]])
+def test_no_traceback_for_any_url(url: str, command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = exit_code(capsys, "--redis-url", url, *command)
+    assert code == 2, err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert "Traceback" not in out + err and "secret" not in err
