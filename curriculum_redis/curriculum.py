@@ -139,10 +139,13 @@ class Curriculum:
         self.store = state["store"]
         self._init_process_state()
 
-    def _ensure_ready(self) -> None:
+    def _ensure_process(self) -> None:
         if self._pid != os.getpid():
             # A forked child: the parent's buffer, client id and sampler are the parent's.
             self._init_process_state()
+
+    def _ensure_ready(self) -> None:
+        self._ensure_process()
         if not self._attached:
             self._attach()
 
@@ -373,33 +376,45 @@ class Curriculum:
             return {}
         return dict(zip(self._snapshot.task_ids.tolist(), self._probs.tolist(), strict=True))
 
+    def _observe(self) -> tuple[AnyAlgorithmConfig, ScoreSnapshot, npt.NDArray[np.float64]]:
+        """The namespace as stored, for the read paths: its hyperparameters, scores and distribution.
+
+        Only writes this process's own buffered outcomes (if it has any); never attaches, creates, evicts
+        or refreshes, so a monitoring process or a checkpoint comparison leaves what it observes unchanged.
+        """
+        self._ensure_process()
+        if self._attached:
+            self._flush_quietly()
+            hypers = self.hypers
+        else:
+            hypers = self.store.read_hypers() or self.given
+        snap = self.store.snapshot()
+        return hypers, snap, algorithm_of(hypers).distribution(snap, hypers)
+
     def stats(self) -> dict[str, float]:
         """The statistics of the whole curriculum (every process's work), from a fresh read.
 
         ``epoch/<counter>`` is the change of each cumulative counter since this object's previous
         ``stats()`` call: counters are never reset in the store, so readers don't disturb each other.
+        Read-only (see :meth:`_observe`): a fresh ``Curriculum(config).stats()`` changes no key.
         """
-        self._ensure_ready()
-        self._flush_quietly()
-        snap = self.store.snapshot()
-        probs = self._distribution(snap)
+        hypers, snap, probs = self._observe()
+        score_field = algorithm_of(hypers).score_field
         counters = self.store.counters()
         out: dict[str, float] = {name: float(counters.get(name, 0)) for name in COUNTERS}
         out.update(
             {f"epoch/{name}": float(counters.get(name, 0) - self._last_counters.get(name, 0)) for name in COUNTERS}
         )
         self._last_counters = dict(counters)
-        out.update(pool_stats(snap, probs, self.hypers.num_active_tasks, self.algorithm.score_field))
-        out.update(flatten_labels(label_table(snap, probs, self.store.label_stats(), self.algorithm.score_field)))
+        out.update(pool_stats(snap, probs, hypers.num_active_tasks, score_field))
+        out.update(flatten_labels(label_table(snap, probs, self.store.label_stats(), score_field)))
         out["outcomes_dropped_locally"] = float(self._buffer.dropped_outcomes)
         return out
 
     def label_table(self) -> dict[str, dict[str, float]]:
-        """Per-label statistics as a table (label -> column -> value)."""
-        self._ensure_ready()
-        snap = self.store.snapshot()
-        probs = self._distribution(snap)
-        return label_table(snap, probs, self.store.label_stats(), self.algorithm.score_field)
+        """Per-label statistics as a table (label -> column -> value). Read-only, like :meth:`stats`."""
+        hypers, snap, probs = self._observe()
+        return label_table(snap, probs, self.store.label_stats(), algorithm_of(hypers).score_field)
 
     # -- checkpoints -----------------------------------------------------------------------------
 

@@ -157,6 +157,11 @@ class CurriculumStore(Protocol):
         """Store ``hypers`` in an empty namespace and return None, or return the ones already stored."""
         ...
 
+    def read_hypers(self) -> AnyAlgorithmConfig | None:
+        """The stored hyperparameters, or None when the namespace does not exist. Writes nothing, so an
+        observer can learn the namespace's algorithm without attaching."""
+        ...
+
     def register_client(self) -> int:
         """A client id never handed out before in this namespace (the key of batch de-duplication)."""
         ...

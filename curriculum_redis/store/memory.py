@@ -72,6 +72,10 @@ class MemoryStore:
             self._hypers = hypers
             return None
 
+    def read_hypers(self) -> AnyAlgorithmConfig | None:
+        with self._lock:
+            return self._hypers
+
     def register_client(self) -> int:
         with self._lock:
             self._next_client_id += 1

@@ -589,6 +589,15 @@ class RedisStore:
         except ValueError as exc:
             raise StoreError(f"namespace {self._namespace!r} holds unreadable hyperparameters: {exc}") from exc
 
+    def read_hypers(self) -> AnyAlgorithmConfig | None:
+        stored = self._call(lambda: self.client.hget(self.keys.meta, "hypers"))
+        if stored is None:
+            return None
+        try:
+            return parse_algorithm_json(stored)
+        except ValueError as exc:
+            raise StoreError(f"namespace {self._namespace!r} holds unreadable hyperparameters: {exc}") from exc
+
     def register_client(self) -> int:
         # Random, not a server counter: ids stay unique even if the namespace is wiped and recreated.
         return secrets.randbits(52) + 1
