@@ -1,0 +1,90 @@
+"""The quality suite on real environments (benchmarks/quality_envs.py): its plumbing and its exact metrics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("gymnasium")
+pytest.importorskip("minigrid")
+
+from benchmarks import quality_envs
+from benchmarks.quality_suite.core import Row, run_one
+from benchmarks.quality_suite.frozenlake import FrozenLakeBenchmark, reach_probability, transition_tensor
+from benchmarks.quality_suite.gridworld import GridBenchmark
+from benchmarks.quality_suite.student import FamiliesBenchmark
+
+
+def test_sealed_map_has_half_of_its_starts_cut_off() -> None:
+    space = FrozenLakeBenchmark("sealed", "sealed", 10).space()
+    assert space.size == 69
+    assert int(space.impossible.sum()) == 35
+    assert not (space.counted & space.impossible).any()
+    # The library's generator yields exactly the suite's tasks, each known by its index.
+    for task_id in range(1, 200):
+        cfg = space.generator.get_task(task_id).env_cfg
+        assert space.configs[space.key(cfg)] == cfg
+
+
+def test_exact_evaluation_matches_the_greedy_policy_on_the_corridor_maze() -> None:
+    bench = FrozenLakeBenchmark("corridor", "corridor", 10)
+    run = bench.new_run(0)
+    t, _, goal = transition_tensor(run.env)
+    # The optimal policy reaches the goal from every cell of a perfect maze; the untrained greedy policy
+    # (always left) from none, the goal's left-hand cell being a hole.
+    best = reach_probability(t, goal, None)
+    assert (best[run.cells] == 1.0).all()
+    assert (run.evaluate() == 0.0).all()
+    # A learner whose Q-values are 0.99 ** (distance to the goal) of the next cell succeeds everywhere.
+    nxt = t.argmax(axis=2)  # deterministic map: the one successor of (action, state)
+    dist = {goal: 0}
+    while len(dist) < len(run.cells) + 1:
+        dist.update({s: dist[int(nxt[a, s])] + 1 for s in run.cells for a in range(4)
+                     if s not in dist and int(nxt[a, s]) in dist and int(nxt[a, s]) != s})
+    for s in run.cells:
+        run.learner.q[s] = [0.99 ** dist[int(nxt[a, s])] if int(nxt[a, s]) in dist else 0.0 for a in range(4)]
+    assert (run.evaluate() == 1.0).all()
+
+
+def test_oracle_trains_only_possible_unsolved_starts_next_to_solved_ones() -> None:
+    bench = FrozenLakeBenchmark("sealed", "sealed", 10)
+    space = bench.space()
+    run = bench.new_run(0)
+    rng = np.random.default_rng(0)
+    solved = np.zeros(space.size, dtype=bool)
+    picks = {run.oracle(rng, solved) for _ in range(200)}
+    assert picks and all(not space.impossible[i] for i in picks)
+    # With nothing solved, only the goal's neighbours are on the frontier.
+    assert all(-2 in run.neighbours[i] for i in picks)
+
+
+def test_uniform_row_spends_a_third_on_impossible_rooms_and_reports_every_metric() -> None:
+    bench = GridBenchmark(episodes=90, checkpoints=3)
+    result = run_one(bench, Row("uniform", "uniform"), seed=1)
+    assert len(result["curve"]) == 3
+    assert 0.15 < result["impossible_share"] < 0.55
+    assert 0.0 <= result["final"] <= 1.0 and 0.0 <= result["solved_share"] <= 1.0
+
+
+def test_oracle_masters_a_student_family_that_uniform_does_not() -> None:
+    bench = FamiliesBenchmark(episodes=1500, checkpoints=2)
+    oracle = run_one(bench, Row("oracle", "oracle"), seed=0)
+    uniform = run_one(bench, Row("uniform", "uniform"), seed=0)
+    assert oracle["impossible_share"] == 0.0
+    assert oracle["solved_tasks"] >= 1 > uniform["solved_tasks"]
+
+
+@pytest.mark.slow
+def test_smoke_mode_runs_every_benchmark_and_row(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert quality_envs.main(["--smoke", "--out", str(tmp_path)]) == 0
+    data = json.loads((tmp_path / "quality_envs.json").read_text())
+    rows = {row.name for row in quality_envs.standard_rows()}
+    assert set(data["benchmarks"]) == {bench.name for bench in quality_envs.all_benchmarks()}
+    for info in data["benchmarks"].values():
+        assert set(info["rows"]) == rows
+        assert info["rows"]["oracle (privileged)"]["impossible_share"]["mean"] == 0.0
+    assert (tmp_path / "quality_envs.png").stat().st_size > 0
+    assert "| library default |" in capsys.readouterr().out
