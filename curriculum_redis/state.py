@@ -20,7 +20,7 @@ COUNTER_NAMES: tuple[str, ...] = (
     "num_completed",
     "num_scheduled",
     "num_failures",
-    "num_outcomes_for_unknown_tasks",
+    "num_outcomes_for_evicted_tasks",
     "num_batches",
     "num_duplicate_batches",
 )

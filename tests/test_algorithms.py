@@ -340,7 +340,7 @@ def test_four_processes_give_exact_counts_for_every_algorithm(redis_url: str, re
     store = RedisStore.from_url(redis_url, namespace)
     counters = store.counters()
     assert counters["num_completed"] == counters["num_scheduled"] == 8000
-    assert counters["num_outcomes_for_unknown_tasks"] == 0 and counters["num_duplicate_batches"] == 0
+    assert counters["num_outcomes_for_evicted_tasks"] == 0 and counters["num_duplicate_batches"] == 0
     assert len({r["client_id"] for r in results}) == 4
     reported: dict[int, int] = {}
     for result in results:
@@ -430,7 +430,7 @@ def test_concurrent_eviction_keeps_every_algorithms_pool_consistent(
     counters = {k.decode(): int(v) for k, v in redis_client.hgetall(f"{prefix}:counters").items()}
     assert counters["num_evicted"] > 10
     assert counters["num_created"] - counters["num_evicted"] == 24
-    assert counters["num_completed"] + counters.get("num_outcomes_for_unknown_tasks", 0) == reported
+    assert counters["num_completed"] == reported
 
 
 def test_stats_name_the_algorithms_score(redis_url: str) -> None:

@@ -117,7 +117,7 @@ def comparable(state: CurriculumState) -> dict[str, Any]:
 
 def handled(counters: dict[str, int]) -> int:
     """Outcomes the store accounted for: recorded, or for a task evicted before they arrived."""
-    return counters["num_completed"] + counters["num_outcomes_for_unknown_tasks"]
+    return counters["num_completed"]
 
 
 def assert_real_run(state: CurriculumState) -> None:
@@ -254,7 +254,7 @@ def test_export_drop_import_into_a_fresh_server_restores_the_namespace_field_by_
         assert set(resumed.label_table()) == set(before.labels.values())
         run_episodes(resumed, 100, seed=5)
         stats = resumed.stats()
-    assert stats["num_completed"] + stats["num_outcomes_for_unknown_tasks"] == handled(before.counters) + 100
+    assert stats["num_completed"] == handled(before.counters) + 100
     target.close()
 
 
@@ -513,8 +513,8 @@ def test_hostile_scores_and_task_ids_get_their_defined_outcome(redis_url: str, r
         curriculum.update_task_performance(unknown, 0.7)
         curriculum.flush()
         after = curriculum.store.counters()
-        assert after["num_outcomes_for_unknown_tasks"] == counters["num_outcomes_for_unknown_tasks"] + 2
-        assert after["num_completed"] == counters["num_completed"]
+        assert after["num_outcomes_for_evicted_tasks"] == counters["num_outcomes_for_evicted_tasks"] + 2
+        assert after["num_completed"] == counters["num_completed"] + 2
         assert not redis_client.exists(f"{{cr:hostile}}:task:{unknown}")
 
 
@@ -684,7 +684,7 @@ def test_each_reader_gets_its_own_epoch_deltas_and_nobody_resets_the_counters(
         redis_url, "epoch", num_active_tasks=8, min_presentations_for_eviction=3, eviction_threshold_percentile=0.5
     )
     store = RedisStore(redis_client, "epoch")
-    names = ("num_completed", "num_outcomes_for_unknown_tasks", "num_evicted", "num_created", "num_failures")
+    names = ("num_completed", "num_outcomes_for_evicted_tasks", "num_evicted", "num_created", "num_failures")
     with Curriculum(config) as writer, Curriculum(config) as a, Curriculum(config) as b:
         assert a.client_id != b.client_id  # both readers attach now, so their later reads never evict
         seen: list[dict[str, int]] = [store.counters()]

@@ -123,7 +123,7 @@ def test_a_store_from_a_cluster_client_or_url_pickles_and_forks(
     assert child.exitcode == 0 and queue.get(timeout=5) is True
     curriculum.close()
     counters = RedisStore.from_url(cluster_url, namespaces[1]).counters()
-    assert counters["num_completed"] + counters["num_outcomes_for_unknown_tasks"] == 140
+    assert counters["num_completed"] == 140
 
 
 def _forked_child(curriculum: Curriculum, parent_client: int, queue: Any) -> None:
@@ -151,7 +151,7 @@ def test_four_processes_on_three_nodes_give_exact_counts(
         store = RedisStore.from_url(cluster_url, namespace)
         counters = store.counters()
         assert counters["num_completed"] == counters["num_scheduled"] == 4 * n
-        assert counters["num_outcomes_for_unknown_tasks"] == 0
+        assert counters["num_outcomes_for_evicted_tasks"] == 0
         assert len({r["client_ids"][namespace] for r in results}) == 4
         reported = assert_counts_match_reports(
             store, [r["per_task"][namespace] for r in results], [r["labels"][namespace] for r in results]
@@ -184,7 +184,7 @@ def test_concurrent_eviction_on_three_nodes_keeps_pools_at_capacity_and_counters
         counters = assert_namespace_consistent(cluster_client, namespace, 24)  # type: ignore[arg-type]
         assert cluster_client.hget("{cr:" + namespace + "}:meta", "pool_size") == b"24"
         assert counters["num_evicted"] > 50
-        assert counters["num_completed"] + counters.get("num_outcomes_for_unknown_tasks", 0) == reported
+        assert counters["num_completed"] == reported
 
 
 # --------------------------------------------------------------------------- admin and CLI

@@ -295,7 +295,7 @@ def test_async_vector_env_records_every_finished_episode_once(redis_url: str, co
     assert finished > NUM_ENVS
     counters = recorded(redis_url, "vec-async")
     assert counters["num_completed"] == finished
-    assert counters["num_outcomes_for_unknown_tasks"] == 0
+    assert counters["num_outcomes_for_evicted_tasks"] == 0
     assert Curriculum(redis_config(redis_url, "vec-async")).stats()["num_completed"] == finished
 
 
@@ -307,4 +307,4 @@ def test_sync_vector_env_records_every_finished_episode_once(redis_url: str) -> 
     assert finished > NUM_ENVS
     counters = recorded(redis_url, "vec-sync")
     assert counters["num_completed"] == finished
-    assert counters["num_outcomes_for_unknown_tasks"] == 0
+    assert counters["num_outcomes_for_evicted_tasks"] == 0
