@@ -24,9 +24,9 @@ from urllib.parse import urlsplit
 import redis
 from rich.console import Console
 
-from curriculum_redis import demo, tables
+from curriculum_redis import demo, reader, tables
 from curriculum_redis.config import MismatchPolicy
-from curriculum_redis.errors import ConfigError, CurriculumError
+from curriculum_redis.errors import ConfigError, CredentialsError, CurriculumError
 from curriculum_redis.shutdown import TerminatedBySignal, stop_on_signals
 from curriculum_redis.store.redis import Client, client_from_url, parse_store_url, redact
 
@@ -69,7 +69,8 @@ def cmd_demo(args: argparse.Namespace, console: Console) -> int:
 
 def cmd_inspect(args: argparse.Namespace, console: Console) -> int:
     _require(args, "curriculum")
-    rows = demo.namespace_tasks(_url(args), _namespace(args), args.sort, args.label, args.limit)
+    namespace = _namespace(args)
+    rows = _with_client(args, lambda client: reader.read_tasks(client, namespace, args.sort, args.label, args.limit))
     if args.json:
         _print_json(rows)
         return 0
@@ -80,7 +81,7 @@ def cmd_inspect(args: argparse.Namespace, console: Console) -> int:
 
 def cmd_stats(args: argparse.Namespace, console: Console) -> int:
     _require(args, "curriculum")
-    stats = demo.namespace_stats(_url(args), _namespace(args))
+    stats = _with_client(args, lambda client: reader.read_stats(client, _namespace(args)))
     if args.json:
         _print_json(stats)
         return 0
@@ -91,7 +92,7 @@ def cmd_stats(args: argparse.Namespace, console: Console) -> int:
 
 def cmd_labels(args: argparse.Namespace, console: Console) -> int:
     _require(args, "curriculum")
-    table_data = demo.namespace_labels(_url(args), _namespace(args))
+    table_data = _with_client(args, lambda client: reader.read_labels(client, _namespace(args)))
     if args.json:
         _print_json(table_data)
         return 0
@@ -433,8 +434,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except redis.exceptions.AuthenticationError as exc:  # the library's wording (RedisStore._call)
         where = _safe_redact(url) if url else "the Redis server"
-        message = f"{where} rejected the credentials ({exc}): put the right user and password in the URL"
-        print(f"error: {_one_line(message, url)}", file=sys.stderr)
+        print(f"error: {_one_line(str(CredentialsError(where, exc)), url)}", file=sys.stderr)
         return EXIT_ERROR
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
         where = _safe_redact(url) if url else "the Redis server"

@@ -14,9 +14,6 @@ the same generator.
 The student's learning rate is scaled to the budget (``PACE / episodes`` unless given), so a demo of any
 size tells the same story: a perfect curriculum would master every level with budget to spare, while
 uniform sampling, which spends most episodes on tasks that teach nothing now, masters about a third.
-
-This module also holds the few read-only helpers the CLI uses to show a namespace whose config it does
-not own (:func:`namespace_tasks`, :func:`namespace_stats`, :func:`namespace_labels`).
 """
 
 from __future__ import annotations
@@ -33,7 +30,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -45,13 +42,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from curriculum_redis.algorithms import ALGORITHMS, algorithm_of
-from curriculum_redis.config import AnyAlgorithmConfig, CurriculumConfig, LearningProgressConfig, build
+from curriculum_redis.config import CurriculumConfig, LearningProgressConfig, build
 from curriculum_redis.curriculum import Curriculum
 from curriculum_redis.embedded import EmbeddedRedis
 from curriculum_redis.errors import ConfigError, CurriculumError
 from curriculum_redis.state import COUNTER_NAMES
-from curriculum_redis.stats import flatten_labels, label_table, pool_stats
 from curriculum_redis.store.keys import NamespaceKeys
 from curriculum_redis.store.redis import RedisStore, client_from_url, redact
 from curriculum_redis.student import (
@@ -759,72 +754,3 @@ def _colormap(n: int) -> list[Any]:
 
     cmap = colormaps["viridis"]
     return [cmap(0.1 + 0.8 * i / max(n - 1, 1)) for i in range(n)]
-
-
-# --------------------------------------------------------------------------- reading a namespace (CLI)
-
-TaskSort = Literal["probability", "lp", "score", "learnability", "completions"]
-
-
-def _open(url: str, namespace: str) -> RedisStore:
-    return RedisStore.from_url(url, namespace)
-
-
-def _distribution(store: RedisStore, hypers: AnyAlgorithmConfig) -> tuple[Any, npt.NDArray[np.float64]]:
-    snap = store.snapshot()
-    return snap, algorithm_of(hypers).distribution(snap, hypers)
-
-
-def namespace_tasks(
-    url: str, namespace: str, sort: TaskSort = "probability", label: str | None = None, limit: int | None = None
-) -> list[dict[str, Any]]:
-    """Every active task with its stored fields and its sampling probability, best first."""
-    store = _open(url, namespace)
-    try:
-        state = store.export_state()
-        snap, probs = _distribution(store, state.hypers)
-    finally:
-        store.close()
-    prob_of = dict(zip(snap.task_ids.tolist(), probs.tolist(), strict=True))
-    algorithm = algorithm_of(state.hypers)
-    # A record carries every algorithm's fields; show this namespace's algorithm's only.
-    other = {f for a in ALGORITHMS.values() for f in a.stored_fields()} - set(algorithm.stored_fields())
-    rows = []
-    for task in state.tasks:
-        if label is not None and label not in task.label:
-            continue
-        row = task.model_dump(exclude=other)
-        row["algorithm"] = algorithm.name
-        row["probability"] = prob_of.get(task.task_id, 0.0)
-        row["mean_score"] = task.score_sum / task.completions if task.completions else 0.0
-        rows.append(row)
-    if rows and sort not in rows[0]:
-        raise ConfigError(f"cannot sort by {sort!r}: the namespace's {algorithm.name} algorithm stores no such field")
-    rows.sort(key=lambda r: (-float(r[sort]), int(r["task_id"])))
-    return rows if limit is None else rows[:limit]
-
-
-def namespace_stats(url: str, namespace: str) -> dict[str, float]:
-    """What ``Curriculum.stats()`` reports (without the per-reader epoch deltas), for any namespace."""
-    store = _open(url, namespace)
-    try:
-        state = store.export_state()
-        snap, probs = _distribution(store, state.hypers)
-        out: dict[str, float] = {name: float(state.counters.get(name, 0)) for name in COUNTER_NAMES}
-        field = algorithm_of(state.hypers).score_field
-        out.update(pool_stats(snap, probs, state.hypers.num_active_tasks, field))
-        out.update(flatten_labels(label_table(snap, probs, store.label_stats(), field)))
-    finally:
-        store.close()
-    return out
-
-
-def namespace_labels(url: str, namespace: str) -> dict[str, dict[str, float]]:
-    """The per-label table of any namespace (label -> column -> value)."""
-    store = _open(url, namespace)
-    try:
-        state = store.export_state()
-        snap, probs = _distribution(store, state.hypers)
-        return label_table(snap, probs, store.label_stats())
-    finally:
-        store.close()

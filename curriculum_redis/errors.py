@@ -36,6 +36,23 @@ class StoreError(CurriculumError):
     """The store refused an operation or holds data this version cannot read."""
 
 
+class CredentialsError(StoreError):
+    """The server refused the user or password: an error to fix, not an outage to wait out."""
+
+    def __init__(self, where: str, reason: object) -> None:
+        super().__init__(f"{where} rejected the credentials ({reason}): put the right user and password in the URL")
+
+
+class NamespaceNotFoundError(StoreError):
+    """The namespace holds no task pool on this server (it does not exist, or is a stage namespace)."""
+
+    def __init__(self, namespace: str, where: str, stage: bool = False) -> None:
+        self.namespace = namespace
+        self.stage = stage
+        what = "is a sequential (stage) namespace, not a task pool" if stage else "does not exist"
+        super().__init__(f"namespace {namespace!r} {what} on {where}")
+
+
 class StoreUnavailableError(StoreError):
     """The Redis server cannot be reached."""
 

@@ -20,7 +20,7 @@ import numpy.typing as npt
 
 from curriculum_redis.algorithms import ALGORITHMS, algorithm_of
 from curriculum_redis.config import AnyAlgorithmConfig
-from curriculum_redis.errors import ConfigError, StoreError
+from curriculum_redis.errors import ConfigError, NamespaceNotFoundError
 from curriculum_redis.state import TaskRecord
 from curriculum_redis.stats import flatten_labels, label_table, pool_stats
 from curriculum_redis.store.base import COUNTERS, ScoreSnapshot
@@ -31,16 +31,6 @@ __all__ = ["NamespaceNotFoundError", "TaskSort", "read_labels", "read_stats", "r
 
 TaskSort = Literal["probability", "lp", "score", "learnability", "completions"]
 """What :func:`read_tasks` can sort by (descending): the probability, a score field, or completions."""
-
-
-class NamespaceNotFoundError(StoreError):
-    """The namespace holds no task pool on this server (it does not exist, or is a stage namespace)."""
-
-    def __init__(self, namespace: str, where: str, stage: bool = False) -> None:
-        self.namespace = namespace
-        self.stage = stage
-        what = "is a sequential (stage) namespace, not a task pool" if stage else "does not exist"
-        super().__init__(f"namespace {namespace!r} {what} on {where}")
 
 
 @contextmanager

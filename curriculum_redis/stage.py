@@ -59,7 +59,14 @@ import redis
 import redis.exceptions
 from redis.commands.core import Script
 
-from curriculum_redis.errors import ConfigError, InvalidScoreError, ScriptError, StoreError, StoreUnavailableError
+from curriculum_redis.errors import (
+    ConfigError,
+    CredentialsError,
+    InvalidScoreError,
+    ScriptError,
+    StoreError,
+    StoreUnavailableError,
+)
 from curriculum_redis.stage_config import MAX_STAGES, StageConfig, StageCurriculumConfig
 from curriculum_redis.store.redis import Client, RedisStore
 from curriculum_redis.store.scripts import script_sources
@@ -384,9 +391,7 @@ class StageCurriculum:
             return fn()
         except redis.exceptions.AuthenticationError as exc:
             # The wording of RedisStore._call: a refusal, not an outage (it is a ConnectionError subclass).
-            raise StoreError(
-                f"{self._store.where} rejected the credentials ({exc}): put the right user and password in the URL"
-            ) from exc
+            raise CredentialsError(self._store.where, exc) from exc
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
             raise StoreUnavailableError(f"cannot reach {self._store.where}: {exc}") from exc
         except redis.exceptions.ResponseError as exc:

@@ -35,7 +35,7 @@ from redis.retry import Retry
 
 from curriculum_redis.algorithms import DEFAULT_ALGORITHM, algorithm_of, get_algorithm
 from curriculum_redis.config import AnyAlgorithmConfig, parse_algorithm_json
-from curriculum_redis.errors import ConfigError, ScriptError, StoreError, StoreUnavailableError
+from curriculum_redis.errors import ConfigError, CredentialsError, ScriptError, StoreError, StoreUnavailableError
 from curriculum_redis.state import (
     LABEL_STAT_FIELDS,
     SCHEMA_VERSION,
@@ -532,9 +532,7 @@ class RedisStore:
             return fn()
         except redis.exceptions.AuthenticationError as exc:
             # A subclass of ConnectionError, but no outage: buffering would only delay the same refusal.
-            raise StoreError(
-                f"{self.where} rejected the credentials ({exc}): put the right user and password in the URL"
-            ) from exc
+            raise CredentialsError(self.where, exc) from exc
         except (
             redis.exceptions.ConnectionError,
             redis.exceptions.TimeoutError,
