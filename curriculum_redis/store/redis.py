@@ -53,6 +53,7 @@ from curriculum_redis.store.base import (
 )
 from curriculum_redis.store.fastpath import ScriptRunner
 from curriculum_redis.store.keys import NamespaceKeys
+from curriculum_redis.store.schema import INT_TASK_FIELDS
 from curriculum_redis.store.scripts import record_script, script_sources
 from curriculum_redis.tasks import Task
 
@@ -67,8 +68,6 @@ or the primary of a replica set) or a ``redis.cluster.RedisCluster``."""
 REPLICA_RETRY_S = 5.0
 """After a replica read fails (replica down, failed over, no longer serving the slot), reads go to the
 primary for this long before a replica is tried again."""
-
-INT_TASK_FIELDS = ("label_hash", "slot", "completions", "consecutive_failures", "last_episode")
 
 
 def redact(url: str) -> str:

@@ -1,0 +1,56 @@
+"""The stored layout Python and Lua share: one source for every constant both sides must agree on.
+
+The Lua scripts never spell these values: :func:`curriculum_redis.store.scripts.lua_header` renders
+:data:`LUA_CONSTANTS` as Lua locals and puts them into each script, so changing a value here changes
+both sides at once. This module imports nothing from the package, so any module may import it.
+"""
+
+from __future__ import annotations
+
+GENERIC_FIELDS: tuple[str, ...] = (
+    "task_id",
+    "label_hash",
+    "completions",
+    "score_sum",
+    "last_score",
+    "consecutive_failures",
+    "last_episode",
+)
+"""Store-owned fields of every record. ``last_episode`` is the global episode clock (the namespace's
+``num_completed`` counter) at the task's last recorded outcome."""
+
+MAX_STATE_FIELDS = 8
+"""An algorithm's state fields after its headline score; unused ones stay 0."""
+RECORD_FIELDS = len(GENERIC_FIELDS) + 1 + MAX_STATE_FIELDS
+"""Doubles per pool slot: the generic fields, the headline score, the state fields."""
+RECORD_SIZE = 8 * RECORD_FIELDS
+"""Bytes per pool slot in the ``:scores`` string."""
+SCORE_OFFSET = 8 * len(GENERIC_FIELDS)
+"""Byte offset of the headline score inside a record (what eviction re-checks on the server)."""
+RECORD_PACK = "<" + "d" * RECORD_FIELDS
+"""``struct`` format of one record: little-endian doubles, the same in Python and in Lua's ``struct``."""
+
+INT_TASK_FIELDS: tuple[str, ...] = ("label_hash", "slot", "completions", "consecutive_failures", "last_episode")
+"""Task-hash fields that hold integers (every other field is a double)."""
+
+LABEL_SCORE_EMA_ALPHA = 0.1
+"""Rate of a label's EMA of its tasks' headline scores."""
+
+MAX_TASK_ID = 2**53 - 1
+"""The largest task id: every id must be exact as a double (records and Lua numbers are doubles)."""
+
+MAX_STAGES = 1024
+"""Stages of a sequential curriculum; task ids are ``local_id * MAX_STAGES + stage_index``."""
+
+LUA_CONSTANTS: dict[str, int | float | str | tuple[str, ...]] = {
+    "RECORD": RECORD_SIZE,
+    "RECORD_FIELDS": RECORD_FIELDS,
+    "PACK": RECORD_PACK,
+    "SCORE_OFFSET": SCORE_OFFSET,
+    "LABEL_SCORE_ALPHA": LABEL_SCORE_EMA_ALPHA,
+    "MAX_TASK_ID": MAX_TASK_ID,
+    "MAX_STAGES": MAX_STAGES,
+    "GENERIC_FIELDS": GENERIC_FIELDS,
+    "INT_TASK_FIELDS": INT_TASK_FIELDS,
+}
+"""Lua local name -> value, rendered into every script by ``store.scripts.lua_header``."""
