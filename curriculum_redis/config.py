@@ -7,9 +7,10 @@ refuses unknown fields and round-trips through JSON (task generators included).
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
-from typing import Annotated, Any, ClassVar, Literal, TypeAlias, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, Self, TypeAlias, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -25,15 +26,18 @@ from pydantic import (
     model_validator,
 )
 
-from curriculum_redis.errors import ConfigError
+from curriculum_redis.errors import ConfigError, HyperparameterMismatchError
 from curriculum_redis.stage_config import StageCurriculumConfig
 from curriculum_redis.tasks import TaskGenerator, always_tagged
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+AlgorithmConfigT = TypeVar("AlgorithmConfigT", bound="AlgorithmConfig")
+
+log = logging.getLogger(__name__)
 
 MismatchPolicy = Literal["error", "allow_safe", "adopt"]
 """What to do when a namespace already holds other hyperparameters: refuse, accept differences in
-sampling-only fields (:data:`SAFE_TO_CHANGE`), or use the stored hyperparameters."""
+sampling-only fields (the config class's ``SAFE``), or use the stored hyperparameters."""
 
 
 def check_score_range(value: tuple[float, float]) -> tuple[float, float]:
@@ -43,21 +47,74 @@ def check_score_range(value: tuple[float, float]) -> tuple[float, float]:
     return value
 
 
-class AlgorithmTagged(BaseModel):
-    """Base of the algorithm configs: every dump names its ``algorithm``, even with ``exclude_defaults``,
-    so a dump of a :class:`CurriculumConfig` reads back as the same algorithm (an untagged one would be
-    read as learning progress). Subclasses declare ``algorithm`` as a literal (where they like: its
-    position in a full dump is part of the hypers JSON stored in meta)."""
+class AlgorithmConfig(BaseModel):
+    """Base of every algorithm's config: frozen, refuses unknown fields, and always names its ``algorithm``.
+
+    Every dump carries ``algorithm``, even with ``exclude_defaults``, so a dump of a
+    :class:`CurriculumConfig` reads back as the same algorithm (an untagged one would be read as learning
+    progress). Subclasses declare ``algorithm`` as a literal and list in ``SAFE`` the fields that
+    ``on_mismatch="allow_safe"`` lets differ from a namespace's stored config."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    SAFE: ClassVar[frozenset[str]] = frozenset()
+    """Fields that only shape how each process samples or picks eviction candidates: changing them never
+    changes the meaning of a stored number. Every other field must match the namespace."""
+
+    algorithm: str
 
     @model_serializer(mode="wrap")
     def _keep_algorithm(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
         return always_tagged(self, "algorithm", handler, info)
 
+    def differences(self, other: Self) -> dict[str, tuple[Any, Any]]:
+        """Fields whose values differ, as ``{field: (self's value, other's value)}``; a field only one side
+        has counts as ``None`` on the other."""
+        mine, theirs = self.model_dump(), other.model_dump()
+        names = list(dict.fromkeys([*mine, *theirs]))
+        return {n: (mine.get(n), theirs.get(n)) for n in names if mine.get(n) != theirs.get(n)}
 
-class LearningProgressConfig(AlgorithmTagged):
+
+
+class PoolConfig(AlgorithmConfig):
+    """Settings of the task pool, shared by every algorithm that samples from one (see README, "Algorithms")."""
+
+    SAFE: ClassVar[frozenset[str]] = frozenset(
+        {
+            "eviction_threshold_percentile",
+            "min_presentations_for_eviction",
+            "max_evictions_per_refresh",
+            "max_consecutive_failures",
+        }
+    )
+
+    num_active_tasks: int = Field(256, ge=1, le=1_000_000)
+    eviction_threshold_percentile: float = Field(0.4, ge=0.0, le=1.0)
+    min_presentations_for_eviction: int = Field(5, ge=1)
+    max_evictions_per_refresh: int = Field(4, ge=0)
+    max_consecutive_failures: int = Field(3, ge=1)
+    success_threshold: float = Field(0.5, ge=0.0, le=1.0)
+    score_range: tuple[float, float] = (0.0, 1.0)
+
+    @field_validator("score_range")
+    @classmethod
+    def _valid_range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        return check_score_range(value)
+
+
+class LearningProgressConfig(PoolConfig):
     """Hyperparameters of the learning-progress algorithm (see README, "The algorithm")."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    SAFE: ClassVar[frozenset[str]] = PoolConfig.SAFE | {
+        "exploration_bonus",
+        "min_samples_for_lp",
+        "z_score_amplification",
+        "lp_score_temperature",
+        "progress_smoothing",
+        "performance_bonus_weight",
+        "lp_noise_correction",
+        "rand_task_rate",
+    }
 
     algorithm: Literal["learning_progress"] = "learning_progress"
     use_bidirectional: bool = True
@@ -65,11 +122,6 @@ class LearningProgressConfig(AlgorithmTagged):
     slow_timescale_factor: float = Field(0.2, gt=0.0, le=1.0)
     exploration_bonus: float = Field(0.1, ge=0.0)
     min_samples_for_lp: int = Field(10, ge=1)
-    num_active_tasks: int = Field(256, ge=1, le=1_000_000)
-    eviction_threshold_percentile: float = Field(0.4, ge=0.0, le=1.0)
-    min_presentations_for_eviction: int = Field(5, ge=1)
-    max_evictions_per_refresh: int = Field(4, ge=0)
-    max_consecutive_failures: int = Field(3, ge=1)
     z_score_amplification: float = Field(10.0, gt=0.0)
     lp_score_temperature: float = Field(0.0, ge=0.0)
     progress_smoothing: float = Field(0.0, ge=0.0)
@@ -81,13 +133,6 @@ class LearningProgressConfig(AlgorithmTagged):
     random_baseline: float | None = Field(None, ge=0.0, lt=1.0)
     rand_task_rate: float = Field(0.01, ge=0.0, le=1.0)
     tracker_ema_alpha: float = Field(0.02, gt=0.0, le=1.0)
-    success_threshold: float = Field(0.5, ge=0.0, le=1.0)
-    score_range: tuple[float, float] = (0.0, 1.0)
-
-    @field_validator("score_range")
-    @classmethod
-    def _valid_range(cls, value: tuple[float, float]) -> tuple[float, float]:
-        return check_score_range(value)
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> LearningProgressConfig:
@@ -96,32 +141,29 @@ class LearningProgressConfig(AlgorithmTagged):
             raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(sorted(PRESETS))}")
         return build(cls, {**PRESETS[name], **overrides})
 
-    def differences(self, other: LearningProgressConfig) -> dict[str, tuple[Any, Any]]:
-        """Fields whose values differ, as ``{field: (self's value, other's value)}``."""
-        mine, theirs = self.model_dump(), other.model_dump()
-        return {name: (mine[name], theirs[name]) for name in mine if mine[name] != theirs[name]}
+
+def reconcile_hypers(
+    stored: AlgorithmConfigT, given: AlgorithmConfigT, policy: MismatchPolicy, where: str
+) -> AlgorithmConfigT:
+    """The hyperparameters to run with, or an error naming every field that may not differ.
+
+    Another algorithm is refused whatever the policy: the stored numbers would mean something else."""
+    if stored.algorithm != given.algorithm:
+        raise HyperparameterMismatchError({"algorithm": (stored.algorithm, given.algorithm)}, where)
+    diffs = stored.differences(given)
+    if not diffs:
+        return given
+    if policy == "adopt":
+        log.info("%s: adopting stored hyperparameters (differing: %s)", where, ", ".join(diffs))
+        return stored
+    unsafe = {name: diff for name, diff in diffs.items() if name not in type(given).SAFE}
+    if policy == "allow_safe" and not unsafe:
+        return given
+    raise HyperparameterMismatchError(diffs if policy == "error" else unsafe, where)
 
 
-SAFE_TO_CHANGE: frozenset[str] = frozenset(
-    {
-        "exploration_bonus",
-        "min_samples_for_lp",
-        "eviction_threshold_percentile",
-        "min_presentations_for_eviction",
-        "max_evictions_per_refresh",
-        "max_consecutive_failures",
-        "z_score_amplification",
-        "lp_score_temperature",
-        "progress_smoothing",
-        "performance_bonus_weight",
-        "lp_noise_correction",
-        "rand_task_rate",
-    }
-)
-"""Fields that only shape how each process turns stored scores into probabilities or picks eviction
-candidates. Changing them never changes the meaning of a stored number, so ``allow_safe`` accepts them
-(each process then samples with its own values). Every other field is used by the Lua scripts or fixes
-the pool's size, and must match the namespace."""
+SAFE_TO_CHANGE: frozenset[str] = LearningProgressConfig.SAFE
+"""Alias of ``LearningProgressConfig.SAFE`` until its users read ``type(cfg).SAFE``."""
 
 PRESETS: dict[str, dict[str, Any]] = {
     "default": {},
@@ -144,41 +186,6 @@ PRESETS: dict[str, dict[str, Any]] = {
         "exploration_bonus": 0.2,
     },
 }
-
-
-class PoolConfig(AlgorithmTagged):
-    """Pool settings shared by the algorithms other than learning progress (see README, "Algorithms")."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-    SAFE: ClassVar[frozenset[str]] = frozenset(
-        {
-            "eviction_threshold_percentile",
-            "min_presentations_for_eviction",
-            "max_evictions_per_refresh",
-            "max_consecutive_failures",
-        }
-    )
-    """Sampling/eviction-only fields: ``allow_safe`` accepts differences in them (see :data:`SAFE_TO_CHANGE`)."""
-
-    num_active_tasks: int = Field(256, ge=1, le=1_000_000)
-    eviction_threshold_percentile: float = Field(0.4, ge=0.0, le=1.0)
-    min_presentations_for_eviction: int = Field(5, ge=1)
-    max_evictions_per_refresh: int = Field(4, ge=0)
-    max_consecutive_failures: int = Field(3, ge=1)
-    success_threshold: float = Field(0.5, ge=0.0, le=1.0)
-    score_range: tuple[float, float] = (0.0, 1.0)
-
-    @field_validator("score_range")
-    @classmethod
-    def _valid_range(cls, value: tuple[float, float]) -> tuple[float, float]:
-        return check_score_range(value)
-
-    def differences(self, other: BaseModel) -> dict[str, tuple[Any, Any]]:
-        """Fields whose values differ, as ``{field: (self's value, other's value)}``."""
-        mine, theirs = self.model_dump(), other.model_dump()
-        names = list(dict.fromkeys([*mine, *theirs]))
-        return {n: (mine.get(n), theirs.get(n)) for n in names if mine.get(n) != theirs.get(n)}
 
 
 class PrioritizedReplayConfig(PoolConfig):
@@ -223,7 +230,7 @@ class UniformConfig(PoolConfig):
     max_evictions_per_refresh: int = Field(0, ge=0)
 
 
-class SequentialConfig(StageCurriculumConfig, AlgorithmTagged):
+class SequentialConfig(StageCurriculumConfig, AlgorithmConfig):
     """Ordered stages, each left when its stop condition (or threshold rule) holds: the stage curriculum
     chosen by ``CurriculumConfig.algorithm``. Its state is per stage, not per task, so it runs on the
     stage engine (:mod:`curriculum_redis.stage`, ``lua/stage_record.lua``) rather than the task pool."""
@@ -231,7 +238,7 @@ class SequentialConfig(StageCurriculumConfig, AlgorithmTagged):
     algorithm: Literal["sequential"] = "sequential"
 
 
-AlgorithmConfig: TypeAlias = Annotated[
+PoolAlgorithmConfig: TypeAlias = Annotated[
     LearningProgressConfig | PrioritizedReplayConfig | LearnabilityConfig | UniformConfig,
     Field(discriminator="algorithm"),
 ]
@@ -239,7 +246,7 @@ AlgorithmConfig: TypeAlias = Annotated[
 
 AnyAlgorithmConfig: TypeAlias = LearningProgressConfig | PrioritizedReplayConfig | LearnabilityConfig | UniformConfig
 
-ALGORITHM_ADAPTER: TypeAdapter[AnyAlgorithmConfig] = TypeAdapter(AlgorithmConfig)
+ALGORITHM_ADAPTER: TypeAdapter[AnyAlgorithmConfig] = TypeAdapter(PoolAlgorithmConfig)
 
 CurriculumAlgorithmConfig: TypeAlias = Annotated[
     LearningProgressConfig | PrioritizedReplayConfig | LearnabilityConfig | UniformConfig | SequentialConfig,
@@ -254,9 +261,7 @@ def parse_algorithm_json(raw: str | bytes) -> AnyAlgorithmConfig:
 
 
 def safe_to_change(cfg: BaseModel) -> frozenset[str]:
-    """The fields of ``cfg``'s algorithm that ``allow_safe`` lets differ."""
-    if isinstance(cfg, LearningProgressConfig):
-        return SAFE_TO_CHANGE
+    """Alias of ``type(cfg).SAFE`` until its users read that."""
     return frozenset(getattr(cfg, "SAFE", frozenset()))
 
 

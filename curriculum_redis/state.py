@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from curriculum_redis.config import AlgorithmConfig
+from curriculum_redis.config import PoolAlgorithmConfig
 
 SCHEMA_VERSION = 2
 """2: one generic 128-byte record for every algorithm (store fields, score, algorithm state)."""
@@ -93,7 +93,7 @@ class CurriculumState(BaseModel):
     format: str = STATE_FORMAT
     schema_version: int = SCHEMA_VERSION
     namespace: str
-    hypers: AlgorithmConfig
+    hypers: PoolAlgorithmConfig
     pool_version: int = 0
     tasks: list[TaskRecord] = Field(default_factory=list)
     labels: dict[int, str] = Field(default_factory=dict)

@@ -10,7 +10,6 @@ import pytest
 from pydantic import ValidationError
 
 from curriculum_redis.config import (
-    SAFE_TO_CHANGE,
     BufferConfig,
     CurriculumConfig,
     LearnabilityConfig,
@@ -20,8 +19,9 @@ from curriculum_redis.config import (
     SequentialConfig,
     UniformConfig,
     build,
+    parse_algorithm_json,
+    reconcile_hypers,
 )
-from curriculum_redis.curriculum import reconcile_hypers
 from curriculum_redis.errors import ConfigError, HyperparameterMismatchError
 from curriculum_redis.stage_config import StageConfig
 from curriculum_redis.tasks import (
@@ -380,9 +380,17 @@ def test_sparse_dumps_tag_nested_generators_and_stage_generators() -> None:
     assert stage == {"name": "s", "task_generator": {"kind": "single"}}
 
 
-def test_full_dumps_keep_their_field_order_and_an_explicit_exclude_of_the_tag_is_honoured() -> None:
-    # meta stores the full hypers JSON: a dump must not change from what it was before sparse dumps were tagged.
-    assert next(iter(json.loads(UniformConfig().model_dump_json()))) == "num_active_tasks"
+STORED_UNIFORM_HYPERS = (
+    '{"num_active_tasks":256,"eviction_threshold_percentile":0.4,"min_presentations_for_eviction":5,'
+    '"max_evictions_per_refresh":0,"max_consecutive_failures":3,"success_threshold":0.5,'
+    '"score_range":[0.0,1.0],"algorithm":"uniform"}'
+)
+"""The hypers JSON that namespaces written before the config base existed hold in meta."""
+
+
+def test_stored_hypers_of_any_field_order_load_and_an_explicit_exclude_of_the_tag_is_honoured() -> None:
+    assert UniformConfig.model_validate_json(STORED_UNIFORM_HYPERS) == UniformConfig()
+    assert parse_algorithm_json(STORED_UNIFORM_HYPERS) == UniformConfig()
     assert "algorithm" not in UniformConfig().model_dump(exclude={"algorithm"})
     assert "kind" not in SingleTaskGenerator().model_dump(exclude={"kind"})
 
@@ -414,7 +422,7 @@ def test_reconcile_error_policy_refuses_any_difference_naming_stored_and_given_v
 
 
 def test_reconcile_error_policy_refuses_even_a_safe_difference() -> None:
-    assert "rand_task_rate" in SAFE_TO_CHANGE
+    assert "rand_task_rate" in LearningProgressConfig.SAFE
     with pytest.raises(HyperparameterMismatchError, match="rand_task_rate"):
         reconcile_hypers(LearningProgressConfig(), LearningProgressConfig(rand_task_rate=0.2), "error", "ns")
 
@@ -446,8 +454,8 @@ def test_reconcile_adopt_uses_the_stored_hypers() -> None:
 def test_meaning_changing_fields_are_not_safe_to_change() -> None:
     for name in ("ema_timescale", "slow_timescale_factor", "num_active_tasks", "random_baseline",
                  "early_progress_amplification", "tracker_ema_alpha", "score_range", "use_bidirectional"):
-        assert name not in SAFE_TO_CHANGE
-    assert SAFE_TO_CHANGE.issubset(LearningProgressConfig.model_fields)
+        assert name not in LearningProgressConfig.SAFE
+    assert LearningProgressConfig.SAFE.issubset(LearningProgressConfig.model_fields)
 
 
 def test_differences_report_stored_then_given() -> None:
