@@ -40,7 +40,7 @@ from curriculum_redis import (  # noqa: E402
     CurriculumConfig,
     LearningProgressConfig,
 )
-from curriculum_redis.embedded import EmbeddedRedis  # noqa: E402
+from curriculum_redis.demo.server import EmbeddedRedis  # noqa: E402
 from curriculum_redis.store.base import Outcome, OutcomeBatch  # noqa: E402
 from curriculum_redis.store.redis import RedisStore  # noqa: E402
 

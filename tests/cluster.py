@@ -3,8 +3,8 @@ ports, joined with ``redis-cli --cluster create``, torn down by PID. Also the wo
 multi-process cluster tests (importable by name, so "spawn" children can run them).
 
 The binary is ``$REDIS_SERVER``, else ``/usr/bin/redis-server`` (Debian's 7.x), else whatever
-:func:`curriculum_redis.embedded.find_redis_server` finds; redis-cli is ``$REDIS_CLI``, else the one next
-to that server, else :func:`curriculum_redis.embedded.find_redis_cli`.
+:func:`curriculum_redis.demo.binaries.find_redis_server` finds; redis-cli is ``$REDIS_CLI``, else the one next
+to that server, else :func:`curriculum_redis.demo.binaries.find_redis_cli`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ import redis
 from redis.cluster import ClusterNode, RedisCluster
 from redis.crc import key_slot
 
-from curriculum_redis.embedded import EmbeddedRedis, EmbeddedRedisError, find_redis_cli, find_redis_server
+from curriculum_redis.demo.binaries import EmbeddedRedisError, find_redis_cli, find_redis_server
+from curriculum_redis.demo.server import EmbeddedRedis
 
 SYSTEM_REDIS_SERVER = "/usr/bin/redis-server"
 NODE_TIMEOUT_MS = 3000

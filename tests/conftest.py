@@ -16,7 +16,8 @@ import pytest
 import redis
 from redis_servers import ServerFactory, flush_server, start_session_server
 
-from curriculum_redis.embedded import EmbeddedRedis, EmbeddedRedisError, describe_server, find_redis_server
+from curriculum_redis.demo.binaries import EmbeddedRedisError, describe_server, find_redis_server
+from curriculum_redis.demo.server import EmbeddedRedis
 
 # --------------------------------------------------------------------------- Redis
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import redis
 
-from curriculum_redis.embedded import EmbeddedRedis, EmbeddedRedisError
+from curriculum_redis.demo.server import EmbeddedRedis, EmbeddedRedisError
 
 
 def start_session_server(data_dir: Path) -> EmbeddedRedis:

@@ -12,7 +12,7 @@ import redis
 
 from curriculum_redis import Curriculum, CurriculumConfig, LearningProgressConfig
 from curriculum_redis.cli import URL_ENV, main
-from curriculum_redis.student import SimulatedStudent, student_task_generator
+from curriculum_redis.demo.student import SimulatedStudent, student_task_generator
 
 pytestmark = pytest.mark.redis
 
@@ -220,12 +220,12 @@ def test_demo_on_a_given_server(redis_url: str, tmp_path: Path, capsys: pytest.C
 def test_ctrl_c_in_the_demo_exits_130(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from curriculum_redis import demo
+    from curriculum_redis.demo import run as demo_run
 
     def interrupted(*args: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(demo, "_watch", interrupted)
+    monkeypatch.setattr(demo_run, "watch", interrupted)
     code, _, err = run(
         capsys, "demo", "--episodes", "1000000", "--workers", "1", "--out", str(tmp_path), "--no-progress"
     )

@@ -12,8 +12,8 @@ import pytest
 
 from curriculum_redis import Curriculum, CurriculumConfig, LearningProgressConfig
 from curriculum_redis.cli import URL_ENV, main
-from curriculum_redis.demo import RedisInfo, redis_cli_commands
-from curriculum_redis.student import SimulatedStudent, student_task_generator
+from curriculum_redis.demo.report import RedisInfo, redis_cli_commands
+from curriculum_redis.demo.student import SimulatedStudent, student_task_generator
 from curriculum_redis.tables import Column, fitted_table, number
 
 pytestmark = pytest.mark.redis

@@ -13,9 +13,8 @@ import pytest
 import redis
 from rich.console import Console
 
-from curriculum_redis import demo, embedded
-from curriculum_redis.demo import DemoOptions, run_demo
-from curriculum_redis.embedded import EmbeddedRedis
+from curriculum_redis.demo import DemoOptions, report, run, run_demo, server
+from curriculum_redis.demo.server import EmbeddedRedis
 from curriculum_redis.store.redis import RedisStore
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
@@ -27,7 +26,7 @@ EPISODES = 60_000
 
 def running_on(data_dir: Path) -> list[EmbeddedRedis]:
     """Embedded servers this process started on ``data_dir`` and has not stopped."""
-    return [server for server in embedded._RUNNING if server.data_dir == data_dir]
+    return [server for server in server._RUNNING if server.data_dir == data_dir]
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +113,7 @@ def test_ctrl_c_stops_workers_and_server(tmp_path: Path, monkeypatch: pytest.Mon
     def interrupted(*args: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(demo, "_watch", interrupted)
+    monkeypatch.setattr(run, "watch", interrupted)
     options = DemoOptions(episodes=10_000_000, workers=2, tasks=8, out=tmp_path, progress=False)
     with pytest.raises(KeyboardInterrupt):
         run_demo(options, Console(file=io.StringIO()))
@@ -131,8 +130,8 @@ def test_rerun_on_the_same_output_starts_afresh(tmp_path: Path) -> None:
 
 
 def test_redis_cli_commands_never_show_a_password() -> None:
-    info = demo.RedisInfo(url="redis://user:***@db.example:6380/2", namespace="exp", embedded=False)
-    lines = demo.redis_cli_commands(info, "{cr:exp}:task:7")
+    info = report.RedisInfo(url="redis://user:***@db.example:6380/2", namespace="exp", embedded=False)
+    lines = report.redis_cli_commands(info, "{cr:exp}:task:7")
     assert lines[0] == "redis-cli -h db.example -p 6380 -n 2 --askpass HGETALL '{cr:exp}:meta'"
     assert "redis-cli -h db.example -p 6380 -n 2 --askpass HGETALL '{cr:exp}:task:7'" in lines
     assert not any("***" in line or "redis-server" in line for line in lines)

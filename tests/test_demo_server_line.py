@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from curriculum_redis import demo
-from curriculum_redis.embedded import EmbeddedRedis
+from curriculum_redis.demo import report as demo
+from curriculum_redis.demo.server import EmbeddedRedis
 
 pytestmark = pytest.mark.redis
 

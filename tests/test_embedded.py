@@ -19,16 +19,15 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from redis_servers import ServerFactory
 
-from curriculum_redis.embedded import (
-    EmbeddedRedis,
+from curriculum_redis.demo.binaries import (
     EmbeddedRedisError,
-    Persistence,
     describe_server,
     find_redis_cli,
     find_redis_server,
     free_port,
     server_version,
 )
+from curriculum_redis.demo.server import EmbeddedRedis, Persistence
 
 pytestmark = pytest.mark.redis
 
@@ -358,7 +357,7 @@ def test_unix_url_requires_unixsocket() -> None:
 _LEAKY_SCRIPT = """
 import sys, time
 import redis
-from curriculum_redis.embedded import EmbeddedRedis
+from curriculum_redis.demo.server import EmbeddedRedis
 
 server = EmbeddedRedis(persistence="rdb", data_dir=sys.argv[1] if len(sys.argv) > 1 else None).start()
 redis.Redis.from_url(server.url).set(b"k", b"v")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from curriculum_redis.config import CurriculumConfig
-from curriculum_redis.student import (
+from curriculum_redis.demo.student import (
     SimulatedStudent,
     StudentParams,
     label_kind,

