@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from redis.cluster import RedisCluster
 
 from curriculum_redis.config import MismatchPolicy
-from curriculum_redis.errors import CheckpointError, StoreError
+from curriculum_redis.errors import CheckpointError, ConfigError, StoreError
 from curriculum_redis.state import SCHEMA_VERSION, STATE_FORMAT, CurriculumState
 from curriculum_redis.store.keys import NamespaceKeys
 from curriculum_redis.store.redis import Client, RedisStore, scan_namespace
@@ -132,14 +132,29 @@ def _namespace_info(client: Client, namespace: str) -> NamespaceInfo:
     )
 
 
-def namespace_kind(client: Client, namespace: str) -> str | None:
-    """``"curriculum"``, ``"stage"``, or None when nothing of ``namespace`` is on the server."""
+def namespace_kinds(client: Client, namespace: str) -> frozenset[str]:
+    """What ``namespace`` holds: ``"curriculum"`` (hyperparameters the readers understand) and/or
+    ``"stage"`` (a stage curriculum's track); empty when nothing of it is on the server."""
     keys = NamespaceKeys(namespace)
-    if client.exists(keys.meta):
-        return "curriculum"
+    found = {"curriculum"} if client.exists(keys.meta) else set()
     if client.exists(keys.prefix + ":stage:config"):
-        return "stage"
-    return None
+        found.add("stage")
+    return frozenset(found)
+
+
+def reset_stage(client: Client, namespace: str, index: int) -> int:
+    """Move the stage curriculum in ``namespace`` to stage ``index`` (every env follows at its next
+    reset); returns the new version. Raises :class:`ConfigError` for an index that is not a stage."""
+    from curriculum_redis.stage import StageCurriculum
+
+    curriculum = StageCurriculum.from_namespace(client, namespace)
+    try:
+        last = len(curriculum.config.stages) - 1
+        if not 0 <= index <= last:
+            raise ConfigError(f"stage {index} does not exist (namespace {namespace!r} has stages 0..{last})")
+        return curriculum.reset_to(index)
+    finally:
+        curriculum.close()
 
 
 def drop_namespace(client: Client, namespace: str) -> int:

@@ -10,7 +10,6 @@ and workers as Ctrl-C does.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import importlib.metadata
 import json
 import os
@@ -24,10 +23,10 @@ from urllib.parse import urlsplit
 import redis
 from rich.console import Console
 
-from curriculum_redis import demo, reader, tables
+from curriculum_redis import admin, reader, tables
 from curriculum_redis.config import MismatchPolicy
 from curriculum_redis.errors import ConfigError, CredentialsError, CurriculumError
-from curriculum_redis.shutdown import TerminatedBySignal, stop_on_signals
+from curriculum_redis.shutdown import EXIT_INTERRUPTED, TerminatedBySignal, stop_on_signals
 from curriculum_redis.store.redis import Client, client_from_url, parse_store_url, redact
 
 URL_ENV = "CURRICULUM_REDIS_URL"
@@ -35,6 +34,10 @@ DEFAULT_NAMESPACE = "default"
 URL_SCHEMES = ("redis://", "rediss://", "unix://")
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+
+DEMO_EPISODES = "2,000,000"
+DEMO_PACE = "40"
+"""The demo's defaults, as its help shows them without importing it (a test keeps them equal)."""
 
 Handler = Callable[[argparse.Namespace, Console], int]
 
@@ -47,8 +50,11 @@ class UsageError(Exception):
 
 
 def cmd_demo(args: argparse.Namespace, console: Console) -> int:
+    from curriculum_redis import demo  # the only command that needs the demo subpackage
+
+    given = {"episodes": args.episodes, "learning_rate": args.learning_rate}
     options = demo.DemoOptions.build(
-        episodes=args.episodes,
+        **{name: value for name, value in given.items() if value is not None},
         workers=args.workers or os.cpu_count() or 1,
         tasks=args.tasks,
         seed=args.seed,
@@ -56,7 +62,6 @@ def cmd_demo(args: argparse.Namespace, console: Console) -> int:
         out=args.out,
         redis_url=_checked_url(args.redis_url) if args.redis_url else None,
         replace=args.replace,
-        learning_rate=args.learning_rate,
         levels=args.levels,
         lp_noise_correction=args.lp_noise_correction,
         progress=not args.no_progress,
@@ -75,7 +80,8 @@ def cmd_inspect(args: argparse.Namespace, console: Console) -> int:
         _print_json(rows)
         return 0
     title = f"tasks of namespace {_namespace(args)!r}, by {args.sort}"
-    console.print(tables.inspect_table(rows, title, console.width))
+    fields = reader.task_columns(rows[0]["algorithm"]) if rows else ()
+    console.print(tables.inspect_table(rows, fields, title, console.width))
     return 0
 
 
@@ -101,42 +107,30 @@ def cmd_labels(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_stage(args: argparse.Namespace, console: Console) -> int:
-    from curriculum_redis.stage import StageCurriculum
-
+    namespace = _namespace(args)
     if args.reset_to is not None and not args.yes:
-        raise UsageError(f"resetting namespace {_namespace(args)!r} to stage {args.reset_to} needs --yes")
+        raise UsageError(f"resetting namespace {namespace!r} to stage {args.reset_to} needs --yes")
     _require(args, "stage")
-    curriculum = StageCurriculum.from_namespace(_url(args), _namespace(args))
-    try:
-        if args.reset_to is not None:
-            last = len(curriculum.config.stages) - 1
-            if not 0 <= args.reset_to <= last:
-                raise UsageError(f"--reset-to {args.reset_to} is not a stage (the namespace has stages 0..{last})")
-            curriculum.reset_to(args.reset_to)
-        state = curriculum.state()
-        stats = curriculum.stats()
-    finally:
-        curriculum.close()
+    report = _with_client(args, lambda client: reader.stage_state(client, namespace))
+    if args.reset_to is not None:
+        if not 0 <= args.reset_to < len(report.names):
+            last = len(report.names) - 1
+            raise UsageError(f"--reset-to {args.reset_to} is not a stage (the namespace has stages 0..{last})")
+        _with_client(args, lambda client: admin.reset_stage(client, namespace, args.reset_to))
+        report = _with_client(args, lambda client: reader.stage_state(client, namespace))
     if args.json:
-        _print_json({"state": dataclasses.asdict(state), "stats": stats})
+        _print_json({"state": report.state, "stats": report.stats})
         return 0
-    stages = curriculum.config.stages
     console.print(
-        f"namespace {_namespace(args)!r}: stage {state.index} [bold]{stages[state.index].name}[/] of "
-        f"{len(stages)}, version {state.version}"
+        f"namespace {namespace!r}: stage {report.index} [bold]{report.names[report.index]}[/] of "
+        f"{len(report.names)}, version {report.version}"
     )
-    rules = [
-        s.stop_condition or f"success >= {s.advance_threshold:g} over {s.window}, after {s.min_episodes} episodes"
-        for s in stages
-    ]
-    console.print(tables.stage_table([s.name for s in stages], rules, state.index, stats, console.width))
+    console.print(tables.stage_table(report.names, report.rules, report.index, report.stats, console.width))
     return 0
 
 
 def cmd_namespaces(args: argparse.Namespace, console: Console) -> int:
-    from curriculum_redis.admin import list_namespaces
-
-    infos = _with_client(args, list_namespaces)
+    infos = _with_client(args, admin.list_namespaces)
     if args.json:
         _print_json([asdict(info) for info in infos])
         return 0
@@ -145,20 +139,16 @@ def cmd_namespaces(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_drop(args: argparse.Namespace, console: Console) -> int:
-    from curriculum_redis.admin import drop_namespace
-
     if not args.yes:
         raise UsageError(f"dropping namespace {args.target!r} deletes all its keys: pass --yes to confirm")
     _require(args, None, args.target)
-    deleted = _with_client(args, lambda client: drop_namespace(client, args.target))
+    deleted = _with_client(args, lambda client: admin.drop_namespace(client, args.target))
     console.print(f"dropped namespace {args.target!r}: {deleted} keys deleted")
     return 0
 
 
 def cmd_snapshot(args: argparse.Namespace, console: Console) -> int:
-    from curriculum_redis.admin import snapshot
-
-    info = _with_client(args, lambda client: snapshot(client, timeout_s=args.timeout))
+    info = _with_client(args, lambda client: admin.snapshot(client, timeout_s=args.timeout))
     if args.json:
         _print_json(asdict(info))
         return 0
@@ -168,10 +158,8 @@ def cmd_snapshot(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_export(args: argparse.Namespace, console: Console) -> int:
-    from curriculum_redis.admin import export_namespace
-
     _require(args, "curriculum")
-    info = _with_client(args, lambda client: export_namespace(client, _namespace(args), args.path))
+    info = _with_client(args, lambda client: admin.export_namespace(client, _namespace(args), args.path))
     console.print(
         f"exported namespace {info.namespace!r} to {info.path}: {info.tasks} tasks, {info.labels} labels, "
         f"{info.size_bytes:,} bytes"
@@ -180,14 +168,12 @@ def cmd_export(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_import(args: argparse.Namespace, console: Console) -> int:
-    from curriculum_redis.admin import NamespaceExistsError, import_namespace
-
     try:
         info = _with_client(
             args,
-            lambda client: import_namespace(client, _namespace(args), args.path, args.on_mismatch, args.replace),
+            lambda client: admin.import_namespace(client, _namespace(args), args.path, args.on_mismatch, args.replace),
         )
-    except NamespaceExistsError as exc:
+    except admin.NamespaceExistsError as exc:
         raise CurriculumError(f"namespace {exc.namespace!r} already exists: pass --replace to overwrite it") from exc
     verb = "replaced" if info.replaced else "created"
     console.print(f"{verb} namespace {info.namespace!r} from {args.path}: {info.tasks} tasks, {info.labels} labels")
@@ -239,18 +225,16 @@ def _namespace_arg(value: str) -> str:
 
 
 def _require(args: argparse.Namespace, kind: str | None, namespace: str | None = None) -> None:
-    """Refuse (exit 1) a namespace that does not exist, or is of the other kind, with the command to use."""
-    from curriculum_redis.admin import namespace_kind
-
+    """Refuse (exit 1) a namespace that does not exist, or does not hold ``kind``, with the command to use."""
     name = namespace or _namespace(args)
-    found = _with_client(args, lambda client: namespace_kind(client, name))
-    if found is None:
+    found = _with_client(args, lambda client: admin.namespace_kinds(client, name))
+    if not found:
         raise CurriculumError(
             f"namespace {name!r} does not exist on {redact(_url(args))}: "
             "run `curriculum-redis namespaces` to list the namespaces there"
         )
-    if kind is not None and found != kind:
-        what, command = ("a stage curriculum", "stage") if found == "stage" else ("not a stage curriculum", "stats")
+    if kind is not None and kind not in found:
+        what, command = ("not a stage curriculum", "stats") if kind == "stage" else ("a stage curriculum", "stage")
         raise CurriculumError(
             f"namespace {name!r} is {what}: see it with `curriculum-redis --namespace {name} {command}`"
         )
@@ -350,7 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
         return sub
 
     sub = add("demo", cmd_demo, "Train a simulated student with worker processes through a Redis curriculum.")
-    sub.add_argument("--episodes", type=_positive, default=demo.DEFAULT_EPISODES, help="total episodes (%(default)s)")
+    sub.add_argument("--episodes", type=_positive, default=None, help=f"total episodes (default: {DEMO_EPISODES})")
     sub.add_argument("--workers", type=_positive, default=None, help="worker processes (default: number of CPUs)")
     sub.add_argument("--tasks", type=_positive, default=64, help="active tasks, num_active_tasks (%(default)s)")
     sub.add_argument("--seed", type=int, default=0, help="random seed (%(default)s)")
@@ -360,7 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--learning-rate",
         type=_positive_float,
         default=None,
-        help=f"the student's learning rate (default: {demo.PACE:g} / episodes)",
+        help=f"the student's learning rate (default: {DEMO_PACE} / episodes)",
     )
     sub.add_argument(
         "--lp-noise-correction",
@@ -373,9 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--json", action="store_true", help="also print the report as JSON")
 
     sub = add("inspect", cmd_inspect, "List the active tasks of a namespace with their stored fields.")
-    sub.add_argument(
-        "--sort", choices=("probability", "lp", "score", "learnability", "completions"), default="probability"
-    )
+    sub.add_argument("--sort", choices=reader.sort_keys(), default="probability", help="%(choices)s")
     sub.add_argument("--label", default=None, metavar="SUBSTRING", help="only tasks whose label contains this")
     sub.add_argument("--limit", type=_positive, default=None, help="show at most N tasks")
     sub.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -445,7 +427,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return demo.EXIT_INTERRUPTED
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
-"""Read-only views of a task-pool namespace, for monitoring and for the CLI.
+"""Read-only views of any namespace, any algorithm: for monitoring and for the CLI.
 
-Every function here reads; none attaches, registers a client, creates, evicts or refreshes anything, so
-observing a running curriculum (or comparing a checkpoint with the namespace it came from) leaves every key
-unchanged. They need no config: the namespace's own hyperparameters say which algorithm scores its pool,
-so they work for every algorithm.
+The task-pool readers (:func:`read_stats`, :func:`read_labels`, :func:`read_tasks`) only read; none
+attaches, registers a client, creates, evicts or refreshes anything, so observing a running curriculum (or
+comparing a checkpoint with the namespace it came from) leaves every key unchanged. They need no config:
+the namespace's own hyperparameters say which algorithm scores its pool, so they work for every algorithm.
+:func:`stage_state` reads a stage curriculum's position and per-stage counts.
 
 ``read_stats`` reports what ``Curriculum.stats()`` reports, without the per-reader ``epoch/...`` deltas and
 the process-local ``outcomes_dropped_locally``.
@@ -13,24 +14,45 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from curriculum_redis.algorithms import ALGORITHMS, algorithm_of
+from curriculum_redis.algorithms import ALGORITHMS, algorithm_of, get_algorithm
 from curriculum_redis.config import AnyAlgorithmConfig
-from curriculum_redis.errors import ConfigError, NamespaceNotFoundError
+from curriculum_redis.errors import ConfigError, NamespaceNotFoundError, StoreError
 from curriculum_redis.state import TaskRecord
 from curriculum_redis.stats import flatten_labels, label_table, pool_stats
 from curriculum_redis.store.base import COUNTERS, ScoreSnapshot
 from curriculum_redis.store.keys import NamespaceKeys
 from curriculum_redis.store.redis import Client, RedisStore
 
-__all__ = ["NamespaceNotFoundError", "TaskSort", "read_labels", "read_stats", "read_tasks"]
+__all__ = [
+    "NamespaceNotFoundError",
+    "StageReport",
+    "read_labels",
+    "read_stats",
+    "read_tasks",
+    "sort_keys",
+    "stage_state",
+    "task_columns",
+]
 
-TaskSort = Literal["probability", "lp", "score", "learnability", "completions"]
-"""What :func:`read_tasks` can sort by (descending): the probability, a score field, or completions."""
+GENERIC_SORT_KEYS = ("probability", "completions", "mean_score")
+"""What :func:`read_tasks` sorts by for every algorithm; each algorithm adds its stored fields."""
+
+
+def sort_keys() -> list[str]:
+    """Every key :func:`read_tasks` may sort by under some registered algorithm (the CLI's ``--sort``)."""
+    stored = {name for algorithm in ALGORITHMS.values() for name in algorithm.stored_fields()}
+    return [*GENERIC_SORT_KEYS, *sorted(stored - set(GENERIC_SORT_KEYS))]
+
+
+def task_columns(algorithm: str) -> tuple[str, ...]:
+    """The columns of a :func:`read_tasks` row that the named algorithm stores, its score first."""
+    return get_algorithm(algorithm).stored_fields()
 
 
 @contextmanager
@@ -48,9 +70,7 @@ def _opened(client: Client, namespace: str) -> Iterator[tuple[RedisStore, AnyAlg
             store.close()
 
 
-def _distribution(
-    store: RedisStore, hypers: AnyAlgorithmConfig
-) -> tuple[ScoreSnapshot, npt.NDArray[np.float64]]:
+def _distribution(store: RedisStore, hypers: AnyAlgorithmConfig) -> tuple[ScoreSnapshot, npt.NDArray[np.float64]]:
     snap = store.snapshot()
     return snap, algorithm_of(hypers).distribution(snap, hypers)
 
@@ -80,7 +100,7 @@ def read_labels(client: Client, namespace: str) -> dict[str, dict[str, float]]:
 def read_tasks(
     client: Client,
     namespace: str,
-    sort: TaskSort = "probability",
+    sort: str = "probability",
     label: str | None = None,
     limit: int | None = None,
 ) -> list[dict[str, Any]]:
@@ -93,7 +113,7 @@ def read_tasks(
     algorithm = algorithm_of(state.hypers)
     # A record carries every algorithm's fields; show this namespace's algorithm's only.
     other = {f for a in ALGORITHMS.values() for f in a.stored_fields()} - set(algorithm.stored_fields())
-    if sort not in (set(TaskRecord.model_fields) - other - {"label"}) | {"probability", "mean_score"}:
+    if sort not in (set(TaskRecord.model_fields) - other - {"label"}) | set(GENERIC_SORT_KEYS):
         raise ConfigError(f"cannot sort by {sort!r}: the namespace's {algorithm.name} algorithm stores no such field")
     rows = []
     for task in state.tasks:
@@ -106,3 +126,48 @@ def read_tasks(
         rows.append(row)
     rows.sort(key=lambda r: (-float(r[sort]), int(r["task_id"])))
     return rows if limit is None else rows[:limit]
+
+
+@dataclass(frozen=True)
+class StageReport:
+    """A stage curriculum as stored: its stages' names and advance rules, where it stands, its statistics."""
+
+    namespace: str
+    names: list[str]
+    rules: list[str]
+    index: int
+    version: int
+    state: dict[str, Any] = field(default_factory=dict)
+    stats: dict[str, float] = field(default_factory=dict)
+
+
+def stage_state(client: Client, namespace: str) -> StageReport:
+    """The stage curriculum stored in ``namespace``, with the config stored there.
+
+    Raises :class:`NamespaceNotFoundError` when nothing of the namespace exists, and :class:`StoreError`
+    when it is not a stage curriculum.
+    """
+    import dataclasses
+
+    from curriculum_redis.stage import StageCurriculum
+
+    keys = NamespaceKeys(namespace)
+    if not client.exists(keys.prefix + ":stage:config"):
+        algorithm = client.hget(keys.meta, "algorithm")
+        if algorithm is None:
+            raise NamespaceNotFoundError(namespace, RedisStore(client, namespace).where)
+        name = algorithm.decode() if isinstance(algorithm, bytes) else str(algorithm)
+        raise StoreError(f"namespace {namespace!r} runs {name}, not a stage curriculum")
+    curriculum = StageCurriculum.from_namespace(client, namespace)
+    try:
+        state, stats = curriculum.state(), curriculum.stats()
+    finally:
+        curriculum.close()
+    stages = curriculum.config.stages
+    rules = [
+        s.stop_condition or f"success >= {s.advance_threshold:g} over {s.window}, after {s.min_episodes} episodes"
+        for s in stages
+    ]
+    return StageReport(
+        namespace, [s.name for s in stages], rules, state.index, state.version, dataclasses.asdict(state), stats
+    )

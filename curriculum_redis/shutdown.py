@@ -17,6 +17,9 @@ from types import FrameType
 
 HANDLED_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGHUP)
 
+EXIT_INTERRUPTED = 128 + signal.SIGINT
+"""The exit code after Ctrl-C (130), by the shell's convention for a process ended by a signal."""
+
 
 class TerminatedBySignal(KeyboardInterrupt):
     """Raised in the main thread by the first SIGTERM or SIGHUP inside :func:`stop_on_signals`."""

@@ -105,13 +105,10 @@ def fitted_table(
 
 # --------------------------------------------------------------------------- the commands' tables
 
-INSPECT_SCORE_FIELDS = ("lp", "score", "learnability", "success_ema", "p_true", "p_fast", "p_slow")
 
-
-def inspect_table(rows: Sequence[Mapping[str, Any]], title: str, width: int) -> Table:
-    """Active tasks: id, label and probability always; completions, the algorithm's fields, mean score
-    as the width allows."""
-    fields = [name for name in INSPECT_SCORE_FIELDS if rows and name in rows[0]]
+def inspect_table(rows: Sequence[Mapping[str, Any]], fields: Sequence[str], title: str, width: int) -> Table:
+    """Active tasks: id, label and probability always; completions, the algorithm's ``fields`` (its score
+    first), mean score as the width allows."""
     columns = [
         Column("task_id", [str(r["task_id"]) for r in rows], key=True),
         Column("label", [str(r["label"]) for r in rows], justify="left", key=True),

@@ -222,7 +222,7 @@ def test_ctrl_c_in_the_demo_exits_130(
 ) -> None:
     from curriculum_redis.demo import run as demo_run
 
-    def interrupted(*args: object) -> None:
+    def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
     monkeypatch.setattr(demo_run, "watch", interrupted)

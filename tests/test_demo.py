@@ -110,7 +110,7 @@ def test_output_shows_tables_and_redis_cli_commands(demo_run: tuple[dict[str, An
 
 
 def test_ctrl_c_stops_workers_and_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def interrupted(*args: object) -> None:
+    def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
     monkeypatch.setattr(run, "watch", interrupted)

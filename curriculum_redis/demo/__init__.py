@@ -8,6 +8,7 @@ redis-server (:mod:`.server`, :mod:`.binaries`), and the demo itself (:mod:`.run
 from __future__ import annotations
 
 from curriculum_redis.demo.report import DemoReport
-from curriculum_redis.demo.run import DEFAULT_EPISODES, EXIT_INTERRUPTED, PACE, DemoError, DemoOptions, run_demo
+from curriculum_redis.demo.run import DEFAULT_EPISODES, PACE, DemoError, DemoOptions, run_demo
+from curriculum_redis.shutdown import EXIT_INTERRUPTED
 
 __all__ = ["DEFAULT_EPISODES", "EXIT_INTERRUPTED", "PACE", "DemoError", "DemoOptions", "DemoReport", "run_demo"]

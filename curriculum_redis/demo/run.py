@@ -61,8 +61,6 @@ PACE = 40.0
 DEFAULT_EPISODES = 2_000_000
 """About 35-45 s of episodes with 2 workers on 2 cores, plus 5 s for the uniform baseline."""
 
-EXIT_INTERRUPTED = 130
-
 
 class DemoError(CurriculumError):
     """The demo could not run (a worker died, the namespace is taken, ...)."""
