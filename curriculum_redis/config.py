@@ -1,17 +1,23 @@
-"""Validated configuration: the learning-progress hyperparameters and the curriculum around them.
+"""Validated configuration: the base of every algorithm's config, and the curriculum around it.
 
-Field names and defaults follow the system this replaces, so its users feel at home. Every config
-refuses unknown fields and round-trips through JSON (task generators included).
+Each algorithm's own config class lives in its module under :mod:`curriculum_redis.algorithms` and
+registers its ``algorithm`` name when defined; :func:`parse_config` finds it by that name. Field names
+and defaults follow the system this replaces, so its users feel at home. Every config refuses unknown
+fields and round-trips through JSON (task generators included).
 """
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import json
 import logging
 import math
 import os
-from typing import Annotated, Any, ClassVar, Literal, Self, TypeAlias, TypeVar
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self, TypeAlias, TypeVar
 
+import numpy as np
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -19,19 +25,30 @@ from pydantic import (
     SerializationInfo,
     SerializeAsAny,
     SerializerFunctionWrapHandler,
-    TypeAdapter,
     ValidationError,
     field_validator,
     model_serializer,
     model_validator,
 )
 
-from curriculum_redis.errors import ConfigError, HyperparameterMismatchError
+from curriculum_redis.errors import ConfigError, HyperparameterMismatchError, InvalidScoreError
 from curriculum_redis.stage_config import StageCurriculumConfig
 from curriculum_redis.tasks import TaskGenerator, always_tagged
 
+if TYPE_CHECKING:
+    from curriculum_redis.algorithms.learnability import LearnabilityConfig as LearnabilityConfig
+    from curriculum_redis.algorithms.learning_progress import PRESETS as PRESETS
+    from curriculum_redis.algorithms.learning_progress import LearningProgressConfig as LearningProgressConfig
+    from curriculum_redis.algorithms.prioritized_replay import PrioritizedReplayConfig as PrioritizedReplayConfig
+    from curriculum_redis.algorithms.uniform import UniformConfig as UniformConfig
+
+    SAFE_TO_CHANGE: frozenset[str]
+
 ModelT = TypeVar("ModelT", bound=BaseModel)
 AlgorithmConfigT = TypeVar("AlgorithmConfigT", bound="AlgorithmConfig")
+
+DEFAULT_ALGORITHM = "learning_progress"
+"""The algorithm of a config that names none (and of namespaces written before algorithms could be chosen)."""
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +80,16 @@ class AlgorithmConfig(BaseModel):
 
     algorithm: str
 
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        tag = cls.model_fields["algorithm"].default
+        if "algorithm" in inspect.get_annotations(cls) and isinstance(tag, str):
+            known = _CONFIG_CLASSES.setdefault(tag, cls)
+            if _qualified(known) != _qualified(cls):
+                raise ConfigError(f"two configs name the algorithm {tag!r}: {_qualified(known)} and {_qualified(cls)}")
+            _CONFIG_CLASSES[tag] = cls
+
     @model_serializer(mode="wrap")
     def _keep_algorithm(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
         return always_tagged(self, "algorithm", handler, info)
@@ -74,6 +101,49 @@ class AlgorithmConfig(BaseModel):
         names = list(dict.fromkeys([*mine, *theirs]))
         return {n: (mine.get(n), theirs.get(n)) for n in names if mine.get(n) != theirs.get(n)}
 
+
+
+_CONFIG_CLASSES: dict[str, type[AlgorithmConfig]] = {}
+
+
+def _qualified(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def parse_config(value: object) -> AlgorithmConfig:
+    """An algorithm's config from a config, a mapping or JSON, found by its ``algorithm`` field
+    (:data:`DEFAULT_ALGORITHM` when a mapping names none)."""
+    if isinstance(value, AlgorithmConfig):
+        return value
+    if isinstance(value, str | bytes | bytearray):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"an algorithm config must be a JSON object: {exc}") from exc
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"an algorithm config must be a mapping, not {type(value).__name__}")
+    return config_class(value.get("algorithm", DEFAULT_ALGORITHM)).model_validate(value)
+
+
+def config_class(name: object) -> type[AlgorithmConfig]:
+    """The config class of the algorithm called ``name``."""
+    from curriculum_redis.algorithms import discover  # the algorithms import this module
+
+    discover()
+    if not isinstance(name, str) or name not in _CONFIG_CLASSES:
+        raise ConfigError(f"unknown algorithm {name!r}; choose one of {', '.join(sorted(_CONFIG_CLASSES))}")
+    return _CONFIG_CLASSES[name]
+
+
+def normalize_score(raw: float, score_range: tuple[float, float]) -> float:
+    """Map a raw score onto [0, 1] with the configured range, clipping; refuse NaN, inf and non-numbers."""
+    if isinstance(raw, bool) or not isinstance(raw, int | float | np.floating | np.integer):
+        raise InvalidScoreError(f"score must be a real number, got {type(raw).__name__} {raw!r}")
+    value = float(raw)
+    if not math.isfinite(value):
+        raise InvalidScoreError(f"score must be finite, got {value!r}")
+    lo, hi = score_range
+    return min(1.0, max(0.0, (value - lo) / (hi - lo)))
 
 
 class PoolConfig(AlgorithmConfig):
@@ -101,45 +171,9 @@ class PoolConfig(AlgorithmConfig):
     def _valid_range(cls, value: tuple[float, float]) -> tuple[float, float]:
         return check_score_range(value)
 
-
-class LearningProgressConfig(PoolConfig):
-    """Hyperparameters of the learning-progress algorithm (see README, "The algorithm")."""
-
-    SAFE: ClassVar[frozenset[str]] = PoolConfig.SAFE | {
-        "exploration_bonus",
-        "min_samples_for_lp",
-        "z_score_amplification",
-        "lp_score_temperature",
-        "progress_smoothing",
-        "performance_bonus_weight",
-        "lp_noise_correction",
-        "rand_task_rate",
-    }
-
-    algorithm: Literal["learning_progress"] = "learning_progress"
-    use_bidirectional: bool = True
-    ema_timescale: float = Field(0.1, gt=0.0, le=1.0)
-    slow_timescale_factor: float = Field(0.2, gt=0.0, le=1.0)
-    exploration_bonus: float = Field(0.1, ge=0.0)
-    min_samples_for_lp: int = Field(10, ge=1)
-    z_score_amplification: float = Field(10.0, gt=0.0)
-    lp_score_temperature: float = Field(0.0, ge=0.0)
-    progress_smoothing: float = Field(0.0, ge=0.0)
-    performance_bonus_weight: float = Field(0.0, ge=0.0)
-    lp_noise_correction: float = Field(0.0, ge=0.0)
-    """z: subtract z standard deviations of the fast/slow EMA gap a task with a constant success rate
-    would show anyway (0 keeps the reference algorithm; see README, "Noise-corrected LP")."""
-    early_progress_amplification: float = Field(0.5, gt=0.0, lt=1.0)
-    random_baseline: float | None = Field(None, ge=0.0, lt=1.0)
-    rand_task_rate: float = Field(0.01, ge=0.0, le=1.0)
-    tracker_ema_alpha: float = Field(0.02, gt=0.0, le=1.0)
-
-    @classmethod
-    def preset(cls, name: str, **overrides: Any) -> LearningProgressConfig:
-        """A named preset (``default``, ``stable``, ``fast_learning``) with fields overridden."""
-        if name not in PRESETS:
-            raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(sorted(PRESETS))}")
-        return build(cls, {**PRESETS[name], **overrides})
+    def normalize(self, raw: float) -> float:
+        """A reported score on [0, 1] (see :func:`normalize_score`)."""
+        return normalize_score(raw, self.score_range)
 
 
 def reconcile_hypers(
@@ -162,74 +196,6 @@ def reconcile_hypers(
     raise HyperparameterMismatchError(diffs if policy == "error" else unsafe, where)
 
 
-SAFE_TO_CHANGE: frozenset[str] = LearningProgressConfig.SAFE
-"""Alias of ``LearningProgressConfig.SAFE`` until its users read ``type(cfg).SAFE``."""
-
-PRESETS: dict[str, dict[str, Any]] = {
-    "default": {},
-    # Slower EMAs and more evidence before a task counts: less noise-chasing, for long runs.
-    "stable": {
-        "ema_timescale": 0.05,
-        "slow_timescale_factor": 0.2,
-        "min_samples_for_lp": 20,
-        "z_score_amplification": 5.0,
-        "min_presentations_for_eviction": 20,
-        "max_evictions_per_refresh": 2,
-    },
-    # Faster EMAs and quicker eviction: for short runs or tasks that are learned in few episodes.
-    "fast_learning": {
-        "ema_timescale": 0.2,
-        "slow_timescale_factor": 0.3,
-        "min_samples_for_lp": 5,
-        "min_presentations_for_eviction": 3,
-        "max_evictions_per_refresh": 8,
-        "exploration_bonus": 0.2,
-    },
-}
-
-
-class PrioritizedReplayConfig(PoolConfig):
-    """Prioritized level replay (Jiang et al., ICML 2021): rank-prioritised scores mixed with staleness."""
-
-    SAFE: ClassVar[frozenset[str]] = PoolConfig.SAFE | {
-        "temperature", "staleness_coef", "replay_schedule", "replay_probability",
-    }
-
-    algorithm: Literal["prioritized_replay"] = "prioritized_replay"
-    score_update: Literal["replace", "ema"] = "replace"
-    """How a task's score takes a new reported value: replaced by it, or averaged with ``score_ema_alpha``."""
-    score_ema_alpha: float = Field(0.1, gt=0.0, le=1.0)
-    temperature: float = Field(0.1, gt=0.0)
-    """beta: ``P_S ∝ (1/rank)^(1/beta)``."""
-    staleness_coef: float = Field(0.1, ge=0.0, le=1.0)
-    """rho: ``P = (1 - rho) P_S + rho P_C``."""
-    replay_schedule: Literal["proportionate", "fixed"] = "proportionate"
-    replay_probability: float = Field(0.5, ge=0.0, le=1.0)
-    """The ``fixed`` schedule's probability of replaying a seen task (``proportionate``: seen / total)."""
-    tracker_ema_alpha: float = Field(0.02, gt=0.0, le=1.0)
-
-
-class LearnabilityConfig(PoolConfig):
-    """Sampling for learnability: ``p (1 - p)`` of each task's success-rate EMA."""
-
-    SAFE: ClassVar[frozenset[str]] = PoolConfig.SAFE | {"sampling", "top_k", "min_samples", "rand_task_rate"}
-
-    algorithm: Literal["learnability"] = "learnability"
-    success_ema_alpha: float = Field(0.1, gt=0.0, le=1.0)
-    sampling: Literal["proportional", "top_k"] = "proportional"
-    top_k: int = Field(16, ge=1)
-    min_samples: int = Field(5, ge=1)
-    """Below this many outcomes a task counts as maximally learnable (p = 0.5, weight 0.25)."""
-    rand_task_rate: float = Field(0.01, ge=0.0, le=1.0)
-
-
-class UniformConfig(PoolConfig):
-    """Domain randomisation: every active task equally likely (the trivial baseline)."""
-
-    algorithm: Literal["uniform"] = "uniform"
-    max_evictions_per_refresh: int = Field(0, ge=0)
-
-
 class SequentialConfig(StageCurriculumConfig, AlgorithmConfig):
     """Ordered stages, each left when its stop condition (or threshold rule) holds: the stage curriculum
     chosen by ``CurriculumConfig.algorithm``. Its state is per stage, not per task, so it runs on the
@@ -238,31 +204,42 @@ class SequentialConfig(StageCurriculumConfig, AlgorithmConfig):
     algorithm: Literal["sequential"] = "sequential"
 
 
-PoolAlgorithmConfig: TypeAlias = Annotated[
-    LearningProgressConfig | PrioritizedReplayConfig | LearnabilityConfig | UniformConfig,
-    Field(discriminator="algorithm"),
-]
-"""Any algorithm's config; the ``algorithm`` field names which (``learning_progress`` when omitted)."""
-
-AnyAlgorithmConfig: TypeAlias = LearningProgressConfig | PrioritizedReplayConfig | LearnabilityConfig | UniformConfig
-
-ALGORITHM_ADAPTER: TypeAdapter[AnyAlgorithmConfig] = TypeAdapter(PoolAlgorithmConfig)
-
-CurriculumAlgorithmConfig: TypeAlias = Annotated[
-    LearningProgressConfig | PrioritizedReplayConfig | LearnabilityConfig | UniformConfig | SequentialConfig,
-    Field(discriminator="algorithm"),
-]
-"""What ``CurriculumConfig.algorithm`` accepts: a task-pool algorithm, or ``sequential`` stages."""
+AnyAlgorithmConfig: TypeAlias = PoolConfig
+"""Alias of :class:`PoolConfig` for the code that reads pool fields of any config."""
 
 
-def parse_algorithm_json(raw: str | bytes) -> AnyAlgorithmConfig:
-    """An algorithm config from its JSON (as stored in a namespace's meta)."""
-    return ALGORITHM_ADAPTER.validate_json(raw)
+def parse_algorithm_json(raw: str | bytes) -> PoolConfig:
+    """A pool algorithm's config from its JSON (as stored in a namespace's meta)."""
+    from curriculum_redis.algorithms import parse_config  # the algorithms import this module
+
+    cfg = parse_config(raw)
+    if not isinstance(cfg, PoolConfig):
+        raise ConfigError(f"the {cfg.algorithm} algorithm keeps no task pool")
+    return cfg
 
 
 def safe_to_change(cfg: BaseModel) -> frozenset[str]:
     """Alias of ``type(cfg).SAFE`` until its users read that."""
     return frozenset(getattr(cfg, "SAFE", frozenset()))
+
+
+_MOVED = {
+    "LearningProgressConfig": "learning_progress",
+    "PRESETS": "learning_progress",
+    "PrioritizedReplayConfig": "prioritized_replay",
+    "LearnabilityConfig": "learnability",
+    "UniformConfig": "uniform",
+}
+"""Configs that live with their algorithm, still importable from here until every import moves."""
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SAFE_TO_CHANGE":
+        return __getattr__("LearningProgressConfig").SAFE
+    if name in _MOVED:
+        module = importlib.import_module(f"curriculum_redis.algorithms.{_MOVED[name]}")
+        return getattr(module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class BufferConfig(BaseModel):
@@ -291,7 +268,9 @@ class CurriculumConfig(BaseModel):
 
     task_generator: SerializeAsAny[TaskGenerator] | None = None
     """Required by every algorithm but ``sequential``, whose stages name their own tasks."""
-    algorithm: CurriculumAlgorithmConfig = Field(default_factory=LearningProgressConfig)
+    algorithm: SerializeAsAny[AlgorithmConfig] = Field(default_factory=lambda: parse_config({}))
+    """Any registered algorithm's config; the ``algorithm`` field names which (learning progress when
+    a mapping names none)."""
     seed: int = 0
     redis_url: str | None = None
     namespace: str = Field("default", min_length=1, max_length=128)
@@ -327,11 +306,8 @@ class CurriculumConfig(BaseModel):
 
     @field_validator("algorithm", mode="before")
     @classmethod
-    def _default_algorithm(cls, value: Any) -> Any:
-        # A config file may omit the name: learning progress, as before algorithms could be chosen.
-        if isinstance(value, dict) and "algorithm" not in value:
-            return {**value, "algorithm": "learning_progress"}  # algorithms.DEFAULT_ALGORITHM
-        return value
+    def _registered_algorithm(cls, value: Any) -> AlgorithmConfig:
+        return parse_config(value)
 
     @field_validator("namespace")
     @classmethod
@@ -345,7 +321,7 @@ class CurriculumConfig(BaseModel):
 
     @model_validator(mode="after")
     def _generator_given(self) -> CurriculumConfig:
-        if self.task_generator is None and not isinstance(self.algorithm, SequentialConfig):
+        if self.task_generator is None and isinstance(self.algorithm, PoolConfig):
             raise ValueError(f"task_generator is required by the {self.algorithm.algorithm} algorithm")
         return self
 

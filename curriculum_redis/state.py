@@ -6,13 +6,23 @@ pickled. ``SCHEMA_VERSION`` changes whenever the meaning of a stored field chang
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-from curriculum_redis.config import PoolAlgorithmConfig
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, field_validator
+
+from curriculum_redis.config import AlgorithmConfig, PoolConfig, parse_config
 
 SCHEMA_VERSION = 2
-"""2: one generic 128-byte record for every algorithm (store fields, score, algorithm state)."""
+"""2: one generic 128-byte record for every algorithm (store fields, score, algorithm state). A state
+that only gains optional parts (``stage``) keeps its version."""
 STATE_FORMAT = "curriculum_redis.state"
+
+if TYPE_CHECKING:
+    # The readers of exports still read pool fields of any state's hypers; a sequential state's are
+    # not a PoolConfig, and its readers check the shape first.
+    Hypers: TypeAlias = PoolConfig
+else:
+    Hypers = SerializeAsAny[AlgorithmConfig]
 
 COUNTER_NAMES: tuple[str, ...] = (
     "num_created",
@@ -36,6 +46,8 @@ LABEL_STAT_FIELDS: tuple[str, ...] = (
     "samples",
     "lp_ema",
 )
+"""Fields of a label's stored aggregate. ``lp_ema`` is the EMA of the headline score of whatever
+algorithm runs (the name predates the other algorithms; stored namespaces keep it)."""
 
 
 class TaskRecord(BaseModel):
@@ -85,6 +97,21 @@ class LabelStats(BaseModel):
     lp_ema: float = 0.0
 
 
+class StageTrack(BaseModel):
+    """The stored stage state of a sequential curriculum, as Redis holds it: export and import copy it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    stage: dict[str, str] = Field(default_factory=dict)
+    """The ``:stage`` hash: index, name, version, episode and success counts, timestamps."""
+    window: list[int] = Field(default_factory=list)
+    """The ``:stage:window`` list: the current stage's last outcomes (1 or 0), newest first."""
+    history: dict[str, str] = Field(default_factory=dict)
+    """The ``:stage:history`` hash: ``<stage index>:<field>`` -> value."""
+    clients: dict[int, int] = Field(default_factory=dict)
+    """The ``:stage:clients`` hash: client id -> sequence number of its last applied batch."""
+
+
 class CurriculumState(BaseModel):
     """A whole namespace: hyperparameters, tasks, labels, label aggregates and counters."""
 
@@ -93,7 +120,7 @@ class CurriculumState(BaseModel):
     format: str = STATE_FORMAT
     schema_version: int = SCHEMA_VERSION
     namespace: str
-    hypers: PoolAlgorithmConfig
+    hypers: Hypers
     pool_version: int = 0
     tasks: list[TaskRecord] = Field(default_factory=list)
     labels: dict[int, str] = Field(default_factory=dict)
@@ -101,3 +128,10 @@ class CurriculumState(BaseModel):
     counters: dict[str, int] = Field(default_factory=dict)
     client_seqs: dict[int, int] = Field(default_factory=dict)
     next_client_id: int = 0
+    stage: StageTrack | None = None
+    """The stage state of an algorithm whose state is stages (``None`` for a task pool)."""
+
+    @field_validator("hypers", mode="before")
+    @classmethod
+    def _registered_algorithm(cls, value: Any) -> AlgorithmConfig:  # the config's own class
+        return parse_config(value)

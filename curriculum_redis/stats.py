@@ -11,9 +11,19 @@ from collections.abc import Mapping
 import numpy as np
 import numpy.typing as npt
 
-from curriculum_redis.scoring import gini
 from curriculum_redis.state import LabelStats
 from curriculum_redis.store.base import ScoreSnapshot
+
+
+def gini(values: npt.NDArray[np.float64]) -> float:
+    """Gini coefficient of non-negative values: 0 when all equal, towards 1 when one holds everything."""
+    x = np.sort(np.asarray(values, dtype=np.float64))
+    n = x.size
+    total = float(x.sum())
+    if n == 0 or total <= 0.0:
+        return 0.0
+    ranks = np.arange(1, n + 1)
+    return float((2.0 * np.dot(ranks, x)) / (n * total) - (n + 1.0) / n)
 
 
 def pool_stats(

@@ -1,23 +1,32 @@
-"""The algorithm interface: what a task stores, how scores become probabilities, what is evictable.
+"""The algorithm interface: one config class, one module and one Lua file per algorithm.
 
-Every algorithm shares one packed record layout per pool slot (:data:`RECORD_FIELDS` doubles, 128 bytes):
-the store-owned fields (:data:`GENERIC_FIELDS`), then the algorithm's headline score, then up to
-:data:`MAX_STATE_FIELDS` algorithm state fields. The store writes the generic fields itself; the per-outcome
-update of the score and state fields is the algorithm's, in Lua (``lua/algorithm_<name>.lua``, spliced into
-``record_outcomes.lua``) and mirrored in Python (:meth:`Algorithm.update`, used by the in-process store,
-bit for bit the same doubles). Turning a snapshot into probabilities and picking eviction candidates is
-pure numpy here. Adding an algorithm touches neither the store nor the scripts of the store.
+An :class:`Algorithm` names its config class and the shape of the state it keeps in the store: a pool of
+tasks (:class:`PoolAlgorithm`) or a sequence of stages. Subclassing registers it by ``name``; the
+package scan of :func:`curriculum_redis.algorithms.registry` finds every module of ``algorithms/`` (and
+the ``curriculum_redis.algorithms`` entry points), so adding an algorithm touches no other module.
+
+Every pool algorithm shares one packed record layout per pool slot (:data:`RECORD_FIELDS` doubles,
+:data:`RECORD_SIZE` bytes): the store-owned fields (:data:`GENERIC_FIELDS`), then the algorithm's
+headline score, then up to :data:`MAX_STATE_FIELDS` state fields. The store writes the generic fields
+itself; the per-outcome update of the score and state fields is the algorithm's, in Lua (its
+:meth:`Algorithm.lua_path`, spliced into ``record_outcomes.lua``) and mirrored in Python
+(:meth:`PoolAlgorithm.update`, used by the in-process store, bit for bit the same doubles). Turning a
+snapshot into probabilities and picking eviction candidates is pure numpy.
 """
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, ClassVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from curriculum_redis.config import AnyAlgorithmConfig
+from curriculum_redis.config import AlgorithmConfig, PoolConfig
+from curriculum_redis.errors import ConfigError
+from curriculum_redis.store.schema import GENERIC_FIELDS, MAX_STATE_FIELDS, RECORD_FIELDS, RECORD_SIZE
 
 if TYPE_CHECKING:
     from curriculum_redis.store.base import ScoreSnapshot
@@ -25,29 +34,84 @@ if TYPE_CHECKING:
 FloatArray = npt.NDArray[np.float64]
 IndexArray = npt.NDArray[np.intp]
 
-GENERIC_FIELDS: tuple[str, ...] = (
-    "task_id",
-    "label_hash",
-    "completions",
-    "score_sum",
-    "last_score",
-    "consecutive_failures",
-    "last_episode",
-)
-"""Store-owned fields of every record. ``last_episode`` is the global episode clock (the namespace's
-``num_completed`` counter) at the task's last recorded outcome."""
+Shape = Literal["pool", "stages"]
+"""The state an algorithm keeps in the store: per task in a pool, or per stage."""
 
-MAX_STATE_FIELDS = 8
-RECORD_FIELDS = len(GENERIC_FIELDS) + 1 + MAX_STATE_FIELDS
-RECORD_SIZE = 8 * RECORD_FIELDS
+LUA_PREFIX = "algorithm_"
+
+_CLASSES: dict[str, type[Algorithm]] = {}
+_INSTANCES: dict[type[Algorithm], Algorithm] = {}
 
 
 class Algorithm(ABC):
-    """One curriculum algorithm. Instances are stateless; the registry holds one per name."""
+    """One curriculum algorithm. Instances are stateless; the registry holds one per name.
+
+    A concrete subclass sets ``name`` (the value of its config's ``algorithm`` field), ``config_class``
+    and ``shape``, and is registered when its class statement runs."""
 
     name: ClassVar[str]
+    config_class: ClassVar[type[AlgorithmConfig]]
+    shape: ClassVar[Shape]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" in cls.__dict__:
+            _register(cls)
+
+    @classmethod
+    def lua_path(cls) -> Path:
+        """The algorithm's Lua file: ``lua/algorithm_<name>.lua`` for the package's own algorithms;
+        an algorithm defined elsewhere overrides this with a path beside its module."""
+        from curriculum_redis.store.scripts import lua_dir  # the store imports the algorithms
+
+        return lua_dir() / f"{LUA_PREFIX}{cls.name}.lua"
+
+    @classmethod
+    def lua_source(cls) -> str:
+        """The text of :meth:`lua_path`."""
+        path = cls.lua_path()
+        if not path.is_file():
+            raise ConfigError(f"algorithm {cls.name!r} has no Lua file at {path}")
+        return path.read_text(encoding="utf-8")
+
+
+def _register(cls: type[Algorithm]) -> None:
+    name = cls.name
+    tag = cls.config_class.model_fields["algorithm"].default
+    if tag != name:
+        raise ConfigError(f"{cls.__qualname__}.name is {name!r} but its config's algorithm is {tag!r}")
+    known = _CLASSES.get(name)
+    if known is not None and _qualified(known) != _qualified(cls):
+        raise ConfigError(f"two algorithms are named {name!r}: {_qualified(known)} and {_qualified(cls)}")
+    _CLASSES[name] = cls
+
+
+def _qualified(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def registered() -> dict[str, Algorithm]:
+    """Every algorithm registered so far, by name (one instance each)."""
+    out: dict[str, Algorithm] = {}
+    for name, cls in _CLASSES.items():
+        if inspect.isabstract(cls):
+            missing = ", ".join(sorted(cls.__abstractmethods__))
+            raise ConfigError(f"algorithm {name!r} ({_qualified(cls)}) does not define {missing}")
+        if cls not in _INSTANCES:
+            _INSTANCES[cls] = cls()
+        out[name] = _INSTANCES[cls]
+    return out
+
+
+class PoolAlgorithm(Algorithm):
+    """An algorithm over the shared task pool: per-task state in one packed record, a sampling
+    distribution over the pool, and eviction of the tasks it values least."""
+
+    shape: ClassVar[Shape] = "pool"
+    config_class: ClassVar[type[PoolConfig]]
     score_field: ClassVar[str]
-    """The headline score (record index 8): what eviction re-checks on the server and label EMAs average."""
+    """The headline score (the record's field after the generic ones): what eviction re-checks on the
+    server and the label EMAs average."""
     state_fields: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
@@ -65,40 +129,38 @@ class Algorithm(ABC):
         return np.dtype([(name, "<f8") for name in cls.snapshot_fields()])
 
     @abstractmethod
-    def meta_fields(self, cfg: AnyAlgorithmConfig) -> dict[str, str]:
+    def meta_fields(self, cfg: Any) -> dict[str, str]:
         """The hyperparameters the Lua update reads from meta, as strings (the Lua file's ``HYPERS``)."""
 
     @abstractmethod
-    def update(self, state: dict[str, float], x: float, success: float, cfg: AnyAlgorithmConfig, clock: int) -> float:
+    def update(self, state: dict[str, float], x: float, success: float, cfg: Any, clock: int) -> float:
         """Apply one normalised outcome ``x`` (``success`` is 1.0 or 0.0) to ``state`` in place and return
         the new headline score. ``state`` holds ``completions`` (before this outcome), the score field and
         the state fields; ``clock`` is the global episode count including this outcome. Must give the same
         doubles as ``update`` in the algorithm's Lua file."""
 
     @abstractmethod
-    def distribution(self, snapshot: ScoreSnapshot, cfg: AnyAlgorithmConfig) -> FloatArray:
-        """Sampling probability of each task of ``snapshot`` (a ScoreSnapshot); sums to 1, never NaN."""
+    def distribution(self, snapshot: ScoreSnapshot, cfg: Any) -> FloatArray:
+        """Sampling probability of each task of ``snapshot``; sums to 1, never NaN."""
 
-    def eviction_candidates(
-        self, snapshot: ScoreSnapshot, cfg: AnyAlgorithmConfig, limit: int
-    ) -> tuple[IndexArray, FloatArray]:
+    def eviction_candidates(self, snapshot: ScoreSnapshot, cfg: Any, limit: int) -> tuple[IndexArray, FloatArray]:
         """At most ``limit`` evictable task indices, lowest score first, and for each the highest score the
         server may still find on the task and evict it. Default: tasks with ``min_presentations_for_eviction``
         outcomes whose score is at or below the ``eviction_threshold_percentile`` quantile."""
+        pool: PoolConfig = cfg
         score = snapshot.column(self.score_field)
         idx, threshold = low_score_candidates(
-            snapshot.column("completions"), score, cfg.eviction_threshold_percentile,
-            cfg.min_presentations_for_eviction, limit,
+            snapshot.column("completions"), score, pool.eviction_threshold_percentile,
+            pool.min_presentations_for_eviction, limit,
         )  # fmt: skip
         return idx, np.full(idx.size, threshold)
-
-    def stats_columns(self) -> tuple[str, ...]:
-        return (self.score_field,)
 
 
 def low_score_candidates(
     completions: FloatArray, score: FloatArray, percentile: float, min_presentations: int, limit: int
 ) -> tuple[IndexArray, float]:
+    """Indices of at most ``limit`` tasks with ``min_presentations`` outcomes whose score is at or below
+    the ``percentile`` quantile of the pool's scores, lowest first, and that quantile."""
     if score.size == 0 or limit <= 0:
         return np.zeros(0, dtype=np.intp), 0.0
     threshold = float(np.quantile(score, percentile))
@@ -109,8 +171,23 @@ def low_score_candidates(
 
 
 def mix_uniform(probs: FloatArray, rate: float) -> FloatArray:
+    """``probs`` with ``rate`` of the mass spread evenly over every task."""
     n = probs.size
     if n == 0:
         return probs
     out = (1.0 - rate) * probs + rate / n
     return np.asarray(out / out.sum(), dtype=np.float64)
+
+
+__all__ = [
+    "GENERIC_FIELDS",
+    "MAX_STATE_FIELDS",
+    "RECORD_FIELDS",
+    "RECORD_SIZE",
+    "Algorithm",
+    "PoolAlgorithm",
+    "Shape",
+    "low_score_candidates",
+    "mix_uniform",
+    "registered",
+]

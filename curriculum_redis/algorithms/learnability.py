@@ -8,12 +8,13 @@ fewer than ``min_samples`` outcomes counts as maximally learnable (0.25), so new
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
+from pydantic import Field
 
-from curriculum_redis.algorithms.base import Algorithm, FloatArray, mix_uniform
-from curriculum_redis.config import AnyAlgorithmConfig, LearnabilityConfig
+from curriculum_redis.algorithms.base import FloatArray, PoolAlgorithm, mix_uniform
+from curriculum_redis.config import PoolConfig
 
 if TYPE_CHECKING:
     from curriculum_redis.store.base import ScoreSnapshot
@@ -21,9 +22,18 @@ if TYPE_CHECKING:
 UNKNOWN_WEIGHT = 0.25
 
 
-def _cfg(cfg: AnyAlgorithmConfig) -> LearnabilityConfig:
-    assert isinstance(cfg, LearnabilityConfig), type(cfg).__name__
-    return cfg
+class LearnabilityConfig(PoolConfig):
+    """Sampling for learnability: ``p (1 - p)`` of each task's success-rate EMA."""
+
+    SAFE: ClassVar[frozenset[str]] = PoolConfig.SAFE | {"sampling", "top_k", "min_samples", "rand_task_rate"}
+
+    algorithm: Literal["learnability"] = "learnability"
+    success_ema_alpha: float = Field(0.1, gt=0.0, le=1.0)
+    sampling: Literal["proportional", "top_k"] = "proportional"
+    top_k: int = Field(16, ge=1)
+    min_samples: int = Field(5, ge=1)
+    """Below this many outcomes a task counts as maximally learnable (p = 0.5, weight 0.25)."""
+    rand_task_rate: float = Field(0.01, ge=0.0, le=1.0)
 
 
 def learnability_weights(completions: FloatArray, learnability: FloatArray, min_samples: int) -> FloatArray:
@@ -45,22 +55,23 @@ def learnability_distribution(completions: FloatArray, learnability: FloatArray,
     return mix_uniform(np.asarray(probs, dtype=np.float64), cfg.rand_task_rate)
 
 
-class Learnability(Algorithm):
+class Learnability(PoolAlgorithm):
     name = "learnability"
+    config_class = LearnabilityConfig
     score_field = "learnability"
     state_fields = ("success_ema",)
 
-    def meta_fields(self, cfg: AnyAlgorithmConfig) -> dict[str, str]:
-        return {"success_ema_alpha": repr(float(_cfg(cfg).success_ema_alpha))}
+    def meta_fields(self, cfg: LearnabilityConfig) -> dict[str, str]:
+        return {"success_ema_alpha": repr(float(cfg.success_ema_alpha))}
 
-    def update(self, state: dict[str, float], x: float, success: float, cfg: AnyAlgorithmConfig, clock: int) -> float:
+    def update(self, state: dict[str, float], x: float, success: float, cfg: LearnabilityConfig, clock: int) -> float:
         if state["completions"] == 0:
             p = success
         else:
-            p = state["success_ema"] + _cfg(cfg).success_ema_alpha * (success - state["success_ema"])
+            p = state["success_ema"] + cfg.success_ema_alpha * (success - state["success_ema"])
         state["success_ema"] = p
         state["learnability"] = p * (1.0 - p)
         return state["learnability"]
 
-    def distribution(self, snapshot: ScoreSnapshot, cfg: AnyAlgorithmConfig) -> FloatArray:
-        return learnability_distribution(snapshot.column("completions"), snapshot.column("learnability"), _cfg(cfg))
+    def distribution(self, snapshot: ScoreSnapshot, cfg: LearnabilityConfig) -> FloatArray:
+        return learnability_distribution(snapshot.column("completions"), snapshot.column("learnability"), cfg)

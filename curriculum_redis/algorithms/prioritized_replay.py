@@ -18,20 +18,37 @@ and 1 (0) when no task is unseen (seen). The result is one distribution over the
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
+from pydantic import Field
 
-from curriculum_redis.algorithms.base import Algorithm, FloatArray
-from curriculum_redis.config import AnyAlgorithmConfig, PrioritizedReplayConfig
+from curriculum_redis.algorithms.base import FloatArray, PoolAlgorithm
+from curriculum_redis.config import PoolConfig
 
 if TYPE_CHECKING:
     from curriculum_redis.store.base import ScoreSnapshot
 
 
-def _plr(cfg: AnyAlgorithmConfig) -> PrioritizedReplayConfig:
-    assert isinstance(cfg, PrioritizedReplayConfig), type(cfg).__name__
-    return cfg
+class PrioritizedReplayConfig(PoolConfig):
+    """Prioritized level replay (Jiang et al., ICML 2021): rank-prioritised scores mixed with staleness."""
+
+    SAFE: ClassVar[frozenset[str]] = PoolConfig.SAFE | {
+        "temperature", "staleness_coef", "replay_schedule", "replay_probability",
+    }
+
+    algorithm: Literal["prioritized_replay"] = "prioritized_replay"
+    score_update: Literal["replace", "ema"] = "replace"
+    """How a task's score takes a new reported value: replaced by it, or averaged with ``score_ema_alpha``."""
+    score_ema_alpha: float = Field(0.1, gt=0.0, le=1.0)
+    temperature: float = Field(0.1, gt=0.0)
+    """beta: ``P_S ∝ (1/rank)^(1/beta)``."""
+    staleness_coef: float = Field(0.1, ge=0.0, le=1.0)
+    """rho: ``P = (1 - rho) P_S + rho P_C``."""
+    replay_schedule: Literal["proportionate", "fixed"] = "proportionate"
+    replay_probability: float = Field(0.5, ge=0.0, le=1.0)
+    """The ``fixed`` schedule's probability of replaying a seen task (``proportionate``: seen / total)."""
+    tracker_ema_alpha: float = Field(0.02, gt=0.0, le=1.0)
 
 
 def rank_weights(scores: FloatArray, temperature: float) -> FloatArray:
@@ -86,33 +103,34 @@ def plr_distribution(
     return np.asarray(probs / probs.sum(), dtype=np.float64)
 
 
-class PrioritizedReplay(Algorithm):
+class PrioritizedReplay(PoolAlgorithm):
     name = "prioritized_replay"
+    config_class = PrioritizedReplayConfig
     score_field = "score"
     state_fields = ("success_ema",)
 
-    def meta_fields(self, cfg: AnyAlgorithmConfig) -> dict[str, str]:
-        plr = _plr(cfg)
+    def meta_fields(self, cfg: PrioritizedReplayConfig) -> dict[str, str]:
         return {
-            "score_update": plr.score_update,
-            "score_ema_alpha": repr(float(plr.score_ema_alpha)),
-            "tracker_ema_alpha": repr(float(plr.tracker_ema_alpha)),
+            "score_update": cfg.score_update,
+            "score_ema_alpha": repr(float(cfg.score_ema_alpha)),
+            "tracker_ema_alpha": repr(float(cfg.tracker_ema_alpha)),
         }
 
-    def update(self, state: dict[str, float], x: float, success: float, cfg: AnyAlgorithmConfig, clock: int) -> float:
-        plr = _plr(cfg)
+    def update(
+        self, state: dict[str, float], x: float, success: float, cfg: PrioritizedReplayConfig, clock: int
+    ) -> float:
         if state["completions"] == 0:
             state["score"] = x
             state["success_ema"] = success
         else:
-            if plr.score_update == "replace":
+            if cfg.score_update == "replace":
                 state["score"] = x
             else:
-                state["score"] = state["score"] + plr.score_ema_alpha * (x - state["score"])
-            state["success_ema"] = state["success_ema"] + plr.tracker_ema_alpha * (success - state["success_ema"])
+                state["score"] = state["score"] + cfg.score_ema_alpha * (x - state["score"])
+            state["success_ema"] = state["success_ema"] + cfg.tracker_ema_alpha * (success - state["success_ema"])
         return state["score"]
 
-    def distribution(self, snapshot: ScoreSnapshot, cfg: AnyAlgorithmConfig) -> FloatArray:
+    def distribution(self, snapshot: ScoreSnapshot, cfg: PrioritizedReplayConfig) -> FloatArray:
         last = snapshot.column("last_episode")
         clock = float(snapshot.episode_clock) if snapshot.episode_clock else float(last.max(initial=0.0))
-        return plr_distribution(snapshot.column("completions"), snapshot.column("score"), last, clock, _plr(cfg))
+        return plr_distribution(snapshot.column("completions"), snapshot.column("score"), last, clock, cfg)
