@@ -38,9 +38,9 @@ DIGEST_SIZE = 32
 @dataclass(frozen=True)
 class NamespaceInfo:
     """One namespace as :func:`list_namespaces` finds it. ``kind`` is its algorithm (``learning_progress``,
-    ...) or ``stage`` for a stage curriculum, whose ``stage`` is the current stage's index (of
-    ``num_stages``) and ``episodes`` its recorded episodes; a curriculum's ``episodes`` are its
-    ``num_completed``, ``completions`` the same (kept for compatibility)."""
+    ...), or ``stage`` for a stage curriculum stored without hyperparameters. A stage curriculum's
+    ``stage`` is the current stage's index (of ``num_stages``) and ``episodes`` its recorded episodes;
+    a task pool's ``episodes`` are its ``num_completed``, ``completions`` the same (kept for compatibility)."""
 
     namespace: str
     tasks: int
@@ -104,31 +104,29 @@ def list_namespaces(client: Client) -> list[NamespaceInfo]:
 def _namespace_info(client: Client, namespace: str) -> NamespaceInfo:
     keys = NamespaceKeys(namespace)
     meta = client.hmget(keys.meta, ["schema_version", "created_at", "pool_size", "algorithm"])
+    stage_key = keys.prefix + ":stage"
+    raw_stages = client.hget(stage_key + ":config", "stages")
+    stage: dict[str, Any] = {}
+    if raw_stages is not None:  # a stage curriculum: where it stands, whatever else the namespace holds
+        index, episodes, created_at = client.hmget(stage_key, ["index", "recorded_episodes", "created_at"])
+        stage = {
+            "stage": int(index or 0),
+            "num_stages": len(json.loads(raw_stages)),
+            "episodes": int(episodes or 0),
+            "created_at": float(created_at or 0.0),
+        }
     if meta[0] is None and meta[3] is None:
-        stage_keys = NamespaceKeys(namespace).prefix + ":stage"
-        state = client.hmget(stage_keys, ["index", "recorded_episodes", "created_at"])
-        stages = client.hget(stage_keys + ":config", "stages")
-        return NamespaceInfo(
-            namespace=namespace,
-            tasks=0,
-            completions=0,
-            schema_version=0,
-            created_at=float(state[2] or 0.0),
-            kind="stage",
-            episodes=int(state[1] or 0),
-            stage=int(state[0] or 0),
-            num_stages=len(json.loads(stages)) if stages else 0,
-        )
+        return NamespaceInfo(namespace=namespace, tasks=0, completions=0, schema_version=0, kind="stage", **stage)
     completed = int(client.hget(keys.counters, "num_completed") or 0)
     algorithm = meta[3].decode() if isinstance(meta[3], bytes) else meta[3]
+    pool = {"episodes": completed, "created_at": float(meta[1] or 0.0)}
     return NamespaceInfo(
         namespace=namespace,
         tasks=int(meta[2] or 0),
         completions=completed,
         schema_version=int(meta[0] or 0),
-        created_at=float(meta[1] or 0.0),
         kind=str(algorithm or "learning_progress"),
-        episodes=completed,
+        **{**pool, **stage},
     )
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 import redis
 
-from curriculum_redis import Curriculum, CurriculumConfig, LearningProgressConfig
+from curriculum_redis import BucketedTaskGenerator, Curriculum, CurriculumConfig, LearningProgressConfig, admin, reader
 from curriculum_redis.cli import URL_ENV, main
 from curriculum_redis.demo.student import SimulatedStudent, student_task_generator
 
@@ -20,6 +21,8 @@ COMMANDS = ["demo", "inspect", "stats", "labels", "namespaces", "drop", "snapsho
 EPISODES = 3000
 TASKS = 16
 UNREACHABLE = "redis://user:secret@127.0.0.1:1"
+GENERATOR = BucketedTaskGenerator({}, {"level": list(range(6))}, label="grid")
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "configs"
 
 
 @pytest.fixture(autouse=True)
@@ -141,6 +144,70 @@ def test_namespaces_lists_the_trained_namespace(trained: str, capsys: pytest.Cap
     assert code == 0 and "cli" in out
 
 
+def registered_algorithms() -> list[str]:
+    """Every algorithm the library knows, the test-only extra one included when it exists."""
+    with contextlib.suppress(ImportError):
+        import extra_algorithm  # noqa: F401  (registers itself on import)
+    from curriculum_redis import algorithms
+
+    return sorted(algorithms.ALGORITHMS)
+
+
+def algorithm_config(name: str, redis_url: str, namespace: str) -> CurriculumConfig:
+    """A small config for ``name``: its defaults over a few tasks, else (stages, say) its example file."""
+    try:
+        return CurriculumConfig.model_validate(
+            {
+                "task_generator": GENERATOR.model_dump(),
+                "algorithm": {"algorithm": name, "num_active_tasks": TASKS},
+                "redis_url": redis_url,
+                "namespace": namespace,
+            }
+        )
+    except ValueError:
+        example = EXAMPLES / f"{name}.json"
+        return CurriculumConfig.from_file(example, redis_url=redis_url, namespace=namespace)
+
+
+@pytest.mark.parametrize("name", registered_algorithms())
+def test_every_read_command_on_every_algorithm(
+    name: str, redis_url: str, redis_client: redis.Redis, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    namespace = f"every-{name}"
+    with Curriculum(algorithm_config(name, redis_url, namespace)) as curriculum:
+        for i in range(300):
+            task = curriculum.get_task()
+            curriculum.update_task_performance(task.task_id, (i % 7) / 6)
+    at = ("--redis-url", redis_url, "--namespace", namespace)
+    kinds = admin.namespace_kinds(redis_client, namespace)
+    if "curriculum" in kinds:
+        stats = run_json(capsys, *at, "stats")
+        assert stats["num_completed"] == 300
+        assert run_json(capsys, *at, "labels")
+        rows = run_json(capsys, *at, "inspect")
+        assert rows and {row["algorithm"] for row in rows} == {name}
+        score = reader.task_columns(name)[0]
+        code, out, err = run(capsys, *at, "inspect", "--sort", score, "--limit", "3")
+        assert code == 0 and score in out, err
+        for command in ("stats", "labels", "inspect"):
+            code, out, err = run(capsys, *at, command)
+            assert code == 0 and out and not err, (command, err)
+        code, out, err = run(capsys, *at, "export", str(tmp_path / "out.crx"))
+        assert code == 0 and (tmp_path / "out.crx").stat().st_size > 0, err
+    infos = {info["namespace"]: info for info in run_json(capsys, "--redis-url", redis_url, "namespaces")}
+    assert infos[namespace]["kind"] in (name, "stage")
+    code, out, err = run(capsys, *at, "stage")
+    if "stage" in kinds:
+        assert code == 0 and "stage 0" in out, err
+        assert infos[namespace]["stage"] == 0
+    else:
+        assert (code, out) == (1, "")
+        assert err == (
+            f"error: namespace {namespace!r} is not a stage curriculum: "
+            f"see it with `curriculum-redis --namespace {namespace} stats`\n"
+        )
+
+
 # --------------------------------------------------------------------------- lifecycle
 
 
@@ -231,6 +298,16 @@ def test_ctrl_c_in_the_demo_exits_130(
     )
     assert code == 130
     assert "interrupted" in err and "Traceback" not in err
+
+
+def test_demo_help_shows_the_demo_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    """The CLI does not import the demo to build its parser, so its help repeats two defaults: keep them equal."""
+    from curriculum_redis import cli, demo
+
+    assert f"{demo.DEFAULT_EPISODES:,}" == cli.DEMO_EPISODES
+    assert float(cli.DEMO_PACE) == demo.PACE
+    code, out, _ = exit_code(capsys, "demo", "--help")
+    assert code == 0 and f"default: {demo.DEFAULT_EPISODES:,}" in out
 
 
 # --------------------------------------------------------------------------- errors
