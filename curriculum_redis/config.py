@@ -327,10 +327,10 @@ class CurriculumConfig(BaseModel):
 
     @model_validator(mode="after")
     def _url_scheme(self) -> CurriculumConfig:
-        if self.redis_url is not None and not self.redis_url.startswith(
-            ("redis://", "rediss://", "unix://")
-        ):
-            raise ValueError("redis_url must start with redis://, rediss:// or unix://")
+        from curriculum_redis.store.url import check_url  # the store package imports this module
+
+        if self.redis_url is not None:
+            check_url(self.redis_url, "redis_url")
         return self
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, field_validator, model_validator
 
 from curriculum_redis.config import AlgorithmConfig, PoolConfig, parse_config
 
@@ -51,12 +51,11 @@ algorithm runs (the name predates the other algorithms; stored namespaces keep i
 
 
 class TaskRecord(BaseModel):
-    """One task with every stored field of any algorithm; ``label`` is the string behind ``label_hash``.
+    """One task: the store's fields, then its algorithm's (``stored_fields()``) as extra float fields;
+    ``label`` is the string behind ``label_hash``."""
 
-    The store's fields come first; the others belong to one algorithm each (see
-    ``curriculum_redis.algorithms``) and stay 0 under the other algorithms."""
-
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, float] = Field(init=False)
 
     task_id: int = Field(ge=1)
     label: str
@@ -67,18 +66,18 @@ class TaskRecord(BaseModel):
     last_score: float
     consecutive_failures: int = Field(ge=0)
     last_episode: int = Field(0, ge=0)
-    # learning progress
-    lp: float = 0.0
-    reward_ema: float = 0.0
-    reward_sq_ema: float = 0.0
-    success_ema: float = 0.0
-    p_fast: float = 0.0
-    p_slow: float = 0.0
-    p_true: float = 0.0
-    baseline: float = 0.0
-    # prioritized replay (score, success_ema), uniform (score), learnability (learnability, success_ema)
-    score: float = 0.0
-    learnability: float = 0.0
+
+    def value(self, name: str) -> float:
+        """A field of the task's algorithm (0.0 when the record does not hold it)."""
+        return float((self.__pydantic_extra__ or {}).get(name, 0.0))
+
+    def for_algorithm(self, fields: tuple[str, ...]) -> TaskRecord:
+        """This record with exactly the algorithm fields ``fields``: missing ones are 0.0, and zeros of
+        other algorithms are dropped (exports written when a record held every algorithm's fields)."""
+        extra = self.__pydantic_extra__ or {}
+        kept = {n: v for n, v in extra.items() if n in fields or v != 0.0}
+        kept.update({n: extra.get(n, 0.0) for n in fields})
+        return TaskRecord(**self.model_dump(exclude=set(extra)), **kept)
 
 
 class LabelStats(BaseModel):
@@ -135,3 +134,13 @@ class CurriculumState(BaseModel):
     @classmethod
     def _registered_algorithm(cls, value: Any) -> AlgorithmConfig:  # the config's own class
         return parse_config(value)
+
+    @model_validator(mode="after")
+    def _tasks_hold_their_algorithms_fields(self) -> CurriculumState:
+        from curriculum_redis.algorithms import pool_algorithms  # they import the config, as this does
+
+        algorithm = pool_algorithms().get(self.hypers.algorithm)
+        if algorithm is not None:
+            fields = algorithm.stored_fields()
+            self.tasks = [task.for_algorithm(fields) for task in self.tasks]
+        return self

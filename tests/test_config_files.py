@@ -66,10 +66,15 @@ def test_the_sequential_example_runs_on_redis(suffix: str, redis_url: str) -> No
         assert curriculum.label_table()["easy"]["episodes"] == 10
 
 
-def test_the_sequential_example_without_redis_says_it_needs_a_url() -> None:
+def test_the_sequential_example_runs_in_one_process_without_redis() -> None:
     config = CurriculumConfig.from_file(EXAMPLES / "sequential.json", redis_url=None)
-    with pytest.raises(ConfigError, match="needs redis_url"):
-        Curriculum(config)
+    with Curriculum(config) as curriculum:
+        for _ in range(10):
+            task = curriculum.get_task()
+            assert task.label == "easy"
+            curriculum.update_task_performance(task.task_id, 1.0)
+        curriculum.flush()
+        assert curriculum.stats()["stage/easy/episodes"] == 10
 
 
 @pytest.mark.parametrize("suffix", ["json", "yaml", "yml"])
