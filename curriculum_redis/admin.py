@@ -143,11 +143,12 @@ def namespace_kinds(client: Client, namespace: str) -> frozenset[str]:
 def reset_stage(client: Client, namespace: str, index: int) -> int:
     """Move the stage curriculum in ``namespace`` to stage ``index`` (every env follows at its next
     reset); returns the new version. Raises :class:`ConfigError` for an index that is not a stage."""
+    from curriculum_redis.reader import stage_configs
     from curriculum_redis.stage import StageCurriculum
 
     curriculum = StageCurriculum.from_namespace(client, namespace)
     try:
-        last = len(curriculum.config.stages) - 1
+        last = len(stage_configs(curriculum.config)) - 1
         if not 0 <= index <= last:
             raise ConfigError(f"stage {index} does not exist (namespace {namespace!r} has stages 0..{last})")
         return curriculum.reset_to(index)

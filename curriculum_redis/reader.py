@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from curriculum_redis.algorithms import ALGORITHMS, algorithm_of, get_algorithm
+from curriculum_redis.algorithms import algorithm_of, get_algorithm, pool_algorithms
 from curriculum_redis.config import AnyAlgorithmConfig
 from curriculum_redis.errors import ConfigError, NamespaceNotFoundError, StoreError
 from curriculum_redis.state import TaskRecord
@@ -46,7 +46,7 @@ GENERIC_SORT_KEYS = ("probability", "completions", "mean_score")
 
 def sort_keys() -> list[str]:
     """Every key :func:`read_tasks` may sort by under some registered algorithm (the CLI's ``--sort``)."""
-    stored = {name for algorithm in ALGORITHMS.values() for name in algorithm.stored_fields()}
+    stored = {name for algorithm in pool_algorithms().values() for name in algorithm.stored_fields()}
     return [*GENERIC_SORT_KEYS, *sorted(stored - set(GENERIC_SORT_KEYS))]
 
 
@@ -81,10 +81,10 @@ def read_stats(client: Client, namespace: str) -> dict[str, float]:
         snap, probs = _distribution(store, hypers)
         counters = store.counters()
         labels = store.label_stats()
-    field = algorithm_of(hypers).score_field
+    score_field = algorithm_of(hypers).score_field
     out: dict[str, float] = {name: float(counters.get(name, 0)) for name in COUNTERS}
-    out.update(pool_stats(snap, probs, hypers.num_active_tasks, field))
-    out.update(flatten_labels(label_table(snap, probs, labels, field)))
+    out.update(pool_stats(snap, probs, hypers.num_active_tasks, score_field))
+    out.update(flatten_labels(label_table(snap, probs, labels, score_field)))
     return out
 
 
@@ -111,15 +111,15 @@ def read_tasks(
         snap, probs = _distribution(store, state.hypers)
     prob_of = dict(zip(snap.task_ids.tolist(), probs.tolist(), strict=True))
     algorithm = algorithm_of(state.hypers)
-    # A record carries every algorithm's fields; show this namespace's algorithm's only.
-    other = {f for a in ALGORITHMS.values() for f in a.stored_fields()} - set(algorithm.stored_fields())
-    if sort not in (set(TaskRecord.model_fields) - other - {"label"}) | set(GENERIC_SORT_KEYS):
+    own = algorithm.stored_fields()
+    generic = set(TaskRecord.model_fields)
+    if sort not in (generic - {"label"}) | set(own) | set(GENERIC_SORT_KEYS):
         raise ConfigError(f"cannot sort by {sort!r}: the namespace's {algorithm.name} algorithm stores no such field")
     rows = []
     for task in state.tasks:
         if label is not None and label not in task.label:
             continue
-        row = task.model_dump(exclude=other)
+        row = task.model_dump(include=generic) | {name: task.value(name) for name in own}
         row["algorithm"] = algorithm.name
         row["probability"] = prob_of.get(task.task_id, 0.0)
         row["mean_score"] = task.score_sum / task.completions if task.completions else 0.0
@@ -139,6 +139,13 @@ class StageReport:
     version: int
     state: dict[str, Any] = field(default_factory=dict)
     stats: dict[str, float] = field(default_factory=dict)
+
+
+def stage_configs(config: Any) -> list[Any]:
+    """The stages of a stage curriculum's config: its own ``stages``, or its algorithm's once the
+    sequential curriculum is an algorithm of ``CurriculumConfig``."""
+    stages = getattr(config, "stages", None)
+    return list(stages if stages is not None else config.algorithm.stages)
 
 
 def stage_state(client: Client, namespace: str) -> StageReport:
@@ -163,7 +170,7 @@ def stage_state(client: Client, namespace: str) -> StageReport:
         state, stats = curriculum.state(), curriculum.stats()
     finally:
         curriculum.close()
-    stages = curriculum.config.stages
+    stages = stage_configs(curriculum.config)
     rules = [
         s.stop_condition or f"success >= {s.advance_threshold:g} over {s.window}, after {s.min_episodes} episodes"
         for s in stages

@@ -148,9 +148,9 @@ def registered_algorithms() -> list[str]:
     """Every algorithm the library knows, the test-only extra one included when it exists."""
     with contextlib.suppress(ImportError):
         import extra_algorithm  # noqa: F401  (registers itself on import)
-    from curriculum_redis import algorithms
+    from curriculum_redis.algorithms import registry
 
-    return sorted(algorithms.ALGORITHMS)
+    return sorted(registry())
 
 
 def algorithm_config(name: str, redis_url: str, namespace: str) -> CurriculumConfig:

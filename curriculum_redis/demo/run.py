@@ -31,7 +31,8 @@ import redis
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from rich.console import Console
 
-from curriculum_redis.config import CurriculumConfig, LearningProgressConfig, build
+from curriculum_redis.algorithms.learning_progress import LearningProgressConfig
+from curriculum_redis.config import CurriculumConfig, build
 from curriculum_redis.curriculum import Curriculum
 from curriculum_redis.demo.progress import Recorder, episodes_done, watch
 from curriculum_redis.demo.report import (
