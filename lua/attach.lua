@@ -2,7 +2,7 @@
 -- KEYS[1] {cr:<ns>}:meta  KEYS[2] {cr:<ns>}:scores
 -- ARGV[1] schema_version  ARGV[2] hypers as JSON  ARGV[3] created_at (unix seconds)
 -- ARGV[4..] field, value pairs for meta (the scoring hyperparameters the other scripts read, capacity)
--- The scores string is allocated at its full size (capacity * 128 bytes) once, so it never regrows.
+-- The scores string is allocated at its full size (capacity records) once, so it never regrows.
 -- Returns: '' when this call stored the hyperparameters, else the stored hypers JSON.
 -- Errors: CR_ALGORITHM when the namespace runs another algorithm (meta 'algorithm' vs the given one);
 --   CR_SCHEMA when the namespace was written by another schema version; CR_ARGS on bad input.
@@ -37,5 +37,5 @@ end
 if not capacity or capacity < 1 then return redis.error_reply('CR_ARGS attach.lua needs a positive capacity') end
 redis.call('HSET', meta, unpack(fields))
 redis.call('DEL', KEYS[2])
-redis.call('SETRANGE', KEYS[2], capacity * 128 - 1, '\0')
+redis.call('SETRANGE', KEYS[2], capacity * RECORD - 1, '\0')
 return ''

@@ -6,7 +6,6 @@
 -- Returns: the ids created, in order. Ids already in the pool are skipped; creation stops at capacity.
 -- Errors: CR_NO_NAMESPACE (no hyperparameters stored), CR_ARGS (bad ids or counts), CR_CORRUPT.
 local meta, counters, scores, labels = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local RECORD = 128
 local n = tonumber(ARGV[1])
 if not n or n < 0 or n ~= math.floor(n) then return redis.error_reply('CR_ARGS n must be a count') end
 if #KEYS ~= 4 + 2 * n or #ARGV ~= 1 + 3 * n then
@@ -17,23 +16,17 @@ local m = redis.call('HMGET', meta, 'capacity', 'pool_size', 'ttl_ms', 'fields')
 local ttl_ms = tonumber(m[3])
 local capacity = tonumber(m[1])
 if not capacity then return redis.error_reply('CR_NO_NAMESPACE no hyperparameters stored') end
--- A new task's hash: the store's fields, then the algorithm's (meta 'fields', comma-separated), all 0.
-local zeros = {}
-for name in string.gmatch(m[4] or '', '[^,]+') do
-  zeros[#zeros + 1] = name
-  zeros[#zeros + 1] = 0
-end
+-- @INCLUDE new_task@
+local zeros = meta_zero_fields(m[4])
 
-local ids, hashes = {}, {}
 for i = 1, n do
   local id, h = tonumber(ARGV[2 + 3 * (i - 1)]), tonumber(ARGV[3 + 3 * (i - 1)])
-  if not id or id < 1 or id > 9007199254740991 or id ~= math.floor(id) then
+  if not id or id < 1 or id > MAX_TASK_ID or id ~= math.floor(id) then
     return redis.error_reply('CR_ARGS task id ' .. tostring(ARGV[2 + 3 * (i - 1)]) .. ' is not in [1, 2^53)')
   end
   if not h or h < 0 or h ~= math.floor(h) then
     return redis.error_reply('CR_ARGS label hash ' .. tostring(ARGV[3 + 3 * (i - 1)]) .. ' is not an integer')
   end
-  ids[i], hashes[i] = id, h
 end
 
 local size = tonumber(m[2]) or 0
@@ -42,7 +35,7 @@ if free > 0 then
   -- Slots [size, size + free) must be empty: a non-empty one means the pool and scores disagree.
   local taken = redis.call('GETRANGE', scores, size * RECORD, (size + free) * RECORD - 1)
   for j = 0, math.floor(#taken / RECORD) - 1 do
-    if struct.unpack('<d', taken, j * RECORD + 1) ~= 0 then
+    if struct.unpack(DOUBLE, taken, j * RECORD + 1) ~= 0 then
       return redis.error_reply('CR_CORRUPT slot ' .. (size + j) .. ' is in use beyond pool_size')
     end
   end
@@ -55,18 +48,7 @@ for i = 1, n do
   local task, label_key = KEYS[5 + 2 * (i - 1)], KEYS[6 + 2 * (i - 1)]
   if redis.call('EXISTS', task) == 0 then
     local h, label = ARGV[3 + 3 * (i - 1)], ARGV[4 + 3 * (i - 1)]
-    redis.call('HSET', task, 'label_hash', h, 'slot', size, 'completions', 0, 'score_sum', 0, 'last_score', 0,
-      'consecutive_failures', 0, 'last_episode', 0, unpack(zeros))
-    redis.call('SETRANGE', scores, size * RECORD,
-      struct.pack('<dddddddddddddddd', ids[i], hashes[i], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))
-    redis.call('HSETNX', labels, h, label)
-    redis.call('HSETNX', label_key, 'label', label)
-    redis.call('HINCRBY', label_key, 'created', 1)
-    redis.call('HINCRBY', label_key, 'active', 1)
-    if ttl_ms then
-      redis.call('PEXPIRE', task, ttl_ms)
-      redis.call('PEXPIRE', label_key, ttl_ms)
-    end
+    new_task(task, label_key, labels, scores, size, id, h, label, zeros, ttl_ms)
     size = size + 1
     created[#created + 1] = id
   end

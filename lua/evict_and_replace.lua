@@ -3,8 +3,8 @@
 -- KEYS[5] :task:<victim_id>  KEYS[6] :task:<new_id>  KEYS[7] :label:<victim label_hash>
 -- KEYS[8] :label:<new label_hash>
 -- ARGV[1] victim_id  ARGV[2] victim label_hash  ARGV[3] new_id  ARGV[4] new label_hash
--- ARGV[5] new label string  ARGV[6] reason: 'low_lp' (a low score) or 'failures'
--- ARGV[7] min_presentations  ARGV[8] max_lp: the highest score (record field 8, the algorithm's headline
+-- ARGV[5] new label string  ARGV[6] reason: 'low_score' or 'failures'
+-- ARGV[7] min_presentations  ARGV[8] max_score: the highest score (record field 8, the algorithm's headline
 --   score: LP for learning progress) the victim may have now  ARGV[9] min_failures
 -- The new keys expire like the rest of the namespace when meta holds ttl_ms (see RedisStore.touch).
 -- Returns: 'evicted', or why nothing happened: 'victim_gone' (another process evicted it first),
@@ -12,19 +12,19 @@
 -- Errors (before any write): CR_NO_NAMESPACE, CR_ARGS, CR_LABEL.
 local meta, counters, scores, labels = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local victim, fresh, victim_label, fresh_label = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local RECORD = 128
+-- @INCLUDE new_task@
 local function err(msg) return redis.error_reply('CR_ARGS evict_and_replace.lua: ' .. msg) end
 if #KEYS ~= 8 or #ARGV ~= 9 then return err('takes 8 keys and 9 args') end
 local victim_id, new_id, new_hash, new_label = ARGV[1], ARGV[3], ARGV[4], ARGV[5]
 local reason = ARGV[6]
-local min_presentations, max_lp, min_failures = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+local min_presentations, max_score, min_failures = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
 local new_num, hash_num = tonumber(new_id), tonumber(new_hash)
 if not tonumber(victim_id) or not new_num or new_num < 1 or new_num ~= math.floor(new_num) then
   return err('task ids must be positive integers')
 end
 if not hash_num or hash_num ~= math.floor(hash_num) then return err('label hash must be an integer') end
-if reason ~= 'low_lp' and reason ~= 'failures' then return err('unknown reason ' .. tostring(reason)) end
-if not min_presentations or not max_lp or not min_failures then return err('thresholds must be numbers') end
+if reason ~= 'low_score' and reason ~= 'failures' then return err('unknown reason ' .. tostring(reason)) end
+if not min_presentations or not max_score or not min_failures then return err('thresholds must be numbers') end
 local m = redis.call('HMGET', meta, 'capacity', 'ttl_ms', 'fields')
 if not m[1] then return redis.error_reply('CR_NO_NAMESPACE no hyperparameters stored') end
 local ttl_ms = tonumber(m[2])
@@ -41,9 +41,10 @@ local qualifies
 if reason == 'failures' then
   qualifies = tonumber(v[4]) >= min_failures
 else
-  local raw = redis.call('GETRANGE', scores, tonumber(slot) * RECORD + 56, tonumber(slot) * RECORD + 63)
-  local score = #raw == 8 and struct.unpack('<d', raw) or 0
-  qualifies = tonumber(v[2]) >= min_presentations and score <= max_lp
+  local raw = redis.call('GETRANGE', scores, tonumber(slot) * RECORD + SCORE_OFFSET,
+    tonumber(slot) * RECORD + SCORE_OFFSET + 7)
+  local score = #raw == 8 and struct.unpack(DOUBLE, raw) or 0
+  qualifies = tonumber(v[2]) >= min_presentations and score <= max_score
 end
 if not qualifies then return 'victim_not_evictable' end
 
@@ -52,23 +53,7 @@ redis.call('DEL', victim)
 redis.call('HINCRBY', victim_label, 'evicted', 1)
 redis.call('HINCRBY', victim_label, 'active', -1)
 
-local zeros = {}
-for name in string.gmatch(m[3] or '', '[^,]+') do
-  zeros[#zeros + 1] = name
-  zeros[#zeros + 1] = 0
-end
-redis.call('HSET', fresh, 'label_hash', new_hash, 'slot', slot, 'completions', 0, 'score_sum', 0, 'last_score', 0,
-  'consecutive_failures', 0, 'last_episode', 0, unpack(zeros))
-redis.call('SETRANGE', scores, tonumber(slot) * RECORD,
-  struct.pack('<dddddddddddddddd', new_num, hash_num, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))
-redis.call('HSETNX', labels, new_hash, new_label)
-redis.call('HSETNX', fresh_label, 'label', new_label)
-redis.call('HINCRBY', fresh_label, 'created', 1)
-redis.call('HINCRBY', fresh_label, 'active', 1)
-if ttl_ms then
-  redis.call('PEXPIRE', fresh, ttl_ms)
-  redis.call('PEXPIRE', fresh_label, ttl_ms)
-end
+new_task(fresh, fresh_label, labels, scores, slot, new_id, new_hash, new_label, meta_zero_fields(m[3]), ttl_ms)
 redis.call('HINCRBY', counters, 'num_evicted', 1)
 redis.call('HINCRBY', counters, 'num_created', 1)
 redis.call('HINCRBY', meta, 'pool_version', 1)

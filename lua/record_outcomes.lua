@@ -18,15 +18,12 @@
 --   CR_ALGORITHM (the namespace runs another algorithm than the one spliced in below).
 -- This file is the generic part; store.scripts.record_script splices one lua/algorithm_<name>.lua at the
 -- @ALGORITHM@ marker, which defines ALGORITHM, SCORE_FIELD, STATE_FIELDS, HYPERS and update().
--- Record (16 doubles): task_id, label_hash, completions, score_sum, last_score, consecutive_failures,
+-- Record (RECORD_FIELDS doubles): task_id, label_hash, completions, score_sum, last_score, consecutive_failures,
 --   last_episode (the global episode clock, counters' num_completed, at the task's last outcome),
 --   the algorithm's score, then its state fields (unused ones 0).
 -- Floats go to redis.call as Lua numbers: Redis writes them with %.17g (exact), in C, which costs a
 -- fraction of string.format in Lua (tostring would keep only 14 digits).
 local meta, counters, scores, clients = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local RECORD = 128
-local PACK = '<dddddddddddddddd'
-local LABEL_LP_ALPHA = 0.1
 local function err(msg) return redis.error_reply('CR_ARGS record_outcomes.lua: ' .. msg) end
 
 -- @ALGORITHM@
@@ -158,7 +155,7 @@ for _, task in ipairs(tasks) do
         s.failures = 0
       end
       local lp = s.score
-      if label.n == 0 then label.lp_ema = lp else label.lp_ema = label.lp_ema + LABEL_LP_ALPHA * (lp - label.lp_ema) end
+      if label.n == 0 then label.lp_ema = lp else label.lp_ema = label.lp_ema + LABEL_SCORE_ALPHA * (lp - label.lp_ema) end
       label.n = label.n + 1
       label.completions = label.completions + 1
       label.score_sum = label.score_sum + x  -- in outcome order, as the in-process store sums

@@ -27,8 +27,10 @@ RECORD_SIZE = 8 * RECORD_FIELDS
 """Bytes per pool slot in the ``:scores`` string."""
 SCORE_OFFSET = 8 * len(GENERIC_FIELDS)
 """Byte offset of the headline score inside a record (what eviction re-checks on the server)."""
+DOUBLE_PACK = "<d"
+"""``struct`` format of one record field: a little-endian double (Python's ``struct`` and Lua's agree)."""
 RECORD_PACK = "<" + "d" * RECORD_FIELDS
-"""``struct`` format of one record: little-endian doubles, the same in Python and in Lua's ``struct``."""
+"""``struct`` format of one record."""
 
 INT_TASK_FIELDS: tuple[str, ...] = ("label_hash", "slot", "completions", "consecutive_failures", "last_episode")
 """Task-hash fields that hold integers (every other field is a double)."""
@@ -46,6 +48,7 @@ LUA_CONSTANTS: dict[str, int | float | str | tuple[str, ...]] = {
     "RECORD": RECORD_SIZE,
     "RECORD_FIELDS": RECORD_FIELDS,
     "PACK": RECORD_PACK,
+    "DOUBLE": DOUBLE_PACK,
     "SCORE_OFFSET": SCORE_OFFSET,
     "LABEL_SCORE_ALPHA": LABEL_SCORE_EMA_ALPHA,
     "MAX_TASK_ID": MAX_TASK_ID,

@@ -1,40 +1,103 @@
-"""The Lua scripts, read once from ``lua/`` and registered on each client.
+"""Finds ``lua/``, builds each script, registers it per client.
 
-A script is named after its file's stem. In an installed wheel the files are package data
-(``curriculum_redis/lua``); in a source checkout or an editable install they are read from the
-project's top-level ``lua/`` directory. ``algorithm_<name>.lua`` files are not scripts: each is the
-per-outcome update of one algorithm, spliced into ``record_outcomes.lua`` by :func:`record_script`;
-``include_<name>.lua`` files hold code that several scripts share (see :func:`expand_includes`).
+A script is named after its file's stem. Each is built from its file: the opening contract comment
+(KEYS, ARGV, returns, errors), then the constants header of :func:`lua_header`, then the body, in
+which ``-- @INCLUDE name@`` lines are replaced by ``lua/include_<name>.lua`` (Redis scripts cannot share
+code at run time). ``algorithm_<name>.lua`` files are not scripts: each is the per-outcome update of one
+algorithm, spliced into ``record_outcomes.lua`` by :func:`record_script`.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 import re
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
+import redis
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.commands.core import Script
+from redis.retry import Retry
+
+import curriculum_redis
+from curriculum_redis import conditions
 from curriculum_redis.errors import StoreError
+from curriculum_redis.store.schema import LUA_CONSTANTS
 
 ALGORITHM_PREFIX = "algorithm_"
 ALGORITHM_MARKER = "-- @ALGORITHM@\n"
 INCLUDE_PREFIX = "include_"
 INCLUDE_LINE = re.compile(r"^-- @INCLUDE (\w+)@$", re.MULTILINE)
+MARKER_LINE = re.compile(r"-- @[A-Z]+( \w+)?@$")
+
+LuaValue = int | float | str | tuple[str, ...] | frozenset[str]
 
 
+@functools.cache
 def lua_dir() -> Path:
+    """``lua/``: package data in a wheel, the project's top-level directory in a checkout or an
+    editable install (the package directory's sibling)."""
     packaged = resources.files("curriculum_redis") / "lua"
     if packaged.is_dir():
         return Path(str(packaged))
-    source = Path(__file__).resolve().parents[2] / "lua"
+    source = Path(curriculum_redis.__file__).resolve().parent.parent / "lua"
     if source.is_dir():
         return source
     raise StoreError(f"Lua scripts not found in {packaged} nor {source}: the installation is incomplete")
 
 
+def header_constants() -> dict[str, LuaValue]:
+    """Every value the header defines: the stored layout, and what the stop-condition check accepts."""
+    return {
+        **LUA_CONSTANTS,
+        "COND_VARS": frozenset(conditions.VARIABLES),
+        "COND_COMPARE": frozenset(conditions.COMPARISONS),
+        "MAX_PROGRAM_TOKENS": conditions.MAX_PROGRAM_TOKENS,
+    }
+
+
+def lua_literal(value: LuaValue) -> str:
+    """``value`` as Lua source: exact for numbers (``repr`` round-trips a double), a quoted string, an
+    array for a tuple, a set (``{[name] = true}``) for a frozenset."""
+    if isinstance(value, bool):
+        raise StoreError("a Lua constant cannot be a bool")
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise StoreError(f"a Lua constant must be finite, not {value}")
+        return repr(value)
+    if isinstance(value, str):
+        if not value.isprintable() or "\\" in value or "'" in value:
+            raise StoreError(f"Lua constant {value!r} needs escaping")
+        return f"'{value}'"
+    if isinstance(value, tuple):
+        return "{" + ", ".join(lua_literal(v) for v in value) + "}"
+    return "{" + ", ".join(f"[{lua_literal(v)}] = true" for v in sorted(value)) + "}"
+
+
+@functools.cache
+def lua_header() -> str:
+    """The constants every script may use, as Lua locals (one source: :mod:`curriculum_redis.store.schema`)."""
+    lines = ["-- Constants from curriculum_redis/store/schema.py (store.scripts.lua_header); never spelled in lua/."]
+    lines += [f"local {name} = {lua_literal(value)}" for name, value in header_constants().items()]
+    return "\n".join(lines) + "\n"
+
+
+def with_header(source: str) -> str:
+    """``source`` with :func:`lua_header` after its opening comment (the script's contract)."""
+    lines = source.splitlines(keepends=True)
+    end = 0
+    while end < len(lines) and lines[end].startswith("--") and not MARKER_LINE.match(lines[end]):
+        end += 1
+    return "".join(lines[:end]) + lua_header() + "".join(lines[end:])
+
+
 def expand_includes(source: str) -> str:
-    """Replace each ``-- @INCLUDE name@`` line by ``lua/include_<name>.lua``: Redis scripts cannot share
-    code at run time, so code two scripts need is written once and copied in when they are read."""
+    """Replace each ``-- @INCLUDE name@`` line by ``lua/include_<name>.lua``."""
 
     def include(match: re.Match[str]) -> str:
         path = lua_dir() / f"{INCLUDE_PREFIX}{match.group(1)}.lua"
@@ -47,10 +110,10 @@ def expand_includes(source: str) -> str:
 
 @functools.cache
 def script_sources() -> dict[str, str]:
-    """Script name -> source (includes expanded), for every ``*.lua`` file that is a script (not an
-    algorithm's update nor an include)."""
+    """Script name -> source (header put in, includes expanded), for every ``*.lua`` file that is a
+    script (not an algorithm's update nor an include)."""
     return {
-        path.stem: expand_includes(path.read_text(encoding="utf-8"))
+        path.stem: expand_includes(with_header(path.read_text(encoding="utf-8")))
         for path in sorted(lua_dir().glob("*.lua"))
         if not path.stem.startswith((ALGORITHM_PREFIX, INCLUDE_PREFIX))
     }
@@ -78,3 +141,56 @@ def record_script(base: str, algorithm: str) -> str:
 def record_source(algorithm: str) -> str:
     """The record script a store running ``algorithm`` registers (its sha is this source's)."""
     return record_script(script_sources()["record_outcomes"], algorithm)
+
+
+def source_of(name: str) -> str:
+    """A script's source; ``record_outcomes:<algorithm>`` is record_outcomes.lua with the algorithm's
+    update spliced in (each algorithm's composed script has its own sha)."""
+    base, _, algorithm = name.partition(":")
+    if algorithm:
+        return record_script(script_sources()[base], algorithm)
+    return script_sources()[name]
+
+
+class ScriptSet:
+    """The scripts of one store in one process, each registered once.
+
+    Writes go over one connection of their own (a single-connection client that retries): a
+    pool checkout per call costs more CPU than the script. A cluster client routes each call to the
+    primary of its keys' slot itself. ``Script`` sends EVALSHA, and loads the script again on NOSCRIPT
+    (a restart, a failover, SCRIPT FLUSH). Made again in a forked child, with the store's client.
+    """
+
+    def __init__(self, client: redis.Redis | redis.RedisCluster) -> None:
+        self._client = client
+        self._writer: redis.Redis | redis.RedisCluster | None = None
+        self._scripts: dict[str, Script] = {}
+
+    @property
+    def writer(self) -> redis.Redis | redis.RedisCluster:
+        if self._writer is None:
+            if isinstance(self._client, redis.Redis):
+                pool = self._client.connection_pool
+                # A broken connection's call is retried: harmless, a script ignores a batch it already applied.
+                retry = Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.25), retries=3)
+                kwargs = {**pool.connection_kwargs, "retry": retry}
+                own = redis.ConnectionPool(connection_class=pool.connection_class, **kwargs)
+                self._writer = redis.Redis(connection_pool=own, single_connection_client=True)
+            else:
+                self._writer = self._client
+        return self._writer
+
+    def __call__(self, name: str, keys: Sequence[Any], args: Sequence[Any] = (), *, read: bool = False) -> Any:
+        """Run script ``name``; ``read`` sends it on the store's pooled client (a read never waits
+        for the writer's connection)."""
+        script = self._scripts.get(name)
+        if script is None:
+            script = self._scripts[name] = Script(self._client, source_of(name))
+        return script(keys=list(keys), args=list(args), client=self._client if read else self.writer)
+
+    def close(self) -> None:
+        """Close the writer's connection (the store closes its own client)."""
+        if isinstance(self._writer, redis.Redis):
+            self._writer.close()
+            self._writer.connection_pool.disconnect()
+        self._writer = None

@@ -1,0 +1,158 @@
+"""A namespace into and out of ``CurriculumState``.
+
+Both directions are consistent copies: an export reads everything in one MULTI/EXEC (repeated if the pool
+changed since its snapshot), an import writes everything in one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, cast
+
+import numpy as np
+from redis.cluster import RedisCluster
+
+from curriculum_redis.algorithms import algorithm_of
+from curriculum_redis.config import parse_algorithm_json
+from curriculum_redis.errors import StoreError
+from curriculum_redis.state import LABEL_STAT_FIELDS, SCHEMA_VERSION, CurriculumState, LabelStats, TaskRecord
+from curriculum_redis.store.base import ScoreSnapshot, current_counters
+from curriculum_redis.store.connection import Client, map_errors, text
+from curriculum_redis.store.keys import NamespaceKeys
+from curriculum_redis.store.schema import INT_TASK_FIELDS
+
+EXPORT_ATTEMPTS = 100
+
+
+def scan_namespace(client: Client, namespace: str, pattern: str) -> list[str]:
+    """SCAN for ``pattern`` (a pattern of the namespace's keys): on a cluster, on the primary owning the
+    namespace's slot only (a plain ``scan_iter`` there walks every primary)."""
+    if isinstance(client, RedisCluster):
+        node = client.get_node_from_key(NamespaceKeys(namespace).meta)  # type: ignore[no-untyped-call]
+        return [text(key) for key in client.scan_iter(match=pattern, count=1000, target_nodes=node)]
+    return [text(key) for key in client.scan_iter(match=pattern, count=1000)]
+
+
+def format_field(value: Any) -> str:
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def task_record(task_id: int, raw: dict[str, str]) -> TaskRecord:
+    values: dict[str, Any] = {
+        n: (int(v) if n in INT_TASK_FIELDS else float(v)) for n, v in raw.items() if n != "label"
+    }
+    return TaskRecord(task_id=task_id, label=raw.get("label", ""), **values)
+
+
+def label_stats_from(row: dict[bytes, bytes]) -> LabelStats:
+    raw = {f.decode(): v.decode() for f, v in row.items()}
+    values: dict[str, Any] = {"label": raw.get("label", "")}
+    for name in LABEL_STAT_FIELDS:
+        if name in raw:
+            values[name] = float(raw[name]) if name in ("score_sum", "lp_ema") else int(float(raw[name]))
+    return LabelStats(**values)
+
+
+def label_stats_on(client: Client, keys: NamespaceKeys) -> dict[int, LabelStats]:
+    """Every label's aggregates, read on ``client`` (the primary or a replica)."""
+    hashes = [int(h) for h in client.hkeys(keys.labels)]
+    pipe = client.pipeline(transaction=False)
+    for h in hashes:
+        pipe.hgetall(keys.label(h))
+    rows = pipe.execute()
+    return {h: label_stats_from(row) for h, row in zip(hashes, rows, strict=True)}
+
+
+def export_state(
+    client: Client, keys: NamespaceKeys, snapshot: Callable[[], ScoreSnapshot], where: str
+) -> CurriculumState:
+    """A consistent copy of the namespace: every read after the snapshot is one MULTI/EXEC, and the
+    whole read is repeated if the pool changed in between."""
+    for _ in range(EXPORT_ATTEMPTS):
+        first = snapshot()
+        ids = first.task_ids.tolist()
+        pipe = client.pipeline(transaction=True)
+        pipe.hgetall(keys.meta)
+        pipe.hgetall(keys.counters)
+        pipe.hgetall(keys.labels)
+        pipe.hgetall(keys.clients)
+        for task_id in ids:
+            pipe.hgetall(keys.task(task_id))
+        for h in first.label_hashes.tolist():
+            pipe.hgetall(keys.label(h))
+        with map_errors(where):
+            meta, counters, labels_raw, clients, *rows = pipe.execute()
+        if b"hypers" not in meta:
+            raise StoreError(f"namespace {keys.namespace!r} does not exist on {where}")
+        if int(meta.get(b"pool_version", -1)) == first.pool_version:
+            break
+    else:
+        raise StoreError(f"namespace {keys.namespace!r} changes too fast to export a consistent copy")
+    labels = {int(h): text(v) for h, v in labels_raw.items()}
+    tasks = []
+    for task_id, row in zip(ids, rows[: len(ids)], strict=True):
+        raw = {text(f): text(v) for f, v in row.items()}
+        raw["label"] = labels.get(int(raw["label_hash"]), "")
+        tasks.append(task_record(task_id, raw))
+    with map_errors(where):
+        label_stats = label_stats_on(client, keys)
+    return CurriculumState(
+        namespace=keys.namespace,
+        hypers=parse_algorithm_json(meta[b"hypers"]),
+        pool_version=int(meta.get(b"pool_version", 0)),
+        tasks=sorted(tasks, key=lambda t: t.slot),
+        labels=labels,
+        label_stats=label_stats,
+        counters=current_counters({text(n): int(v) for n, v in counters.items()}),
+        client_seqs={int(c): int(s) for c, s in clients.items()},
+    )
+
+
+def import_state(
+    client: Client, keys: NamespaceKeys, state: CurriculumState, meta_fields: dict[str, str], where: str
+) -> None:
+    """Replace the namespace by ``state`` in one MULTI/EXEC: all of it is written, or none. ``meta_fields``
+    are the fields the scripts read for ``state.hypers``."""
+    if len(state.tasks) > state.hypers.num_active_tasks:
+        raise StoreError(f"state holds {len(state.tasks)} tasks for num_active_tasks={state.hypers.num_active_tasks}")
+    with map_errors(where):
+        existing = (
+            keys.fixed
+            + scan_namespace(client, keys.namespace, keys.task_pattern)
+            + scan_namespace(client, keys.namespace, keys.label_pattern)
+        )
+    pipe = client.pipeline(transaction=True)
+    if existing:
+        pipe.delete(*existing)
+    meta: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "hypers": state.hypers.model_dump_json(),
+        "created_at": f"{time.time():.3f}",
+        "pool_version": state.pool_version + 1,
+        "pool_size": len(state.tasks),
+        **meta_fields,
+    }
+    pipe.hset(keys.meta, mapping=cast(Mapping[Any, Any], meta))
+    pipe.hset(keys.counters, mapping=cast(Mapping[Any, Any], current_counters(state.counters)))
+    if state.labels:
+        pipe.hset(keys.labels, mapping={str(h): v for h, v in state.labels.items()})
+    if state.client_seqs:
+        pipe.hset(keys.clients, mapping={str(c): s for c, s in state.client_seqs.items()})
+    algorithm = algorithm_of(state.hypers)
+    records = np.zeros(state.hypers.num_active_tasks, dtype=algorithm.dtype())
+    stored = [n for n in algorithm.snapshot_fields() if not n.startswith("unused_")]
+    for slot, task in enumerate(sorted(state.tasks, key=lambda t: t.slot)):
+        dumped = task.model_dump()
+        fields = {n: dumped[n] for n in ("label_hash", *stored[2:])}
+        fields["slot"] = slot
+        pipe.hset(keys.task(task.task_id), mapping={n: format_field(v) for n, v in fields.items()})
+        for name in stored:
+            records[slot][name] = float(getattr(task, name))
+    pipe.set(keys.scores, records.tobytes())
+    for h, stats in state.label_stats.items():
+        pipe.hset(keys.label(h), mapping={n: format_field(v) for n, v in stats.model_dump().items()})
+    with map_errors(where):
+        pipe.execute()
