@@ -1,7 +1,7 @@
 """Namespace lifecycle and checkpoints: list, drop, snapshot (RDB), export and import (msgpack).
 
 Every function takes a ``redis.Redis`` or a ``redis.cluster.RedisCluster``
-(:func:`curriculum_redis.store.redis.client_from_url` makes either from a URL). On a cluster, a namespace
+(:func:`curriculum_redis.store.connection.client_from_url` makes either from a URL). On a cluster, a namespace
 lives in one slot: SCANs for it run on the primary owning that slot, listing SCANs every primary.
 
 An export file is ``MAGIC`` + the SHA-256 of the payload + a msgpack payload of plain numbers and
@@ -28,8 +28,10 @@ from redis.cluster import RedisCluster
 from curriculum_redis.config import MismatchPolicy
 from curriculum_redis.errors import CheckpointError, ConfigError, StoreError
 from curriculum_redis.state import SCHEMA_VERSION, STATE_FORMAT, CurriculumState
+from curriculum_redis.store.connection import Client
 from curriculum_redis.store.keys import NamespaceKeys
-from curriculum_redis.store.redis import Client, RedisStore, scan_namespace
+from curriculum_redis.store.redis import RedisStore
+from curriculum_redis.store.transfer import scan_namespace
 
 MAGIC = b"CRDSEXP1"
 DIGEST_SIZE = 32

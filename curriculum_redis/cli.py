@@ -27,11 +27,11 @@ from curriculum_redis import admin, reader, tables
 from curriculum_redis.config import MismatchPolicy
 from curriculum_redis.errors import ConfigError, CredentialsError, CurriculumError
 from curriculum_redis.shutdown import EXIT_INTERRUPTED, TerminatedBySignal, stop_on_signals
-from curriculum_redis.store.redis import Client, client_from_url, parse_store_url, redact
+from curriculum_redis.store.connection import Client, client_from_url
+from curriculum_redis.store.url import check_url, parse_store_url, redact
 
 URL_ENV = "CURRICULUM_REDIS_URL"
 DEFAULT_NAMESPACE = "default"
-URL_SCHEMES = ("redis://", "rediss://", "unix://")
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 
@@ -192,8 +192,7 @@ def _url(args: argparse.Namespace) -> str:
 
 def _checked_url(url: str) -> str:
     """The URL, if redis-py can parse it; a UsageError (exit 2) instead of a traceback otherwise."""
-    if not url.startswith(URL_SCHEMES):
-        raise UsageError(f"--redis-url must start with redis://, rediss:// or unix://, got {redact(url)!r}")
+    check_url(url, "--redis-url")
     try:
         parsed = parse_store_url(url)
         options = redis.connection.parse_url(parsed.url)  # type: ignore[no-untyped-call]

@@ -26,8 +26,9 @@ from curriculum_redis.errors import ConfigError, NamespaceNotFoundError, StoreEr
 from curriculum_redis.state import TaskRecord
 from curriculum_redis.stats import flatten_labels, label_table, pool_stats
 from curriculum_redis.store.base import COUNTERS, ScoreSnapshot
+from curriculum_redis.store.connection import Client
 from curriculum_redis.store.keys import NamespaceKeys
-from curriculum_redis.store.redis import Client, RedisStore
+from curriculum_redis.store.redis import RedisStore
 
 __all__ = [
     "NamespaceNotFoundError",

@@ -17,8 +17,10 @@ from rich.table import Table
 from curriculum_redis.config import CurriculumConfig
 from curriculum_redis.demo.server import EmbeddedRedis
 from curriculum_redis.demo.student import KINDS, TaskKind, label_kind
+from curriculum_redis.store.connection import client_from_url
 from curriculum_redis.store.keys import NamespaceKeys
-from curriculum_redis.store.redis import RedisStore, client_from_url, redact
+from curriculum_redis.store.redis import RedisStore
+from curriculum_redis.store.url import redact
 from curriculum_redis.tables import label_table_view
 
 

@@ -52,8 +52,9 @@ from curriculum_redis.demo.student import SimulatedStudent, StudentParams, stude
 from curriculum_redis.demo.workers import skills_view, start_workers
 from curriculum_redis.errors import ConfigError, CurriculumError
 from curriculum_redis.state import COUNTER_NAMES
+from curriculum_redis.store.connection import client_from_url
 from curriculum_redis.store.keys import NamespaceKeys
-from curriculum_redis.store.redis import client_from_url, redact
+from curriculum_redis.store.url import redact
 from curriculum_redis.tasks import TaskGenerator
 
 PACE = 40.0
