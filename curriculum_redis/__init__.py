@@ -1,15 +1,10 @@
-"""curriculum_redis: a learning-progress curriculum whose shared state lives in Redis."""
+"""curriculum_redis: a curriculum (learning progress and other algorithms) whose shared state lives in Redis."""
 
-from curriculum_redis.config import (
-    BufferConfig,
-    CurriculumConfig,
-    LearnabilityConfig,
-    LearningProgressConfig,
-    PrioritizedReplayConfig,
-    SamplerConfig,
-    SequentialConfig,
-    UniformConfig,
-)
+from curriculum_redis.algorithms.learnability import LearnabilityConfig
+from curriculum_redis.algorithms.learning_progress import LearningProgressConfig
+from curriculum_redis.algorithms.prioritized_replay import PrioritizedReplayConfig
+from curriculum_redis.algorithms.uniform import UniformConfig
+from curriculum_redis.config import BufferConfig, CurriculumConfig, SamplerConfig, SequentialConfig
 from curriculum_redis.curriculum import Curriculum
 from curriculum_redis.errors import (
     CheckpointError,

@@ -26,29 +26,33 @@ def gini(values: npt.NDArray[np.float64]) -> float:
     return float((2.0 * np.dot(ranks, x)) / (n * total) - (n + 1.0) / n)
 
 
+LEGACY_LABEL_COLUMNS = {"mean_lp": "active_score", "lp_ema": "score_ema"}
+"""Former names of two label-table columns, kept in every row until every reader uses the new ones."""
+
+
 def pool_stats(
-    snapshot: ScoreSnapshot, probs: npt.NDArray[np.float64], capacity: int, score_field: str = "lp"
+    snapshot: ScoreSnapshot, probs: npt.NDArray[np.float64], capacity: int, score_field: str
 ) -> dict[str, float]:
     """Pool statistics; the ``<score_field>/...`` keys describe the algorithm's headline score (``lp/...``
     for learning progress)."""
-    lp = snapshot.column(score_field)
+    score = snapshot.column(score_field)
     n = snapshot.size
     f = score_field
     out: dict[str, float] = {
         "num_active_tasks": float(n),
         "pool/occupancy": n / capacity if capacity else 0.0,
-        f"{f}/num_zeros": float(np.count_nonzero(lp == 0.0)),
+        f"{f}/num_zeros": float(np.count_nonzero(score == 0.0)),
         "gini/sampling_probability": gini(probs),
-        f"gini/{f}": gini(lp),
+        f"gini/{f}": gini(score),
     }
     if n:
         out.update(
             {
-                f"{f}/mean": float(lp.mean()),
-                f"{f}/max": float(lp.max()),
-                f"{f}/p10": float(np.quantile(lp, 0.1)),
-                f"{f}/p50": float(np.quantile(lp, 0.5)),
-                f"{f}/p90": float(np.quantile(lp, 0.9)),
+                f"{f}/mean": float(score.mean()),
+                f"{f}/max": float(score.max()),
+                f"{f}/p10": float(np.quantile(score, 0.1)),
+                f"{f}/p50": float(np.quantile(score, 0.5)),
+                f"{f}/p90": float(np.quantile(score, 0.9)),
                 "probability/mean": float(probs.mean()),
                 "probability/max": float(probs.max()),
                 "probability/min": float(probs.min()),
@@ -65,12 +69,13 @@ def label_table(
     snapshot: ScoreSnapshot,
     probs: npt.NDArray[np.float64],
     label_stats: Mapping[int, LabelStats],
-    score_field: str = "lp",
+    score_field: str,
 ) -> dict[str, dict[str, float]]:
-    """Per label: counts, pool share, sampling share, LP (mean now, and EMA) and mean score. Under another
-    algorithm, ``mean_lp`` and ``lp_ema`` describe its headline score (``score_field``)."""
+    """Per label: counts, pool share, sampling share, the algorithm's headline score (``score_field``:
+    ``active_score``, its mean over the label's active tasks now, and ``score_ema``, its EMA over the
+    label's outcomes), ``mean_score`` (of the reported outcomes) and the success rate."""
     hashes = snapshot.label_hashes
-    lp = snapshot.column(score_field)
+    score = snapshot.column(score_field)
     n = max(snapshot.size, 1)
     table: dict[str, dict[str, float]] = {}
     for h, agg in sorted(label_stats.items(), key=lambda item: item[1].label):
@@ -84,11 +89,13 @@ def label_table(
             "active": float(count),
             "pool_share": count / n,
             "sampling_probability": float(probs[mine].sum()) if count else 0.0,
-            "mean_lp": float(lp[mine].mean()) if count else 0.0,
-            "lp_ema": agg.lp_ema,
+            "active_score": float(score[mine].mean()) if count else 0.0,
+            "score_ema": agg.lp_ema,
             "mean_score": agg.score_sum / agg.completions if agg.completions else 0.0,
             "success_rate": agg.successes / agg.completions if agg.completions else 0.0,
         }
+        row = table[agg.label or str(h)]
+        row.update({old: row[new] for old, new in LEGACY_LABEL_COLUMNS.items()})
     return table
 
 

@@ -1,7 +1,8 @@
 -- algorithm_learning_progress.lua: the learning-progress update of one outcome.
 -- KEYS/ARGV: none; spliced into record_outcomes.lua, which owns them (see store.scripts.record_script).
 -- Returns: nothing itself; update() returns the task's new LP (its headline score).
--- Mirrors curriculum_redis.scoring.apply_outcome operation for operation (bit-identical doubles).
+-- Mirrors curriculum_redis.algorithms.learning_progress.apply_outcome operation for operation (bit-identical
+-- doubles); 0.75 is its FIRST_SCORE_BASELINE_CAP.
 local ALGORITHM = 'learning_progress'
 local SCORE_FIELD = 'lp'
 local STATE_FIELDS = {'reward_ema', 'reward_sq_ema', 'success_ema', 'p_fast', 'p_slow', 'p_true', 'baseline'}

@@ -22,21 +22,27 @@ from curriculum_redis import (
     ScriptError,
     Task,
 )
-from curriculum_redis.algorithms import ALGORITHMS, RECORD_SIZE, get_algorithm
-from curriculum_redis.algorithms.learnability import learnability_distribution
+from curriculum_redis.algorithms import (
+    ALGORITHMS,
+    RECORD_SIZE,
+    PoolAlgorithm,
+    algorithm_of,
+    get_algorithm,
+    parse_config,
+    pool_algorithms,
+    registry,
+)
+from curriculum_redis.algorithms.learnability import LearnabilityConfig, learnability_distribution
 from curriculum_redis.algorithms.prioritized_replay import (
+    PrioritizedReplayConfig,
     plr_distribution,
     rank_weights,
     replay_probability,
     staleness_weights,
 )
-from curriculum_redis.config import (
-    AnyAlgorithmConfig,
-    LearnabilityConfig,
-    PrioritizedReplayConfig,
-    UniformConfig,
-)
-from curriculum_redis.errors import HyperparameterMismatchError
+from curriculum_redis.algorithms.uniform import UniformConfig
+from curriculum_redis.config import AlgorithmConfig, PoolConfig
+from curriculum_redis.errors import ConfigError, HyperparameterMismatchError
 from curriculum_redis.labels import label_hash
 from curriculum_redis.state import CurriculumState
 from curriculum_redis.store.base import Outcome, OutcomeBatch, ScoreSnapshot
@@ -47,7 +53,7 @@ from curriculum_redis.store.scripts import algorithm_sources, record_source
 GENERATOR = BucketedTaskGenerator({}, {"level": [0, 1, 2, 3]}, label="grid")
 SPAWN = multiprocessing.get_context("spawn")
 
-CONFIGS: dict[str, AnyAlgorithmConfig] = {
+CONFIGS: dict[str, PoolConfig] = {
     "learning_progress": LearningProgressConfig(num_active_tasks=8),
     "learning_progress_variance": LearningProgressConfig(num_active_tasks=8, use_bidirectional=False),
     "prioritized_replay": PrioritizedReplayConfig(num_active_tasks=8),
@@ -168,14 +174,53 @@ def test_uniform_is_uniform_and_evicts_nothing_for_its_score() -> None:
 
 
 def test_every_algorithm_has_its_lua_update_and_a_128_byte_record() -> None:
-    assert set(algorithm_sources()) == set(ALGORITHMS)
-    for name, source in algorithm_sources().items():
+    assert set(algorithm_sources()) <= set(registry())
+    built_in = {name: a for name, a in ALGORITHMS.items() if type(a).__module__.startswith("curriculum_redis.")}
+    assert set(built_in) <= set(algorithm_sources())
+    for name, algorithm in built_in.items():
+        source = algorithm.lua_source()
         head = "\n".join(source.splitlines()[:5])
         assert "KEYS" in head and "ARGV" in head, name
         assert f"local ALGORITHM = '{name}'" in source
-        assert f"local SCORE_FIELD = '{ALGORITHMS[name].score_field}'" in source
-        assert ALGORITHMS[name].dtype().itemsize == RECORD_SIZE == 128
+        assert f"local SCORE_FIELD = '{algorithm.score_field}'" in source
+        assert algorithm.dtype().itemsize == RECORD_SIZE == 128
         assert record_source(name).count("local function update(") == 1
+
+
+def test_each_algorithm_is_registered_by_name_with_its_own_config_class() -> None:
+    for name, algorithm in registry().items():
+        assert algorithm.name == name == algorithm.config_class.model_fields["algorithm"].default
+        assert algorithm.shape in ("pool", "stages")
+        assert issubclass(algorithm.config_class, AlgorithmConfig)
+        assert parse_config({"algorithm": name, **({} if algorithm.shape == "pool" else STAGES)}).algorithm == name
+    assert set(pool_algorithms()) == {name for name, a in registry().items() if a.shape == "pool"}
+    assert type(algorithm_of(UniformConfig())).__module__ == "curriculum_redis.algorithms.uniform"
+
+
+STAGES = {"stages": [{"name": "only", "env_cfg": {}}]}
+
+
+def test_a_second_algorithm_of_a_name_or_one_named_unlike_its_config_is_refused() -> None:
+    with pytest.raises(ConfigError, match="two algorithms are named 'uniform'"):
+
+        class Impostor(PoolAlgorithm):
+            name = "uniform"
+            config_class = UniformConfig
+
+    with pytest.raises(ConfigError, match="its config's algorithm is 'uniform'"):
+
+        class Misnamed(PoolAlgorithm):
+            name = "misnamed"
+            config_class = UniformConfig
+
+    assert type(registry()["uniform"]).__name__ == "Uniform" and "misnamed" not in registry()
+
+
+def test_an_unknown_algorithm_names_the_known_ones() -> None:
+    with pytest.raises(ConfigError, match=r"unknown algorithm 'nope'; choose one of .*learning_progress"):
+        parse_config({"algorithm": "nope"})
+    with pytest.raises(ConfigError, match="unknown algorithm"):
+        get_algorithm("nope")
 
 
 @pytest.mark.parametrize("name", sorted(ALGORITHMS))
@@ -199,7 +244,7 @@ def test_a_config_without_a_name_is_learning_progress_and_an_unknown_name_is_ref
 
 
 def make_config(
-    algorithm: AnyAlgorithmConfig, url: str | None = None, namespace: str = "alg", **kw: Any
+    algorithm: PoolConfig, url: str | None = None, namespace: str = "alg", **kw: Any
 ) -> CurriculumConfig:
     return CurriculumConfig(
         task_generator=GENERATOR, algorithm=algorithm, redis_url=url, namespace=namespace,
@@ -312,7 +357,7 @@ def test_export_import_round_trips_every_algorithm(redis_url: str, name: str) ->
 # --------------------------------------------------------------------------- four processes, real Redis
 
 
-def config_json(url: str, namespace: str, algorithm: AnyAlgorithmConfig) -> str:
+def config_json(url: str, namespace: str, algorithm: PoolConfig) -> str:
     return CurriculumConfig(
         task_generator=GENERATOR, algorithm=algorithm, redis_url=url, namespace=namespace,
         buffer=BufferConfig(batch_size=32), sampler=SamplerConfig(refresh_every_draws=200),
@@ -364,7 +409,7 @@ def test_four_processes_give_exact_counts_for_every_algorithm(redis_url: str, re
     store.close()
 
 
-def replay(evalsha_calls: list[list[str]], sha: str, cfg: AnyAlgorithmConfig) -> dict[int, dict[str, float]]:
+def replay(evalsha_calls: list[list[str]], sha: str, cfg: PoolConfig) -> dict[int, dict[str, float]]:
     """Every recorded outcome re-applied by the algorithm's Python mirror, in the order Redis applied the
     batches, with the same episode clock."""
     algorithm = get_algorithm(cfg.algorithm)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 from typing import Any, Literal
@@ -9,17 +10,20 @@ from typing import Any, Literal
 import pytest
 from pydantic import ValidationError
 
+from curriculum_redis.algorithms.learnability import LearnabilityConfig
+from curriculum_redis.algorithms.learning_progress import LearningProgressConfig
+from curriculum_redis.algorithms.prioritized_replay import PrioritizedReplayConfig
+from curriculum_redis.algorithms.uniform import UniformConfig
 from curriculum_redis.config import (
+    AlgorithmConfig,
     BufferConfig,
     CurriculumConfig,
-    LearnabilityConfig,
-    LearningProgressConfig,
-    PrioritizedReplayConfig,
+    PoolConfig,
     SamplerConfig,
     SequentialConfig,
-    UniformConfig,
     build,
     parse_algorithm_json,
+    parse_config,
     reconcile_hypers,
 )
 from curriculum_redis.errors import ConfigError, HyperparameterMismatchError
@@ -464,3 +468,65 @@ def test_differences_report_stored_then_given() -> None:
     assert a.differences(b) == {"score_range": ((0.0, 10.0), (-1.0, 1.0))}
     assert a.differences(a) == {}
     assert math.isclose(b.score_range[1], 1.0)
+
+
+# --------------------------------------------------------------------------- the config base
+
+
+POOL_CONFIGS = (LearningProgressConfig, PrioritizedReplayConfig, LearnabilityConfig, UniformConfig)
+
+
+def test_every_pool_config_takes_the_pool_fields_from_pool_config_and_repeats_none() -> None:
+    for cls in POOL_CONFIGS:
+        assert issubclass(cls, PoolConfig) and issubclass(cls, AlgorithmConfig)
+        own = set(inspect.get_annotations(cls)) - {"SAFE"}
+        assert not own & set(PoolConfig.model_fields) - {"algorithm", "max_evictions_per_refresh"}, cls.__name__
+        assert PoolConfig.SAFE <= cls.SAFE <= set(cls.model_fields), cls.__name__
+    assert set(inspect.get_annotations(UniformConfig)) - {"SAFE"} == {"algorithm", "max_evictions_per_refresh"}
+    with pytest.raises(ValidationError, match="score_range"):
+        LearnabilityConfig(score_range=(1.0, 0.0))
+
+
+def test_safe_to_change_is_the_config_class_safe_set() -> None:
+    stored = PrioritizedReplayConfig()
+    given = PrioritizedReplayConfig(temperature=0.5)
+    assert "temperature" in PrioritizedReplayConfig.SAFE
+    assert reconcile_hypers(stored, given, "allow_safe", "ns") == given
+    with pytest.raises(HyperparameterMismatchError, match="score_update"):
+        reconcile_hypers(stored, PrioritizedReplayConfig(score_update="ema"), "allow_safe", "ns")
+
+
+def test_differences_of_configs_name_fields_either_side_has() -> None:
+    assert LearningProgressConfig().differences(LearningProgressConfig(ema_timescale=0.2)) == {
+        "ema_timescale": (0.1, 0.2)
+    }
+    across = UniformConfig().differences(LearnabilityConfig())  # type: ignore[arg-type]
+    assert across["algorithm"] == ("uniform", "learnability")
+    assert across["top_k"] == (None, 16) and across["max_evictions_per_refresh"] == (0, 4)
+
+
+def test_parse_config_reads_configs_mappings_and_json() -> None:
+    cfg = LearnabilityConfig(top_k=3)
+    assert parse_config(cfg) is cfg
+    assert parse_config(cfg.model_dump()) == cfg
+    assert parse_config(cfg.model_dump_json()) == cfg
+    assert parse_config({}) == LearningProgressConfig()
+    with pytest.raises(ConfigError, match="mapping"):
+        parse_config([1, 2])
+    with pytest.raises(ConfigError, match="JSON object"):
+        parse_config("{nope")
+
+
+def test_pool_config_normalizes_scores_with_its_range() -> None:
+    assert UniformConfig(score_range=(-1.0, 1.0)).normalize(0.0) == 0.5
+    assert LearningProgressConfig().normalize(7) == 1.0
+
+
+def test_the_configs_are_still_importable_from_config() -> None:
+    import curriculum_redis.config as config
+
+    assert config.LearningProgressConfig is LearningProgressConfig
+    assert config.UniformConfig is UniformConfig
+    assert config.SAFE_TO_CHANGE == LearningProgressConfig.SAFE
+    with pytest.raises(AttributeError):
+        _ = config.NoSuchConfig  # type: ignore[attr-defined]

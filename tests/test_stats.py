@@ -5,13 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from curriculum_redis.algorithms import get_algorithm
 from curriculum_redis.state import LabelStats
-from curriculum_redis.stats import flatten_labels, label_table, pool_stats
-from curriculum_redis.store.base import SNAPSHOT_DTYPE, SNAPSHOT_FIELDS, ScoreSnapshot
+from curriculum_redis.stats import LEGACY_LABEL_COLUMNS, flatten_labels, label_table, pool_stats
+from curriculum_redis.store.base import ScoreSnapshot
 
 approx = pytest.approx
 
 MAZE, ARENA, GONE = 1001, 2002, 3003
+LP_FIELDS = get_algorithm("learning_progress").snapshot_fields()
+LP_DTYPE = get_algorithm("learning_progress").dtype()
 
 
 COLUMNS = ("task_id", "label_hash", "completions", "lp", "p_true", "success_ema", "score_sum",
@@ -20,7 +23,7 @@ COLUMNS = ("task_id", "label_hash", "completions", "lp", "p_true", "success_ema"
 
 def _records(rows: list[tuple[float, ...]]) -> np.ndarray:
     """Snapshot records with the named columns set (any other stored field stays 0)."""
-    records = np.zeros(len(rows), dtype=SNAPSHOT_DTYPE)
+    records = np.zeros(len(rows), dtype=LP_DTYPE)
     for name, values in zip(COLUMNS, zip(*rows, strict=True), strict=True):
         records[name] = values
     return records
@@ -53,8 +56,8 @@ def _label_stats() -> dict[int, LabelStats]:
 
 def test_snapshot_columns_read_from_records() -> None:
     snap = _snapshot()
-    assert set(COLUMNS) <= set(SNAPSHOT_FIELDS)
-    assert SNAPSHOT_DTYPE.names == SNAPSHOT_FIELDS
+    assert set(COLUMNS) <= set(LP_FIELDS)
+    assert LP_DTYPE.names == LP_FIELDS
     assert snap.size == 5
     assert snap.task_ids.tolist() == [11, 12, 13, 14, 15]
     assert snap.label_hashes.tolist() == [MAZE, MAZE, ARENA, ARENA, MAZE]
@@ -65,13 +68,13 @@ def test_snapshot_from_bytes_skips_empty_slots_and_partial_records() -> None:
     records = _snapshot().records.copy()
     records[2]["task_id"] = 0  # a freed slot
     blob = records.tobytes() + b"\x00" * 10  # and a torn tail
-    snap = ScoreSnapshot.from_bytes(7, blob)
+    snap = ScoreSnapshot.from_bytes(7, blob, LP_DTYPE)
     assert snap.pool_version == 7
     assert snap.task_ids.tolist() == [11, 12, 14, 15]
 
 
 def test_pool_stats_on_a_hand_built_snapshot() -> None:
-    out = pool_stats(_snapshot(), PROBS, capacity=8)
+    out = pool_stats(_snapshot(), PROBS, capacity=8, score_field="lp")
     assert out["num_active_tasks"] == 5.0
     assert out["pool/occupancy"] == approx(5 / 8)
     # Exactly two LPs are 0.0; 1e-12 is not zero (reference bug 4.1 counted nothing at all).
@@ -94,17 +97,17 @@ def test_pool_stats_on_a_hand_built_snapshot() -> None:
 
 
 def test_lp_num_zeros_counts_only_exact_zeros() -> None:
-    records = np.zeros(4, dtype=SNAPSHOT_DTYPE)
+    records = np.zeros(4, dtype=LP_DTYPE)
     records["task_id"] = [1, 2, 3, 4]
     records["lp"] = [0.0, -0.0, 5e-324, 0.5]
-    out = pool_stats(ScoreSnapshot(0, records), np.full(4, 0.25), capacity=4)
+    out = pool_stats(ScoreSnapshot(0, records), np.full(4, 0.25), capacity=4, score_field="lp")
     assert out["lp/num_zeros"] == 2.0
     records["lp"] = [0.0, 0.0, 0.0, 0.0]
-    assert pool_stats(ScoreSnapshot(0, records), np.full(4, 0.25), capacity=4)["lp/num_zeros"] == 4.0
+    assert pool_stats(ScoreSnapshot(0, records), np.full(4, 0.25), capacity=4, score_field="lp")["lp/num_zeros"] == 4.0
 
 
 def test_pool_stats_of_an_empty_pool() -> None:
-    out = pool_stats(ScoreSnapshot(0, np.zeros(0, dtype=SNAPSHOT_DTYPE)), np.zeros(0), capacity=16)
+    out = pool_stats(ScoreSnapshot(0, np.zeros(0, dtype=LP_DTYPE)), np.zeros(0), capacity=16, score_field="lp")
     assert out["num_active_tasks"] == 0.0
     assert out["pool/occupancy"] == 0.0
     assert out["lp/num_zeros"] == 0.0
@@ -114,32 +117,32 @@ def test_pool_stats_of_an_empty_pool() -> None:
 
 
 def test_label_table_per_label_values_are_hand_computed() -> None:
-    table = label_table(_snapshot(), PROBS, _label_stats())
+    table = label_table(_snapshot(), PROBS, _label_stats(), "lp")
     assert list(table) == ["arena", "gone", "maze"]  # sorted by label string
     maze = table["maze"]
     assert maze["active"] == 3.0
     assert maze["pool_share"] == approx(3 / 5)
     assert maze["sampling_probability"] == approx(0.1 + 0.3 + 0.4)
-    assert maze["mean_lp"] == approx((0.0 + 0.2 + 0.4) / 3)
+    assert maze["active_score"] == approx((0.0 + 0.2 + 0.4) / 3)
     assert maze["mean_score"] == approx(14.0 / 40)
     assert maze["success_rate"] == approx(10 / 40)
-    assert maze["lp_ema"] == 0.12
+    assert maze["score_ema"] == 0.12
     assert (maze["created"], maze["evictions"], maze["completions"], maze["samples"]) == (5.0, 2.0, 40.0, 50.0)
     arena = table["arena"]
     assert arena["active"] == 2.0
     assert arena["pool_share"] == approx(2 / 5)
     assert arena["sampling_probability"] == approx(0.05 + 0.15)
-    assert arena["mean_lp"] == approx(5e-13)
+    assert arena["active_score"] == approx(5e-13)
     assert arena["mean_score"] == approx(27 / 34)
     assert arena["success_rate"] == approx(30 / 34)
 
 
 def test_label_without_active_tasks_keeps_its_history_and_zero_shares() -> None:
-    gone = label_table(_snapshot(), PROBS, _label_stats())["gone"]
+    gone = label_table(_snapshot(), PROBS, _label_stats(), "lp")["gone"]
     assert gone["active"] == 0.0
     assert gone["pool_share"] == 0.0
     assert gone["sampling_probability"] == 0.0
-    assert gone["mean_lp"] == 0.0
+    assert gone["active_score"] == 0.0
     assert gone["mean_score"] == approx(0.25)
     assert gone["success_rate"] == 0.0
     assert gone["evictions"] == 1.0
@@ -147,26 +150,26 @@ def test_label_without_active_tasks_keeps_its_history_and_zero_shares() -> None:
 
 def test_label_with_no_completions_has_zero_rates_not_nan() -> None:
     stats = {MAZE: LabelStats(label="maze", created=3, active=3)}
-    row = label_table(_snapshot(), PROBS, stats)["maze"]
+    row = label_table(_snapshot(), PROBS, stats, "lp")["maze"]
     assert row["mean_score"] == 0.0
     assert row["success_rate"] == 0.0
 
 
 def test_label_without_a_string_is_named_by_its_hash() -> None:
-    table = label_table(_snapshot(), PROBS, {ARENA: LabelStats(label="")})
+    table = label_table(_snapshot(), PROBS, {ARENA: LabelStats(label="")}, "lp")
     assert list(table) == [str(ARENA)]
 
 
 def test_label_shares_sum_to_one_when_every_active_label_is_known() -> None:
-    table = label_table(_snapshot(), PROBS, _label_stats())
+    table = label_table(_snapshot(), PROBS, _label_stats(), "lp")
     assert sum(row["pool_share"] for row in table.values()) == approx(1.0)
     assert sum(row["sampling_probability"] for row in table.values()) == approx(1.0)
 
 
 def test_flatten_labels_names_every_cell_and_adds_sample_gini() -> None:
-    table = label_table(_snapshot(), PROBS, _label_stats())
+    table = label_table(_snapshot(), PROBS, _label_stats(), "lp")
     flat = flatten_labels(table)
-    assert flat["label/maze/lp_ema"] == 0.12
+    assert flat["label/maze/score_ema"] == 0.12
     assert flat["label/arena/sampling_probability"] == approx(0.2)
     assert flat["label/gone/evictions"] == 1.0
     assert len(flat) == 3 * len(table["maze"]) + 1
@@ -177,3 +180,8 @@ def test_flatten_labels_names_every_cell_and_adds_sample_gini() -> None:
 
 def test_flatten_labels_of_an_empty_table() -> None:
     assert flatten_labels({}) == {"gini/label_samples": 0.0}
+
+
+def test_former_label_column_names_repeat_the_new_ones() -> None:
+    for row in label_table(_snapshot(), PROBS, _label_stats(), "lp").values():
+        assert all(row[old] == row[new] for old, new in LEGACY_LABEL_COLUMNS.items())

@@ -1,4 +1,5 @@
-"""The learning-progress arithmetic and the score -> probability rule, against hand-computed values."""
+"""The learning-progress arithmetic and the score -> probability rule, against hand-computed values
+(with score normalisation and the Gini coefficient, which every algorithm's statistics use)."""
 
 from __future__ import annotations
 
@@ -8,17 +9,17 @@ from typing import Any
 import numpy as np
 import pytest
 
-from curriculum_redis.config import LearningProgressConfig
-from curriculum_redis.errors import InvalidScoreError
-from curriculum_redis.scoring import (
+from curriculum_redis.algorithms.learning_progress import (
+    LearningProgressConfig,
     TaskState,
     apply_outcome,
     eviction_candidates,
-    gini,
-    normalize_score,
     reweight,
     task_distribution,
 )
+from curriculum_redis.config import normalize_score
+from curriculum_redis.errors import InvalidScoreError
+from curriculum_redis.stats import gini
 
 approx = pytest.approx
 
