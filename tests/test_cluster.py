@@ -29,9 +29,11 @@ from curriculum_redis.admin import (
     wait_for_replicas,
 )
 from curriculum_redis.errors import ConfigError, StoreError
-from curriculum_redis.stage import StageConfig, StageCurriculum, StageCurriculumConfig, StageKeys
+from curriculum_redis.stage import StageConfig, StageCurriculum, StageCurriculumConfig
+from curriculum_redis.store.connection import client_from_url
 from curriculum_redis.store.keys import NamespaceKeys
-from curriculum_redis.store.redis import RedisStore, client_from_url, parse_store_url
+from curriculum_redis.store.redis import RedisStore
+from curriculum_redis.store.url import parse_store_url
 from curriculum_redis.tasks import Task
 
 pytestmark = [pytest.mark.cluster, pytest.mark.redis]
@@ -60,8 +62,7 @@ def test_the_namespaces_land_on_three_different_primaries(redis_cluster: LocalCl
     owners = {}
     for namespace in namespaces:
         keys = NamespaceKeys(namespace)
-        stage = StageKeys(namespace)
-        all_keys = [*keys.fixed, keys.task(123), keys.label(456), *stage.all]
+        all_keys = [*keys.fixed, keys.task(123), keys.label(456), *keys.stage_all]
         # CLUSTER KEYSLOT, asked of the server: every key of the namespace is in the slot of its hash tag.
         server_slots = {redis_cluster.keyslot(key) for key in all_keys}
         assert server_slots == slots_of(all_keys) == {key_slot(("cr:" + namespace).encode())}

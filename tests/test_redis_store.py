@@ -355,8 +355,8 @@ def test_wheel_carries_the_lua_scripts(tmp_path: Path) -> None:
     assert build.returncode == 0, f"hatchling build failed:\n{build.stdout}\n{build.stderr}"
     (wheel,) = tmp_path.glob("*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    for script in script_sources():
-        assert f"curriculum_redis/lua/{script}.lua" in names
+    for path in lua_dir().glob("*.lua"):  # scripts, algorithm updates and includes
+        assert f"curriculum_redis/lua/{path.name}" in names
 
 
 def test_a_unix_socket_url_works(fresh_redis_factory: Any) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, TypeAlias
 
@@ -78,28 +79,109 @@ def connect_cluster(
         raise redis.exceptions.ConnectionError(f"cannot reach the Redis Cluster at {where}: {exc}") from exc
 
 
-def connect(
-    url: str | None,
-    cluster: bool,
-    cluster_nodes: Sequence[tuple[str, int]],
-    connection_class: type[redis.Connection] | None,
-    client_kwargs: dict[str, Any],
-    where: str,
-) -> Client:
-    """A bytes-returning client from what a store keeps: a URL, a cluster's nodes, or the connection
-    class and kwargs of a client it was given."""
-    if cluster:
-        kwargs = {**default_cluster_kwargs(), **client_kwargs, "decode_responses": False}
-        try:
-            return connect_cluster(parse_store_url(url).url if url else None, cluster_nodes, kwargs, where)
-        except redis.exceptions.ConnectionError as exc:
-            raise StoreUnavailableError(str(exc)) from exc
-    if url is not None:
-        kwargs = {**default_client_kwargs(), **client_kwargs, "decode_responses": False}
-        return redis.Redis.from_url(parse_store_url(url).url, **kwargs)
-    assert connection_class is not None
-    pool = redis.ConnectionPool(connection_class=connection_class, **{**default_client_kwargs(), **client_kwargs})
-    return redis.Redis(connection_pool=pool)
+@dataclass
+class ConnectionSpec:
+    """How a store connects: a URL, a cluster's nodes, or the connection class and kwargs of a client it
+    was given. This is what crosses a process boundary (pickled with :func:`picklable` kwargs)."""
+
+    url: str | None = None
+    client_kwargs: dict[str, Any] = field(default_factory=dict)
+    connection_class: type[redis.Connection] | None = None
+    cluster: bool = False
+    cluster_nodes: list[tuple[str, int]] = field(default_factory=list)
+    replica_url: str | None = None
+    read_from_replicas: bool = False
+
+    @classmethod
+    def of_url(
+        cls,
+        url: str,
+        cluster: bool | None,
+        replica_url: str | None,
+        read_from_replicas: bool | None,
+        client_kwargs: dict[str, Any],
+    ) -> ConnectionSpec:
+        """The URL's own options (see :class:`~curriculum_redis.store.url.StoreURL`), keyword arguments winning."""
+        parsed = parse_store_url(url)
+        spec = cls(
+            url=url,
+            client_kwargs=dict(client_kwargs),
+            cluster=parsed.cluster if cluster is None else cluster,
+            replica_url=replica_url or parsed.replica_url,
+            read_from_replicas=parsed.read_from_replicas or replica_url is not None,
+        )
+        if read_from_replicas is not None:
+            spec.read_from_replicas = read_from_replicas
+        if spec.cluster and url.startswith("unix://"):
+            raise ConfigError("a Redis Cluster is reached over TCP: use a redis:// or rediss:// URL")
+        return spec.checked()
+
+    @classmethod
+    def of_client(
+        cls, client: Client, replica_url: str | None, read_from_replicas: bool | None
+    ) -> tuple[ConnectionSpec, Client]:
+        """The spec of ``client``, and the client to use: a twin when ``client`` decodes responses (scores
+        arrive as packed bytes) or routes a cluster's reads to replicas (reads a write depends on must see
+        the primary; replica reads are the store's own)."""
+        if isinstance(client, RedisCluster):
+            kwargs = {k: v for k, v in client.nodes_manager.connection_kwargs.items() if k not in CLUSTER_ONLY_KWARGS}
+            nodes = sorted({(n.host, n.port) for n in client.get_nodes()})  # type: ignore[no-untyped-call]
+            routed = bool(client.read_from_replicas or client.load_balancing_strategy)
+            spec = cls(client_kwargs=kwargs, cluster=True, replica_url=replica_url, read_from_replicas=routed)
+            spec.cluster_nodes = nodes or [(n.host, n.port) for n in client.startup_nodes]
+            if kwargs.get("decode_responses") or routed:
+                twin = {"retry": client.retry, **kwargs, "decode_responses": False}
+                client = connect_cluster(None, spec.cluster_nodes, twin, spec.where)
+        elif isinstance(client, redis.Redis):
+            pool = client.connection_pool
+            kwargs = dict(pool.connection_kwargs)
+            spec = cls(client_kwargs=kwargs, connection_class=pool.connection_class, replica_url=replica_url)
+            spec.read_from_replicas = replica_url is not None
+            if kwargs.get("decode_responses"):
+                kwargs["decode_responses"] = False
+                twin_pool = redis.ConnectionPool(connection_class=pool.connection_class, **kwargs)
+                client = redis.Redis(connection_pool=twin_pool)
+        else:
+            raise ConfigError(f"client must be a redis.Redis or a RedisCluster, got {type(client).__name__}")
+        if read_from_replicas is not None:
+            spec.read_from_replicas = read_from_replicas
+        return spec.checked(), client
+
+    def checked(self) -> ConnectionSpec:
+        if self.cluster and self.replica_url is not None:
+            raise ConfigError("a cluster finds its replicas itself: use read_from_replicas, not a replica URL")
+        if self.read_from_replicas and not self.cluster and self.replica_url is None:
+            raise ConfigError("read_from_replicas needs a cluster, or a replica URL for a standalone primary")
+        return self
+
+    @property
+    def where(self) -> str:
+        """Where the data lives, without credentials."""
+        if self.url is not None:
+            return redact(self.url)
+        if self.cluster:
+            return "redis cluster at " + ",".join(f"{host}:{port}" for host, port in self.cluster_nodes[:3])
+        host = self.client_kwargs.get("host") or self.client_kwargs.get("path") or "?"
+        return f"redis at {host}:{self.client_kwargs.get('port', '')}"
+
+    def connect(self) -> Client:
+        """A new client, returning bytes."""
+        if self.cluster:
+            kwargs = {**default_cluster_kwargs(), **self.client_kwargs, "decode_responses": False}
+            url = parse_store_url(self.url).url if self.url is not None else None
+            try:
+                return connect_cluster(url, self.cluster_nodes, kwargs, self.where)
+            except redis.exceptions.ConnectionError as exc:
+                raise StoreUnavailableError(str(exc)) from exc
+        if self.url is not None:
+            kwargs = {**default_client_kwargs(), **self.client_kwargs, "decode_responses": False}
+            return redis.Redis.from_url(parse_store_url(self.url).url, **kwargs)
+        assert self.connection_class is not None
+        kwargs = {**default_client_kwargs(), **self.client_kwargs}
+        return redis.Redis(connection_pool=redis.ConnectionPool(connection_class=self.connection_class, **kwargs))
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "client_kwargs": picklable(self.client_kwargs)}
 
 
 def readonly_on_connect(connection: Any) -> None:

@@ -51,8 +51,38 @@ class NamespaceKeys:
 
     @property
     def fixed(self) -> list[str]:
-        """The learning-progress curriculum's keys whose names don't depend on a task or label."""
+        """The task pool's keys whose names don't depend on a task or label."""
         return [self.meta, self.counters, self.scores, self.labels, self.clients]
+
+    @property
+    def stage(self) -> str:
+        """Hash: a sequential curriculum's position and counts in its current stage (see store.stages)."""
+        return f"{self.prefix}:stage"
+
+    @property
+    def stage_window(self) -> str:
+        """List: the current stage's last outcomes, newest first ("1" / "0")."""
+        return f"{self.prefix}:stage:window"
+
+    @property
+    def stage_config(self) -> str:
+        """Hash: the stages as stored once (fingerprint, JSON, per-stage thresholds and programs)."""
+        return f"{self.prefix}:stage:config"
+
+    @property
+    def stage_history(self) -> str:
+        """Hash: per-stage counts and times, ``<i>:<name>``."""
+        return f"{self.prefix}:stage:history"
+
+    @property
+    def stage_clients(self) -> str:
+        """Hash: client_id -> last applied batch seq of the stage scripts."""
+        return f"{self.prefix}:stage:clients"
+
+    @property
+    def stage_all(self) -> list[str]:
+        """The KEYS of every stage script, in their order."""
+        return [self.stage, self.stage_window, self.stage_config, self.stage_history, self.stage_clients]
 
     @property
     def _escaped(self) -> str:
@@ -60,7 +90,7 @@ class NamespaceKeys:
 
     @property
     def pattern(self) -> str:
-        """SCAN pattern matching every key of the namespace (the stage curriculum's too)."""
+        """SCAN pattern matching every key of the namespace (its stage keys too)."""
         return "{cr:" + self._escaped + "}:*"
 
     @property

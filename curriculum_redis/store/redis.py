@@ -20,11 +20,10 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import redis
-from redis.cluster import RedisCluster
 
 from curriculum_redis.algorithms import DEFAULT_ALGORITHM, algorithm_of, get_algorithm
 from curriculum_redis.config import AnyAlgorithmConfig, parse_algorithm_json
-from curriculum_redis.errors import ConfigError, ScriptError, StoreError
+from curriculum_redis.errors import ScriptError, StoreError
 from curriculum_redis.state import SCHEMA_VERSION, CurriculumState, LabelStats, TaskRecord
 from curriculum_redis.store import transfer
 from curriculum_redis.store.base import (
@@ -35,50 +34,16 @@ from curriculum_redis.store.base import (
     ScoreSnapshot,
     current_counters,
 )
-from curriculum_redis.store.connection import (
-    CLUSTER_ONLY_KWARGS,
-    Client,
-    client_from_url,
-    connect,
-    connect_cluster,
-    default_client_kwargs,
-    default_cluster_kwargs,
-    map_errors,
-    picklable,
-    readonly_on_connect,
-    text,
-)
+from curriculum_redis.store.connection import Client, ConnectionSpec, client_from_url, map_errors, text
 from curriculum_redis.store.keys import NamespaceKeys
-from curriculum_redis.store.replica import REPLICA_ERRORS, REPLICA_RETRY_S, ReplicaReads
-from curriculum_redis.store.schema import INT_TASK_FIELDS
+from curriculum_redis.store.replica import REPLICA_ERRORS, ReplicaReads
 from curriculum_redis.store.scripts import ScriptSet
-from curriculum_redis.store.transfer import format_field, label_stats_from, scan_namespace, task_record
-from curriculum_redis.store.url import FALSE_VALUES, TRUE_VALUES, StoreURL, parse_store_url, redact
+from curriculum_redis.store.transfer import scan_namespace, task_record
+from curriculum_redis.store.url import StoreURL, parse_store_url, redact
 
-__all__ = [  # the names other modules import from here (until they import the modules that hold them)
-    "CLUSTER_ONLY_KWARGS",
-    "FALSE_VALUES",
-    "INT_TASK_FIELDS",
-    "REPLICA_RETRY_S",
-    "TRUE_VALUES",
-    "Client",
-    "RedisStore",
-    "StoreURL",
-    "client_from_url",
-    "connect_cluster",
-    "default_client_kwargs",
-    "default_cluster_kwargs",
-    "format_field",
-    "label_stats_from",
-    "meta_fields",
-    "parse_store_url",
-    "picklable",
-    "readonly_on_connect",
-    "redact",
-    "scan_namespace",
-    "task_record",
-    "text",
-]
+# Imported from here by other modules until they import the modules that hold them.
+__all__ = ["Client", "RedisStore", "StoreURL", "client_from_url", "meta_fields", "parse_store_url", "redact"]
+__all__ += ["scan_namespace"]
 
 T = TypeVar("T")
 
@@ -120,17 +85,9 @@ class RedisStore:
     ) -> None:
         self._namespace = namespace
         self.keys = NamespaceKeys(namespace)
-        self._url: str | None = None
-        self._client_kwargs: dict[str, Any] = {}
-        self._connection_class: type[redis.Connection] | None = None
-        self._cluster = False
-        self._cluster_nodes: list[tuple[str, int]] = []
-        self._replica_url = replica_url
-        self._read_from_replicas = replica_url is not None
-        self._set_client(client)
-        if read_from_replicas is not None:
-            self._read_from_replicas = read_from_replicas
-        self._check_replica_options()
+        self._spec, client = ConnectionSpec.of_client(client, replica_url, read_from_replicas)
+        self._reset_connection()
+        self._client_obj = client
 
     @classmethod
     def from_url(
@@ -150,63 +107,12 @@ class RedisStore:
         which is how ``CurriculumConfig(redis_url=...)`` asks for them; keyword arguments win.
         ``client_kwargs`` go to ``redis.Redis.from_url`` or ``RedisCluster.from_url``.
         """
-        parsed = parse_store_url(url)
         store = cls.__new__(cls)
         store._namespace = namespace
         store.keys = NamespaceKeys(namespace)
-        store._url = url
-        store._client_kwargs = dict(client_kwargs)
-        store._connection_class = None
-        store._cluster = parsed.cluster if cluster is None else cluster
-        store._cluster_nodes = []
-        store._replica_url = replica_url or parsed.replica_url
-        store._read_from_replicas = parsed.read_from_replicas or replica_url is not None
-        if read_from_replicas is not None:
-            store._read_from_replicas = read_from_replicas
-        store._check_replica_options()
-        if store._cluster and url.startswith("unix://"):
-            raise ConfigError("a Redis Cluster is reached over TCP: use a redis:// or rediss:// URL")
+        store._spec = ConnectionSpec.of_url(url, cluster, replica_url, read_from_replicas, client_kwargs)
         store._reset_connection()
         return store
-
-    def _check_replica_options(self) -> None:
-        if self._cluster and self._replica_url is not None:
-            raise ConfigError("a cluster finds its replicas itself: use read_from_replicas, not a replica URL")
-        if self._read_from_replicas and not self._cluster and self._replica_url is None:
-            raise ConfigError("read_from_replicas needs a cluster, or a replica URL for a standalone primary")
-
-    def _set_client(self, client: Client) -> None:
-        if isinstance(client, RedisCluster):
-            self._set_cluster_client(client)
-            return
-        if not isinstance(client, redis.Redis):
-            raise ConfigError(f"client must be a redis.Redis or a RedisCluster, got {type(client).__name__}")
-        pool = client.connection_pool
-        kwargs = dict(pool.connection_kwargs)
-        if kwargs.get("decode_responses"):
-            # Scores arrive as packed bytes: a decoding client would mangle them, so use a twin that does not.
-            kwargs["decode_responses"] = False
-            client = redis.Redis(connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **kwargs))
-        self._connection_class = pool.connection_class
-        self._client_kwargs = kwargs
-        self._reset_connection()
-        self._client_obj = client
-
-    def _set_cluster_client(self, client: RedisCluster) -> None:
-        kwargs = {k: v for k, v in client.nodes_manager.connection_kwargs.items() if k not in CLUSTER_ONLY_KWARGS}
-        nodes = sorted({(n.host, n.port) for n in client.get_nodes()})  # type: ignore[no-untyped-call]
-        self._cluster = True
-        self._cluster_nodes = nodes or [(n.host, n.port) for n in client.startup_nodes]
-        self._client_kwargs = kwargs
-        routed = bool(client.read_from_replicas or client.load_balancing_strategy)
-        self._read_from_replicas = routed
-        if kwargs.get("decode_responses") or routed:
-            # Bytes responses and every command on primaries; replica reads are the store's own (see _reader).
-            client = connect_cluster(
-                None, self._cluster_nodes, {"retry": client.retry, **kwargs, "decode_responses": False}, self.where
-            )
-        self._reset_connection()
-        self._client_obj = client
 
     def _reset_connection(self) -> None:
         """Forget every connection (without closing: in a forked child they are the parent's)."""
@@ -218,28 +124,12 @@ class RedisStore:
         self._algorithm_name: str | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {
-            "namespace": self._namespace,
-            "url": self._url,
-            "client_kwargs": picklable(self._client_kwargs),
-            "connection_class": self._connection_class,
-            "attached_hypers": self._attached_hypers,
-            "cluster": self._cluster,
-            "cluster_nodes": self._cluster_nodes,
-            "replica_url": self._replica_url,
-            "read_from_replicas": self._read_from_replicas,
-        }
+        return {"namespace": self._namespace, "spec": self._spec, "attached_hypers": self._attached_hypers}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self._namespace = state["namespace"]
         self.keys = NamespaceKeys(self._namespace)
-        self._url = state["url"]
-        self._client_kwargs = state["client_kwargs"]
-        self._connection_class = state["connection_class"]
-        self._cluster = state.get("cluster", False)
-        self._cluster_nodes = state.get("cluster_nodes", [])
-        self._replica_url = state.get("replica_url")
-        self._read_from_replicas = state.get("read_from_replicas", False)
+        self._spec = state["spec"]
         self._reset_connection()
         self._attached_hypers = state["attached_hypers"]
 
@@ -250,16 +140,11 @@ class RedisStore:
     @property
     def where(self) -> str:
         """Where the data lives, without credentials."""
-        if self._url is not None:
-            return redact(self._url)
-        if self._cluster:
-            return "redis cluster at " + ",".join(f"{host}:{port}" for host, port in self._cluster_nodes[:3])
-        host = self._client_kwargs.get("host") or self._client_kwargs.get("path") or "?"
-        return f"redis at {host}:{self._client_kwargs.get('port', '')}"
+        return self._spec.where
 
     @property
     def is_cluster(self) -> bool:
-        return self._cluster
+        return self._spec.cluster
 
     @property
     def client(self) -> Client:
@@ -268,9 +153,7 @@ class RedisStore:
             attached = self._attached_hypers
             self._reset_connection()
             self._attached_hypers = attached
-            self._client_obj = connect(
-                self._url, self._cluster, self._cluster_nodes, self._connection_class, self._client_kwargs, self.where
-            )
+            self._client_obj = self._spec.connect()
         return self._client_obj
 
     @property
@@ -289,12 +172,13 @@ class RedisStore:
 
     def _reader(self) -> redis.Redis | None:
         """A client of a replica for the read-only snapshot and statistics; None means read the primary."""
-        if not self._read_from_replicas:
+        spec = self._spec
+        if not spec.read_from_replicas:
             return None
         client = self.client  # first, so a forked child drops the parent's reader with its connections
         if self._replicas is None:
-            url_kwargs = self._client_kwargs if self._url is not None else {}
-            self._replicas = ReplicaReads(self.keys, self._replica_url, url_kwargs)
+            url_kwargs = spec.client_kwargs if spec.url is not None else {}
+            self._replicas = ReplicaReads(self.keys, spec.replica_url, url_kwargs)
         return self._replicas.reader(client)
 
     def _read(self, fn: Callable[[Client], T]) -> T:
@@ -474,9 +358,6 @@ class RedisStore:
         for key in [k.meta, k.counters, k.scores, k.labels, k.clients, *map(k.task, ids), *map(k.label, hashes)]:
             pipe.pexpire(key, ttl_ms)
         self._call(pipe.execute)
-
-    def _scan(self, pattern: str) -> list[str]:
-        return scan_namespace(self.client, self._namespace, pattern)
 
     def close(self) -> None:
         if self._pid == os.getpid():
