@@ -93,10 +93,7 @@ class ConditionError(ConfigError):
         self.text = text
         self.position = position
         if text is not None and position is not None:
-            message = (
-                f"invalid stop condition at position {position + 1}: {message}\n"
-                f"  {text}\n  {' ' * position}^"
-            )
+            message = f"invalid stop condition at position {position + 1}: {message}\n  {text}\n  {' ' * position}^"
         super().__init__(message)
 
 
@@ -327,11 +324,6 @@ class Condition:
 
     text: str
     program: tuple[Instruction, ...]
-
-    @property
-    def variables(self) -> frozenset[str]:
-        """The variables the condition reads."""
-        return frozenset(str(arg) for kind, arg in self.program if kind == "var")
 
     def to_json(self) -> str:
         """The program as compact JSON, as stored in ``{cr:<ns>}:stage:config`` (``"<i>:program"``)."""

@@ -1,8 +1,9 @@
 """The curriculum facade: ``get_task()`` and ``update_task_performance()`` over a shared store.
 
-Each process samples from its own snapshot of the scores (no network on the hot path) and sends
-outcomes in batches, one atomic store call per batch. Everything process-local (client id, buffer,
-sampler, connection) is rebuilt after ``fork()`` or unpickling; only the config crosses processes.
+Every algorithm runs on this one engine. Each process draws tasks from its own view of the shared state
+(a snapshot of a task pool's scores, or the current stage), so the hot path needs no network, and sends
+outcomes in batches, one atomic store call per batch. Everything process-local (client id, buffer, view,
+connection) is rebuilt after ``fork()`` or unpickling; only the config crosses processes.
 """
 
 from __future__ import annotations
@@ -12,92 +13,64 @@ import logging
 import os
 import time
 import weakref
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 import numpy as np
-import numpy.typing as npt
 
-from curriculum_redis.algorithms import Algorithm, algorithm_of
-from curriculum_redis.config import (
-    AnyAlgorithmConfig,
-    CurriculumConfig,
-    MismatchPolicy,
-    SequentialConfig,
-    safe_to_change,
-)
-from curriculum_redis.errors import ConfigError, HyperparameterMismatchError, StoreUnavailableError
+from curriculum_redis.algorithms import AnyAlgorithm, find_algorithm
+from curriculum_redis.algorithms.sequential import Sequential, Stage, StageView
+from curriculum_redis.config import AlgorithmConfig, CurriculumConfig, MismatchPolicy, build, reconcile_hypers
+from curriculum_redis.errors import ConfigError, ScriptError, StoreError, StoreUnavailableError
 from curriculum_redis.outcomes import OutcomeBuffer
-from curriculum_redis.sampler import LocalSampler, RefreshPolicy
-from curriculum_redis.scoring import normalize_score
+from curriculum_redis.pool import TASK_ID_LIMIT, PoolView
+from curriculum_redis.sampler import RefreshPolicy
+from curriculum_redis.stage_config import StageCurriculumConfig
 from curriculum_redis.state import CurriculumState
-from curriculum_redis.stats import flatten_labels, label_table, pool_stats
-from curriculum_redis.store.base import COUNTERS, CurriculumStore, Eviction, Outcome, ScoreSnapshot
+from curriculum_redis.store.base import CurriculumStore, Outcome, RecordResult, StageState
 from curriculum_redis.store.memory import MemoryStore
-from curriculum_redis.tasks import MAX_TASK_ID, Task
+from curriculum_redis.tasks import Task
+
+__all__ = ["OFFLINE_RETRY_S", "TASK_ID_LIMIT", "Curriculum", "StageCurriculum", "TaskView", "reconcile_hypers"]
 
 log = logging.getLogger(__name__)
 
 OFFLINE_RETRY_S = 0.5
 """After the store fails to answer, how long the hot path goes without trying it again."""
 
-TASK_ID_LIMIT = 2**31
-"""New task ids are drawn from [1, 2**31): short, readable keys, and exact as doubles."""
 
+class TaskView(Protocol):
+    """What one process knows of the shared state, and how it draws and reports tasks from it."""
 
-def reconcile_hypers(
-    stored: AnyAlgorithmConfig, given: AnyAlgorithmConfig, policy: MismatchPolicy, where: str
-) -> AnyAlgorithmConfig:
-    """The hyperparameters to run with, or an error naming every field that may not differ.
+    @property
+    def ready(self) -> bool: ...
 
-    Another algorithm is refused whatever the policy: the stored numbers would mean something else."""
-    if stored.algorithm != given.algorithm:
-        raise HyperparameterMismatchError({"algorithm": (stored.algorithm, given.algorithm)}, where)
-    diffs = stored.differences(given)  # type: ignore[arg-type]
-    if not diffs:
-        return given
-    if policy == "adopt":
-        log.info("%s: adopting stored hyperparameters (differing: %s)", where, ", ".join(diffs))
-        return stored
-    unsafe = {name: diff for name, diff in diffs.items() if name not in safe_to_change(given)}
-    if policy == "allow_safe" and not unsafe:
-        return given
-    raise HyperparameterMismatchError(diffs if policy == "error" else unsafe, where)
+    def refresh(self, store: CurriculumStore) -> None: ...
+
+    def draw(self) -> Task: ...
+
+    def outcome(self, task_id: int, score: float) -> Outcome: ...
+
+    def failure(self, task_id: int) -> Outcome: ...
+
+    def on_recorded(self, result: RecordResult) -> None: ...
+
+    def probabilities(self) -> dict[int, float]: ...
+
+    def stats(self, store: CurriculumStore, last_counters: dict[str, int]) -> dict[str, float]: ...
+
+    def label_table(self, store: CurriculumStore) -> dict[str, dict[str, float]]: ...
 
 
 class Curriculum:
     """A shared curriculum (the algorithm of ``config.algorithm``). Safe to pickle into worker processes.
 
-    ``Curriculum(config)`` with a :class:`~curriculum_redis.config.SequentialConfig` gives a
-    :class:`~curriculum_redis.sequential.SequentialCurriculum`: the same API on the stage engine, so the
-    same worker code runs every algorithm.
+    Without ``redis_url`` (and without ``store``) the state lives in this process (:class:`MemoryStore`).
     """
-
-    def __new__(cls, *args: Any, **kwargs: Any) -> Curriculum:
-        config = args[0] if args else kwargs.get("config")
-        if (
-            cls is Curriculum
-            and isinstance(config, CurriculumConfig)
-            and isinstance(config.algorithm, SequentialConfig)
-        ):
-            from curriculum_redis.sequential import SequentialCurriculum
-
-            return super().__new__(SequentialCurriculum)
-        return super().__new__(cls)
-
-    @property
-    def given(self) -> AnyAlgorithmConfig:
-        """The task-pool algorithm's hyperparameters as given in the config."""
-        algorithm = self.config.algorithm
-        if isinstance(algorithm, SequentialConfig):
-            raise ConfigError("a sequential config runs on SequentialCurriculum, not on a task pool")
-        return algorithm
 
     def __init__(self, config: CurriculumConfig, store: CurriculumStore | None = None) -> None:
         self.config = config
-        if store is None:
-            store = self._default_store(config)
-        self.store = store
+        self.store = store if store is not None else self._default_store(config)
         self._init_process_state()
 
     @staticmethod
@@ -108,26 +81,35 @@ class Curriculum:
 
         return RedisStore.from_url(config.redis_url, config.namespace)
 
+    @property
+    def given(self) -> AlgorithmConfig:
+        """The hyperparameters as given in the config."""
+        return self.config.algorithm
+
     def _init_process_state(self) -> None:
         self._pid = os.getpid()
-        self.hypers: AnyAlgorithmConfig = self.given
+        self.hypers: AlgorithmConfig = self.given
         self._attached = False
         self._client_id = 0
         self._seq = 0
-        self._rng = np.random.default_rng([self.config.seed, self._pid])
-        self._sampler = LocalSampler(self._rng)
+        self._view: TaskView = self._make_view(self.hypers, np.random.default_rng([self.config.seed, self._pid]))
         self._policy = RefreshPolicy(self.config.sampler.refresh_every_draws, self.config.sampler.refresh_every_s)
         self._buffer = OutcomeBuffer(self.config.buffer)
-        self._tasks: dict[int, Task] = {}
-        self._slots: dict[int, int] = {}
-        self._snapshot: ScoreSnapshot | None = None
-        self._probs = np.zeros(0)
-        self._pool_version = -1
         self._last_counters: dict[str, int] = {}
         self._closed = False
         self._retry_store_at = 0.0
-        self._next_touch = 0.0
         self._atexit: Callable[[], None] | None = None
+
+    def _make_view(self, hypers: AlgorithmConfig, rng: np.random.Generator) -> TaskView:
+        algorithm = find_algorithm(hypers.algorithm)
+        if isinstance(algorithm, Sequential):
+            return algorithm.view(self.config, hypers, rng)  # type: ignore[arg-type]
+        return PoolView(self.config, hypers, rng)  # type: ignore[arg-type]
+
+    @property
+    def algorithm(self) -> AnyAlgorithm:
+        """The algorithm running this curriculum (one instance per name)."""
+        return find_algorithm(self.hypers.algorithm)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -141,7 +123,7 @@ class Curriculum:
 
     def _ensure_process(self) -> None:
         if self._pid != os.getpid():
-            # A forked child: the parent's buffer, client id and sampler are the parent's.
+            # A forked child: the parent's buffer, client id and view are the parent's.
             self._init_process_state()
 
     def _ensure_ready(self) -> None:
@@ -150,13 +132,12 @@ class Curriculum:
             self._attach()
 
     def _attach(self) -> None:
-        stored = self.store.attach(self.given)
+        stored = self.store.attach(self.given)  # type: ignore[arg-type]
         if stored is not None:
             where = f"namespace {self.store.namespace!r}"
             self.hypers = reconcile_hypers(stored, self.given, self.config.on_mismatch, where)
         self._client_id = self.store.register_client()
-        self._rng = np.random.default_rng([self.config.seed, self._client_id])
-        self._sampler = LocalSampler(self._rng)
+        self._view = self._make_view(self.hypers, np.random.default_rng([self.config.seed, self._client_id]))
         self._attached = True
         ref = weakref.ref(self)
 
@@ -192,60 +173,63 @@ class Curriculum:
     # -- hot path --------------------------------------------------------------------------------
 
     def get_task(self) -> Task:
-        """A task drawn from the local snapshot; refreshes the snapshot when the policy says so."""
+        """A task drawn from the local view; refreshes the view when the policy says so."""
         self._ensure_ready()
         if self._policy.tick():
             self._refresh_quietly()
-        task = self._tasks[self._sampler.draw()]
-        self._buffer.add_sample(task.label_hash)
+        task = self._view.draw()
+        if isinstance(self._view, PoolView):  # a pool counts each label's draws; stages need no counts
+            self._buffer.add_sample(task.label_hash)
         if self._buffer.stale():
             self._flush_quietly()
         return task
 
     def update_task_performance(self, task_id: int, score: float) -> None:
         """Report one episode's score. Buffered; written in batches (``flush()`` forces it)."""
-        s = normalize_score(score, self.hypers.score_range)
-        self._add_outcome(task_id, s, failed=False)
+        self._ensure_ready()
+        self._add(self._view.outcome(task_id, score))
 
     def report_task_failure(self, task_id: int) -> None:
-        """The task's environment could not be built: scored 0 and evicted after repeated failures."""
-        self._add_outcome(task_id, 0.0, failed=True)
-
-    def _add_outcome(self, task_id: int, score: float, failed: bool) -> None:
+        """The task's environment could not be built: scored 0 (a failed episode of a stage), and a pool
+        task is evicted after repeated failures."""
         self._ensure_ready()
-        task = self._task_for(task_id)
-        self._buffer.add(Outcome(task.task_id, task.label_hash, score, failed, self._slots.get(task.task_id, -1)))
+        self._add(self._view.failure(task_id))
+
+    def _add(self, outcome: Outcome) -> None:
+        self._buffer.add(outcome)
         if self._buffer.full() or self._buffer.stale():
             self._flush_quietly()
-
-    def _task_for(self, task_id: int) -> Task:
-        if isinstance(task_id, bool) or not isinstance(task_id, int | np.integer):
-            raise ConfigError(f"task_id must be an int, got {type(task_id).__name__} {task_id!r}")
-        task_id = int(task_id)
-        task = self._tasks.get(task_id)
-        if task is None:
-            if not 1 <= task_id <= MAX_TASK_ID:
-                raise ConfigError(f"task_id must be in [1, 2**53), got {task_id}")
-            task = self.config.generator.get_task(task_id)
-        return task
 
     # -- writes ----------------------------------------------------------------------------------
 
     def flush(self) -> None:
         """Write every buffered outcome now. Raises StoreUnavailableError if the store is down
         (the outcomes stay buffered and go out with the next flush)."""
+        self._flush()
+
+    def _flush(self) -> RecordResult | None:
+        """Flush; the reply to the last batch written, if any."""
         self._ensure_ready()
+        self._seal()
+        result = None
+        while self._buffer.pending:
+            try:
+                result = self.store.record(self._buffer.pending[0])
+            except ScriptError:
+                self._buffer.acknowledge()  # refused before any write: sending it again cannot help
+                raise
+            self._buffer.acknowledge()
+            self._view.on_recorded(result)
+        return result
+
+    def _seal(self) -> None:
         if self._buffer.seal(self._client_id, self._seq + 1):
             self._seq += 1
-        while self._buffer.pending:
-            self.store.record(self._buffer.pending[0])
-            self._buffer.acknowledge()
 
     def _flush_quietly(self) -> None:
         """Flush, or, while the store is unreachable, seal the batch and keep it for later."""
         if self._offline():
-            if self._buffer.seal(self._client_id, self._seq + 1):
-                self._seq += 1
+            self._seal()
             return
         try:
             self.flush()
@@ -258,7 +242,7 @@ class Curriculum:
         return time.monotonic() < self._retry_store_at
 
     def _went_offline(self, exc: StoreUnavailableError) -> None:
-        """Back off for ``OFFLINE_RETRY_S``: the hot path keeps serving from the snapshot meanwhile."""
+        """Back off for ``OFFLINE_RETRY_S``: the hot path keeps serving from the local view meanwhile."""
         if self._retry_store_at == 0.0:
             log.warning(
                 "store unreachable: sampling from the last snapshot, buffering outcomes (%d pending): %s",
@@ -281,26 +265,17 @@ class Curriculum:
     def pending_outcomes(self) -> int:
         return self._buffer.pending_outcomes + self._buffer.open_outcomes
 
-    # -- snapshot --------------------------------------------------------------------------------
+    # -- view ------------------------------------------------------------------------------------
 
     def refresh(self) -> None:
-        """Read the scores, fill or prune the pool, and rebuild the local distribution."""
+        """Read the shared state into the local view (a pool is filled or pruned on the way)."""
         self._ensure_ready()
         # Our own buffered outcomes go first: eviction must see them, and must not orphan them.
         if not self._buffer.is_empty():
             self.flush()
-        snap = self.store.snapshot()
-        capacity = self.hypers.num_active_tasks
-        if snap.size < capacity:
-            self._create_tasks(capacity - snap.size)
-            snap = self.store.snapshot()
-        elif self._evict(snap):
-            snap = self.store.snapshot()
-        self._install(snap)
+        self._view.refresh(self.store)
+        self._policy.refreshed()
         self._back_online()
-        if self.config.ttl_s is not None and time.monotonic() >= self._next_touch:
-            self.store.touch(self.config.ttl_s)
-            self._next_touch = time.monotonic() + self.config.ttl_s / 3
 
     def _refresh_quietly(self) -> None:
         if self._offline():
@@ -311,73 +286,19 @@ class Curriculum:
             self._flush_quietly()
         except StoreUnavailableError as exc:
             self._policy.refreshed()
-            if self._snapshot is None:
+            if not self._view.ready:
                 raise
             self._went_offline(exc)
-
-    def _new_task(self) -> Task:
-        return self.config.generator.get_task(int(self._rng.integers(1, TASK_ID_LIMIT)))
-
-    def _create_tasks(self, count: int) -> None:
-        self.store.create_tasks([self._new_task() for _ in range(count)])
-
-    def _evict(self, snap: ScoreSnapshot) -> bool:
-        """Evict up to ``max_evictions_per_refresh`` tasks, each replaced in the same atomic call."""
-        hypers = self.hypers
-        evicted = False
-        failing = np.flatnonzero(snap.column("consecutive_failures") >= hypers.max_consecutive_failures)
-        for index in failing[: hypers.max_evictions_per_refresh]:
-            eviction = Eviction(
-                int(snap.task_ids[index]),
-                self._new_task(),
-                "failures",
-                min_failures=hypers.max_consecutive_failures,
-            )
-            evicted |= self.store.evict_and_replace(eviction) == "evicted"
-        budget = hypers.max_evictions_per_refresh - len(failing)
-        # The server re-checks each candidate's stored score against the bound the algorithm gives.
-        candidates, max_scores = self.algorithm.eviction_candidates(snap, hypers, budget)
-        for index, max_score in zip(candidates.tolist(), max_scores.tolist(), strict=True):
-            eviction = Eviction(
-                int(snap.task_ids[index]),
-                self._new_task(),
-                "low_lp",
-                min_presentations=hypers.min_presentations_for_eviction,
-                max_lp=float(max_score),
-            )
-            evicted |= self.store.evict_and_replace(eviction) == "evicted"
-        return evicted
-
-    def _install(self, snap: ScoreSnapshot) -> None:
-        ids = snap.task_ids
-        if snap.pool_version != self._pool_version or len(self._tasks) != ids.size:
-            generator = self.config.generator
-            self._tasks = {i: self._tasks.get(i) or generator.get_task(i) for i in ids.tolist()}
-            self._slots = snap.slot_of()
-            self._pool_version = snap.pool_version
-        self._probs = self._distribution(snap)
-        self._sampler.load(ids, self._probs)
-        self._snapshot = snap
-        self._policy.refreshed()
-
-    @property
-    def algorithm(self) -> Algorithm:
-        return algorithm_of(self.hypers)
-
-    def _distribution(self, snap: ScoreSnapshot) -> npt.NDArray[np.float64]:
-        return self.algorithm.distribution(snap, self.hypers)
 
     # -- reads -----------------------------------------------------------------------------------
 
     def probabilities(self) -> dict[int, float]:
-        """Each active task's sampling probability in this process's current snapshot."""
+        """Each active task's sampling probability in this process's current view."""
         self._ensure_ready()
-        if self._snapshot is None:
-            return {}
-        return dict(zip(self._snapshot.task_ids.tolist(), self._probs.tolist(), strict=True))
+        return self._view.probabilities()
 
-    def _observe(self) -> tuple[AnyAlgorithmConfig, ScoreSnapshot, npt.NDArray[np.float64]]:
-        """The namespace as stored, for the read paths: its hyperparameters, scores and distribution.
+    def _observe(self) -> TaskView:
+        """The namespace's view for the read paths, with its stored hyperparameters.
 
         Only writes this process's own buffered outcomes (if it has any); never attaches, creates, evicts
         or refreshes, so a monitoring process or a checkpoint comparison leaves what it observes unchanged.
@@ -385,11 +306,9 @@ class Curriculum:
         self._ensure_process()
         if self._attached:
             self._flush_quietly()
-            hypers = self.hypers
-        else:
-            hypers = self.store.read_hypers() or self.given
-        snap = self.store.snapshot()
-        return hypers, snap, algorithm_of(hypers).distribution(snap, hypers)
+            return self._view
+        hypers = self.store.read_hypers() or self.given
+        return self._make_view(hypers, np.random.default_rng(self.config.seed))
 
     def stats(self) -> dict[str, float]:
         """The statistics of the whole curriculum (every process's work), from a fresh read.
@@ -398,28 +317,18 @@ class Curriculum:
         ``stats()`` call: counters are never reset in the store, so readers don't disturb each other.
         Read-only (see :meth:`_observe`): a fresh ``Curriculum(config).stats()`` changes no key.
         """
-        hypers, snap, probs = self._observe()
-        score_field = algorithm_of(hypers).score_field
-        counters = self.store.counters()
-        out: dict[str, float] = {name: float(counters.get(name, 0)) for name in COUNTERS}
-        out.update(
-            {f"epoch/{name}": float(counters.get(name, 0) - self._last_counters.get(name, 0)) for name in COUNTERS}
-        )
-        self._last_counters = dict(counters)
-        out.update(pool_stats(snap, probs, hypers.num_active_tasks, score_field))
-        out.update(flatten_labels(label_table(snap, probs, self.store.label_stats(), score_field)))
+        out = self._observe().stats(self.store, self._last_counters)
         out["outcomes_dropped_locally"] = float(self._buffer.dropped_outcomes)
         return out
 
     def label_table(self) -> dict[str, dict[str, float]]:
         """Per-label statistics as a table (label -> column -> value). Read-only, like :meth:`stats`."""
-        hypers, snap, probs = self._observe()
-        return label_table(snap, probs, self.store.label_stats(), algorithm_of(hypers).score_field)
+        return self._observe().label_table(self.store)
 
     # -- checkpoints -----------------------------------------------------------------------------
 
     def get_state(self) -> CurriculumState:
-        """The whole namespace (hypers, tasks, labels, aggregates, counters), for a trainer checkpoint."""
+        """The whole namespace (hypers, tasks or stages, labels, aggregates, counters), for a checkpoint."""
         self._ensure_ready()
         self.flush()
         return self.store.export_state()
@@ -434,11 +343,102 @@ class Curriculum:
         # The checkpoint's client table may hold this client's id with a higher seq: start afresh.
         self._client_id = self.store.register_client()
         self._seq = 0
-        self._pool_version = -1
-        # Install exactly what was loaded; eviction waits for the next regular refresh.
-        self._install(self.store.snapshot())
+        self._view = self._make_view(self.hypers, np.random.default_rng([self.config.seed, self._client_id]))
+        if isinstance(self._view, PoolView):
+            self._view.load(self.store)
+        else:
+            self._view.refresh(self.store)
+        self._policy.refreshed()
 
     @property
     def client_id(self) -> int:
         self._ensure_ready()
         return self._client_id
+
+
+class StageCurriculum(Curriculum):
+    """A sequential curriculum built from its stages alone: ``StageCurriculum(stages, url, namespace)``.
+
+    The same engine as ``Curriculum(CurriculumConfig(algorithm=SequentialConfig(...)))``, set to write
+    every episode at once and to read the current stage at every ``get_task()`` (one small read), so every
+    environment runs a new stage from its next reset on. Adds the stage operations the CLI uses.
+    ``connection`` is a store URL, a ``redis.Redis`` or a ``RedisCluster``; None keeps the state in memory.
+    """
+
+    def __init__(self, config: StageCurriculumConfig, connection: Any = None, namespace: str = "default") -> None:
+        from curriculum_redis.config import SequentialConfig
+
+        if not isinstance(config, StageCurriculumConfig):
+            raise ConfigError(f"config must be a StageCurriculumConfig, got {type(config).__name__}")
+        stages = config if isinstance(config, SequentialConfig) else SequentialConfig(**dict(config))
+        data = {"algorithm": stages, "seed": config.seed, "namespace": namespace}
+        full = build(CurriculumConfig, {**data, "buffer": {"batch_size": 1}, "sampler": {"refresh_every_draws": 1}})
+        super().__init__(full, None if connection is None else self._redis_store(connection, namespace))
+
+    @staticmethod
+    def _redis_store(connection: Any, namespace: str) -> CurriculumStore:
+        from curriculum_redis.store.redis import RedisStore
+
+        if isinstance(connection, str):
+            return RedisStore.from_url(connection, namespace)
+        return RedisStore(connection, namespace)
+
+    @classmethod
+    def from_namespace(cls, connection: Any, namespace: str) -> StageCurriculum:
+        """The stage curriculum stored in ``namespace``, with the stages stored there (for a process that
+        does not have the config, like the CLI)."""
+        store = cls._redis_store(connection, namespace)
+        try:
+            stored = store.read_stages()  # type: ignore[attr-defined]
+        finally:
+            store.close()
+        if stored is None:
+            raise StoreError(f"namespace {namespace!r} holds no stage curriculum")
+        return cls(stored, connection, namespace)
+
+    @property
+    def view(self) -> StageView:
+        self._ensure_ready()
+        assert isinstance(self._view, StageView)
+        return self._view
+
+    def current_stage(self) -> Stage:
+        """The current stage, read now (the last one read while the store is unreachable)."""
+        self._refresh_quietly()
+        return self.view.stage()
+
+    @property
+    def pending_episodes(self) -> int:
+        return self.pending_outcomes
+
+    def state(self) -> StageState:
+        """Everything stored, read atomically."""
+        self._ensure_ready()
+        self._flush_quietly()
+        return self.store.stage_state()
+
+    def record_episode(self, stage_index: int, success: bool) -> int:
+        """Record one episode played in stage ``stage_index``; returns the current stage index."""
+        return self.record_episodes([(stage_index, success)]).stage.index  # type: ignore[union-attr]
+
+    def record_episodes(self, episodes: Sequence[tuple[Any, ...]]) -> RecordResult:
+        """Record episodes ``(stage_index, success)`` or ``(stage_index, success, score)`` in order, in one
+        atomic call. Raises StoreUnavailableError if the store is down (they stay buffered)."""
+        if isinstance(episodes, str | bytes) or not isinstance(episodes, Sequence) or not episodes:
+            raise ConfigError("episodes must be a non-empty sequence of (stage_index, success) pairs")
+        if any(not isinstance(e, tuple | list) or len(e) not in (2, 3) for e in episodes):
+            raise ConfigError("an episode is a (stage_index, success) pair or a (stage_index, success, score) triple")
+        outcomes = [self.view.episode(*episode) for episode in episodes]
+        for outcome in outcomes:
+            self._buffer.add(outcome)
+        result = self._flush()
+        assert result is not None
+        return result
+
+    def reset_to(self, stage_index: int) -> int:
+        """Admin: go to stage ``stage_index`` with an empty window (version bumped). Episodes played in
+        other stages and recorded afterwards are stale. Returns the index."""
+        index = self.view.check_index(stage_index)
+        self._flush_quietly()
+        self.view.on_recorded(RecordResult(True, stage=self.store.reset_stage(index)))
+        return index

@@ -69,6 +69,11 @@ class StageConfig(BaseModel):
         """The compiled ``stop_condition`` (None without one)."""
         return None if self.stop_condition is None else compile_condition(self.stop_condition)
 
+    def reads_seconds(self) -> bool:
+        """Whether the stop condition reads ``seconds``: only then does the stage keep a clock."""
+        condition = self.condition()
+        return condition is not None and ("var", "seconds") in condition.program
+
     @model_validator(mode="after")
     def _one_source(self) -> StageConfig:
         if self.env_cfg is not None and self.task_generator is not None:
@@ -100,6 +105,19 @@ class StageCurriculumConfig(BaseModel):
             for stage in self.stages
         ]
         return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+    def differences(self, other: StageCurriculumConfig) -> dict[str, tuple[Any, Any]]:
+        """What differs, stage by stage, as ``{"stage <i> <field>": (self's, other's)}``. ``seed`` never
+        counts: it only seeds each process's draws of generated tasks."""
+        mine, theirs = json.loads(self.stages_json()), json.loads(other.stages_json())
+        out: dict[str, tuple[Any, Any]] = {}
+        if len(mine) != len(theirs):
+            out["number of stages"] = (len(mine), len(theirs))
+        for i, (a, b) in enumerate(zip(mine, theirs, strict=False)):
+            for name in sorted(set(a) | set(b)):
+                if a.get(name) != b.get(name):
+                    out[f"stage {i} {name}"] = (a.get(name), b.get(name))
+        return out
 
     def fingerprint(self) -> str:
         """Identifies the stages (everything but ``seed``): processes sharing a namespace must agree."""

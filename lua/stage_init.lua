@@ -17,6 +17,7 @@ local function err(msg) return redis.error_reply('CR_ARGS stage_init.lua: ' .. m
 local function is_int(s) return type(s) == 'string' and string.match(s, '^%d+$') ~= nil end
 
 -- @INCLUDE stop_condition@
+-- @INCLUDE stage_check@
 
 -- 1. Validate everything.
 if #KEYS ~= 5 then return err('takes 5 keys, got ' .. #KEYS) end
@@ -77,8 +78,8 @@ if not index or index >= n then
     'entered_at', ARGV[3], 'created_at', ARGV[3], 'successes', 0, 'score_sum', 0)
   redis.call('HDEL', stage, 'entered_server_at')
   if first_uses_seconds then
-    local t = redis.call('TIME')
-    redis.call('HSET', stage, 'entered_server_at', t[1] .. '.' .. string.format('%06d', tonumber(t[2])))
+    local _, entered = server_time()
+    redis.call('HSET', stage, 'entered_server_at', entered)
   end
   redis.call('HSET', history, '0:entered_at', ARGV[3])
   status = 'created'

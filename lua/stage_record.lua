@@ -27,6 +27,7 @@ local function is_int(s) return type(s) == 'string' and string.match(s, '^%d+$')
 local function finite(x) return x ~= nil and x == x and x ~= math.huge and x ~= -math.huge end
 
 -- @INCLUDE stop_condition@
+-- @INCLUDE stage_check@
 -- Runs a validated program on the variables' values.
 local function run(prog, vals)
   local stack, top = {}, 0
@@ -55,10 +56,6 @@ local function run(prog, vals)
   end
   return stack[1] == true
 end
-local function server_now()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) + tonumber(t[2]) / 1e6
-end
 
 -- 1. Validate everything; nothing is written until the batch is known to be well formed.
 if #KEYS ~= 5 then return err('takes 5 keys, got ' .. #KEYS) end
@@ -75,17 +72,10 @@ if #ARGV ~= 5 + 2 * e and #ARGV ~= 5 + 3 * e then
 end
 local fields = (#ARGV == 5 + 3 * e) and 3 or 2
 
-local cfg = redis.call('HMGET', config, 'fingerprint', 'num_stages')
+local n, refusal = stored_stages(config, stage, fingerprint)
+if not n then return refusal end
 local st = redis.call('HMGET', stage, 'index', 'version', 'episodes', 'window_successes', 'successes', 'score_sum',
   'entered_server_at')
-if not cfg[1] or not st[1] then
-  return redis.error_reply('CR_NO_STAGE no stage curriculum state stored (run stage_init.lua first)')
-end
-if cfg[1] ~= fingerprint then
-  return redis.error_reply('CR_STAGE_CONFIG the stored stage config has fingerprint ' .. cfg[1] ..
-    ', the client has ' .. tostring(fingerprint))
-end
-local n = tonumber(cfg[2])
 local episodes = {}
 for j = 1, e do
   local base = 6 + fields * (j - 1)
@@ -138,7 +128,7 @@ end
 -- Server time, read once and only if a reachable stage's condition reads `seconds`.
 local now_server = nil
 for _, reachable in pairs(params) do
-  if reachable.seconds and not now_server then now_server = server_now() end
+  if reachable.seconds and not now_server then now_server = server_time() end
 end
 local set_entered_server = false
 if params[index].seconds and not entered_server then

@@ -9,19 +9,15 @@
 -- Errors (before any write): CR_ARGS, CR_NO_STAGE, CR_STAGE_CONFIG.
 local stage, window, config, history = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local function err(msg) return redis.error_reply('CR_ARGS stage_reset.lua: ' .. msg) end
+
+-- @INCLUDE stage_check@
+
 if #KEYS ~= 5 or #ARGV ~= 3 then return err('takes 5 keys and 3 args') end
 local now = tonumber(ARGV[3])
 if not now or now ~= now then return err('now must be a number') end
-local cfg = redis.call('HMGET', config, 'fingerprint', 'num_stages')
+local n, refusal = stored_stages(config, stage, ARGV[1])
+if not n then return refusal end
 local st = redis.call('HMGET', stage, 'index', 'version')
-if not cfg[1] or not st[1] then
-  return redis.error_reply('CR_NO_STAGE no stage curriculum state stored (run stage_init.lua first)')
-end
-if cfg[1] ~= ARGV[1] then
-  return redis.error_reply('CR_STAGE_CONFIG the stored stage config has fingerprint ' .. cfg[1] ..
-    ', the client has ' .. tostring(ARGV[1]))
-end
-local n = tonumber(cfg[2])
 if not string.match(ARGV[2], '^%d+$') or tonumber(ARGV[2]) >= n then
   return err('stage index ' .. ARGV[2] .. ' is not an integer in [0, ' .. n .. ')')
 end
@@ -34,8 +30,8 @@ redis.call('HSET', stage, 'index', index, 'name', redis.call('HGET', config, ind
 redis.call('HSET', stage, 'successes', 0, 'score_sum', 0)
 local program = redis.call('HGET', config, index .. ':program')
 if program and string.find(program, '"seconds"', 1, true) then
-  local t = redis.call('TIME')
-  redis.call('HSET', stage, 'entered_server_at', t[1] .. '.' .. string.format('%06d', tonumber(t[2])))
+  local _, entered = server_time()
+  redis.call('HSET', stage, 'entered_server_at', entered)
 else
   redis.call('HDEL', stage, 'entered_server_at')
 end

@@ -1,4 +1,4 @@
-"""The sequential algorithm: chosen by config like every other, run on the stage engine in Redis."""
+"""The sequential algorithm: chosen by config like every other, on the one engine, in memory or in Redis."""
 
 from __future__ import annotations
 
@@ -9,10 +9,8 @@ import pytest
 from pydantic import ValidationError
 from workers import report_outcomes
 
-from curriculum_redis import BucketedTaskGenerator, ConfigError, Curriculum, CurriculumConfig, CurriculumError
-from curriculum_redis.config import SequentialConfig
-from curriculum_redis.sequential import SequentialCurriculum
-from curriculum_redis.stage_config import StageConfig
+from curriculum_redis import BucketedTaskGenerator, ConfigError, Curriculum, CurriculumConfig
+from curriculum_redis.algorithms.sequential import SequentialConfig, StageConfig
 from curriculum_redis.store.memory import MemoryStore
 
 STAGES = SequentialConfig(
@@ -35,14 +33,39 @@ def test_the_config_names_the_algorithm_and_round_trips_through_json() -> None:
     assert CurriculumConfig.model_validate_json(text) == config
 
 
-def test_curriculum_of_a_sequential_config_is_a_sequential_curriculum(redis_url: str) -> None:
-    with Curriculum(sequential_config(redis_url)) as curriculum:
-        assert isinstance(curriculum, SequentialCurriculum)
+@pytest.fixture(params=["memory", "redis"])
+def url(request: pytest.FixtureRequest) -> str | None:
+    return None if request.param == "memory" else str(request.getfixturevalue("redis_url"))
+
+
+def test_curriculum_of_a_sequential_config_is_a_curriculum(url: str | None) -> None:
+    with Curriculum(sequential_config(url)) as curriculum:
+        assert type(curriculum) is Curriculum
         assert curriculum.get_task().label == "easy"
 
 
-def test_stages_advance_through_the_same_api_as_any_curriculum(redis_url: str) -> None:
-    with Curriculum(sequential_config(redis_url)) as curriculum:
+def test_sequential_runs_in_one_process_without_redis() -> None:
+    with Curriculum(sequential_config(None)) as curriculum:
+        assert isinstance(curriculum.store, MemoryStore)
+        for _ in range(40):
+            curriculum.update_task_performance(curriculum.get_task().task_id, 1.0)
+        curriculum.flush()
+        curriculum.refresh()
+        assert curriculum.get_task().label == "medium"
+        stats = curriculum.stats()
+    assert stats["stage/index"] == 1 and stats["stage/easy/episodes"] == 40 and stats["stage/advancements"] == 1
+
+
+def test_sequential_has_hypers_and_store(url: str | None) -> None:
+    with Curriculum(sequential_config(url, "hypers")) as curriculum:
+        assert curriculum.hypers == STAGES and curriculum.algorithm.name == "sequential"
+        assert curriculum.store.namespace == "hypers"
+        assert curriculum.probabilities() == {}
+        assert curriculum.client_id > 0
+
+
+def test_stages_advance_through_the_same_api_as_any_curriculum(url: str | None) -> None:
+    with Curriculum(sequential_config(url)) as curriculum:
         labels = []
         for _ in range(120):
             task = curriculum.get_task()
@@ -54,8 +77,8 @@ def test_stages_advance_through_the_same_api_as_any_curriculum(redis_url: str) -
     assert table["easy"]["episodes"] == 40 and table["medium"]["episodes"] == 40
 
 
-def test_a_failed_task_counts_as_a_failed_episode(redis_url: str) -> None:
-    with Curriculum(sequential_config(redis_url, "failures")) as curriculum:
+def test_a_failed_task_counts_as_a_failed_episode(url: str | None) -> None:
+    with Curriculum(sequential_config(url, "failures")) as curriculum:
         curriculum.report_task_failure(curriculum.get_task().task_id)
         curriculum.flush()
         expected = {"episodes": 1.0, "successes": 0.0, "success_rate": 0.0, "stale": 0.0}
@@ -65,18 +88,12 @@ def test_a_failed_task_counts_as_a_failed_episode(redis_url: str) -> None:
 def test_it_pickles_into_a_worker_and_back(redis_url: str) -> None:
     curriculum = Curriculum(sequential_config(redis_url, "pickled"))
     clone = pickle.loads(pickle.dumps(curriculum))
-    assert isinstance(clone, SequentialCurriculum) and clone.get_task().label == "easy"
+    assert type(clone) is Curriculum and clone.get_task().label == "easy"
     clone.close()
     curriculum.close()
 
 
 def test_bad_uses_are_refused_clearly(redis_url: str) -> None:
-    with pytest.raises(ConfigError, match="needs redis_url"):
-        Curriculum(sequential_config(None))
-    with pytest.raises(ConfigError, match="not a store"):
-        Curriculum(sequential_config(redis_url), store=MemoryStore())
-    with Curriculum(sequential_config(redis_url, "state")) as curriculum, pytest.raises(CurriculumError):
-        curriculum.get_state()
     with pytest.raises(ValidationError, match="task_generator is required"):
         CurriculumConfig(redis_url=redis_url)
     config = CurriculumConfig(task_generator=BucketedTaskGenerator({}, {"x": [1]}))

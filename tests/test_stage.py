@@ -1,4 +1,5 @@
-"""StageCurriculum: atomic advancement in Lua, stale episodes, many processes, bad input."""
+"""The sequential curriculum through StageCurriculum: atomic advancement (in Lua, and its Python mirror in
+memory), stale episodes, many processes, bad input."""
 
 from __future__ import annotations
 
@@ -19,23 +20,38 @@ from gymnasium import spaces
 from curriculum_redis import (
     BucketedTaskGenerator,
     ConfigError,
+    HyperparameterMismatchError,
     InvalidScoreError,
     ScriptError,
     StoreUnavailableError,
 )
-from curriculum_redis.conditions import ConditionError, compile_condition, evaluate, program_from_json
-from curriculum_redis.env import CurriculumEnv
-from curriculum_redis.stage import (
+from curriculum_redis.algorithms.sequential import (
     MAX_STAGES,
     StageConfig,
-    StageCurriculum,
     StageCurriculumConfig,
-    StageKeys,
+    condition_values,
     stage_of_task,
 )
+from curriculum_redis.conditions import ConditionError, compile_condition, evaluate, program_from_json
+from curriculum_redis.curriculum import StageCurriculum
+from curriculum_redis.env import CurriculumEnv
+from curriculum_redis.store.base import StageState
 from curriculum_redis.store.scripts import script_sources
+from curriculum_redis.store.stages import StageKeys
 
 pytestmark = pytest.mark.redis
+
+
+@pytest.fixture(params=["memory", "redis"])
+def connection(request: pytest.FixtureRequest) -> str | None:
+    """Where the core tests keep the state: in this process (None), or on a private Redis server."""
+    return None if request.param == "memory" else str(request.getfixturevalue("redis_url"))
+
+
+def values_of(st: StageState) -> dict[str, float]:
+    """The stop-condition variables of a stored state (``seconds`` left at 0)."""
+    return condition_values(st.episodes_in_stage, st.successes_in_stage, len(st.window), st.window_successes,
+                            st.score_sum, 0.0)  # fmt: skip
 
 
 def three_stages(window: int = 4, threshold: float = 0.75, min_episodes: int = 6) -> StageCurriculumConfig:
@@ -108,8 +124,8 @@ def test_fingerprint_ignores_seed_only() -> None:
 # ------------------------------------------------------------------------------------------ advancement
 
 
-def test_advances_exactly_when_window_full_threshold_met_and_min_episodes_reached(redis_url: str) -> None:
-    sc = StageCurriculum(three_stages(window=4, threshold=0.75, min_episodes=6), redis_url, "exact")
+def test_advances_exactly_when_window_full_threshold_met_and_min_episodes_reached(connection: str | None) -> None:
+    sc = StageCurriculum(three_stages(window=4, threshold=0.75, min_episodes=6), connection, "exact")
     # episode:  1  2  3  4 (window full, rate 1, but 4 < 6)  5 (.75, 5 < 6)  6 (.5)  7 (.5)  8 (.5)  9 (.75)
     outcomes = [True, True, True, True, False, False, True, True, True]
     indices = [sc.record_episode(0, success) for success in outcomes]
@@ -123,8 +139,8 @@ def test_advances_exactly_when_window_full_threshold_met_and_min_episodes_reache
     assert "entered_at" in st.history[1]
 
 
-def test_window_keeps_only_the_last_w_outcomes(redis_url: str) -> None:
-    sc = StageCurriculum(three_stages(window=3, threshold=1.0, min_episodes=0), redis_url, "window")
+def test_window_keeps_only_the_last_w_outcomes(connection: str | None) -> None:
+    sc = StageCurriculum(three_stages(window=3, threshold=1.0, min_episodes=0), connection, "window")
     for success in [False, True, True, False, True]:
         assert sc.record_episode(0, success) == 0
     st = sc.state()
@@ -134,8 +150,8 @@ def test_window_keeps_only_the_last_w_outcomes(redis_url: str) -> None:
     assert sc.record_episode(0, True) == 1  # window T, T, T
 
 
-def test_last_stage_never_advances(redis_url: str) -> None:
-    sc = StageCurriculum(three_stages(window=2, threshold=0.5, min_episodes=0), redis_url, "last")
+def test_last_stage_never_advances(connection: str | None) -> None:
+    sc = StageCurriculum(three_stages(window=2, threshold=0.5, min_episodes=0), connection, "last")
     assert sc.reset_to(2) == 2
     for _ in range(10):
         assert sc.record_episode(2, True) == 2
@@ -174,7 +190,7 @@ class ReferenceModel:
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_lua_matches_a_reference_model_on_random_episodes(redis_url: str, seed: int) -> None:
+def test_lua_matches_a_reference_model_on_random_episodes(connection: str | None, seed: int) -> None:
     rng = random.Random(seed)
     config = StageCurriculumConfig(
         stages=[
@@ -188,7 +204,7 @@ def test_lua_matches_a_reference_model_on_random_episodes(redis_url: str, seed: 
             for i in range(5)
         ]
     )
-    sc = StageCurriculum(config, redis_url, f"model{seed}")
+    sc = StageCurriculum(config, connection, f"model{seed}")
     model = ReferenceModel(config)
     for _ in range(400):
         # Mostly the current stage; sometimes an older or another stage (stale); batches of 1 to 3.
@@ -199,7 +215,7 @@ def test_lua_matches_a_reference_model_on_random_episodes(redis_url: str, seed: 
             batch.append((index, success))
             model.record(index, success)
         result = sc.record_episodes(batch)
-        assert (result.index, result.version) == (model.index, model.version)
+        assert (result.stage.index, result.stage.version) == (model.index, model.version)
     st = sc.state()
     assert st.window == list(model.window)
     assert st.episodes_in_stage == model.episodes
@@ -210,8 +226,8 @@ def test_lua_matches_a_reference_model_on_random_episodes(redis_url: str, seed: 
 # ------------------------------------------------------------------------------------------ stale episodes
 
 
-def test_episode_of_an_old_stage_is_stale_not_applied(redis_url: str) -> None:
-    sc = StageCurriculum(three_stages(window=2, threshold=1.0, min_episodes=0), redis_url, "stale")
+def test_episode_of_an_old_stage_is_stale_not_applied(connection: str | None) -> None:
+    sc = StageCurriculum(three_stages(window=2, threshold=1.0, min_episodes=0), connection, "stale")
     old_task = sc.get_task()
     assert stage_of_task(old_task.task_id) == 0
     assert sc.record_episode(0, True) == 0
@@ -219,35 +235,34 @@ def test_episode_of_an_old_stage_is_stale_not_applied(redis_url: str) -> None:
     # An env that started an episode in stage 0 finishes it now: counted stale, stage 1 untouched.
     sc.update_task_performance(old_task.task_id, 1.0)
     result = sc.record_episodes([(0, True), (1, False)])
-    assert (result.recorded, result.stale, result.index) == (1, 1, 1)
+    assert (result.recorded, result.stale, result.stage.index) == (1, 1, 1)
     st = sc.state()
     assert st.stale_episodes == 2 and st.history[0]["stale"] == 2
     assert st.episodes_in_stage == 1 and st.window == [False]
     assert st.history[0]["episodes"] == 2
 
 
-def test_advancement_inside_a_batch_makes_the_rest_of_it_stale(redis_url: str) -> None:
-    sc = StageCurriculum(three_stages(window=2, threshold=1.0, min_episodes=0), redis_url, "batch")
+def test_advancement_inside_a_batch_makes_the_rest_of_it_stale(connection: str | None) -> None:
+    sc = StageCurriculum(three_stages(window=2, threshold=1.0, min_episodes=0), connection, "batch")
     result = sc.record_episodes([(0, True), (0, True), (0, True), (1, True)])
-    assert (result.index, result.version, result.recorded, result.stale, result.advanced) == (1, 1, 3, 1, 1)
+    assert (result.stage.index, result.stage.version, result.recorded, result.stale, result.advanced) == (1, 1, 3, 1, 1)
     assert sc.state().window == [True]
 
 
-def test_reset_to_bumps_the_version_and_makes_other_stages_stale(redis_url: str) -> None:
-    sc = StageCurriculum(three_stages(window=2, threshold=1.0, min_episodes=0), redis_url, "reset")
+def test_reset_to_bumps_the_version_and_makes_other_stages_stale(connection: str | None) -> None:
+    sc = StageCurriculum(three_stages(window=2, threshold=1.0, min_episodes=0), connection, "reset")
     sc.record_episode(0, False)
     assert sc.reset_to(2) == 2
     st = sc.state()
     assert (st.index, st.name, st.version, st.resets, st.window, st.episodes_in_stage) == (2, "hard", 1, 1, [], 0)
     assert sc.record_episode(0, True) == 2
     assert sc.state().stale_episodes == 1
-    assert sc.current_stage().is_final
 
 
 # ------------------------------------------------------------------------------------------ tasks
 
 
-def test_get_task_and_update_task_performance(redis_url: str) -> None:
+def test_get_task_and_update_task_performance(connection: str | None) -> None:
     config = StageCurriculumConfig(
         stages=[
             StageConfig(name="fixed", env_cfg={"target": 0}, window=1, advance_threshold=1.0, success_threshold=0.5),
@@ -261,7 +276,7 @@ def test_get_task_and_update_task_performance(redis_url: str) -> None:
             StageConfig(name="end"),
         ]
     )
-    sc = StageCurriculum(config, redis_url, "tasks")
+    sc = StageCurriculum(config, connection, "tasks")
     task = sc.get_task()
     assert (task.task_id, task.label, task.env_cfg) == (MAX_STAGES, "fixed", {"target": 0})
     task.env_cfg["target"] = 99  # a copy: the config is untouched
@@ -490,7 +505,7 @@ def test_other_stages_in_the_same_namespace_are_refused(redis_url: str, redis_cl
     StageCurriculum(three_stages(), redis_url, "mismatch").record_episode(0, True)
     before = dump(redis_client, "mismatch")
     other = StageCurriculum(three_stages(threshold=0.5), redis_url, "mismatch")
-    with pytest.raises(ConfigError, match=r"stage 0 advance_threshold: stored=0.75 given=0.5"):
+    with pytest.raises(HyperparameterMismatchError, match=r"stage 0 advance_threshold: stored=0.75 given=0.5"):
         other.current_stage()
     assert dump(redis_client, "mismatch") == before
 
@@ -631,9 +646,7 @@ def contents(client: redis.Redis, namespace: str) -> dict[bytes, Any]:
 def condition_stages(condition: str, window: int = 5, n: int = 3) -> StageCurriculumConfig:
     """Stage 0 stops on ``condition``; its threshold rule (0.1, no minimum) would advance much earlier."""
     stages = [
-        StageConfig(
-            name="s0", env_cfg={"target": 0}, stop_condition=condition, window=window, advance_threshold=0.1
-        ),
+        StageConfig(name="s0", env_cfg={"target": 0}, stop_condition=condition, window=window, advance_threshold=0.1),
         *(StageConfig(name=f"s{i}", env_cfg={"target": i}, window=2, advance_threshold=1.0) for i in range(1, n)),
     ]
     return StageCurriculumConfig(stages=stages)
@@ -650,23 +663,24 @@ def test_a_condition_advances_exactly_when_it_first_holds(redis_url: str, redis_
     assert (st.index, st.version, st.advancements) == (1, 1, 1)
     assert st.history[0]["advanced_after_episodes"] == 11 and st.history[0]["advanced_with_success_rate"] == 1.0
     assert (st.episodes_in_stage, st.successes_in_stage, st.score_sum, st.window) == (0, 0, 0.0, [])
-    assert redis_client.hget(StageKeys("cond").config, "0:program") == compile_condition(
-        "episodes>=6 & success>0.8"
-    ).to_json().encode()
+    assert (
+        redis_client.hget(StageKeys("cond").config, "0:program")
+        == compile_condition("episodes>=6 & success>0.8").to_json().encode()
+    )
     assert redis_client.hget(StageKeys("cond").config, "1:program") is None  # stage 1: the threshold rule
     assert sc.record_episode(1, True) == 1 and sc.record_episode(1, True) == 2
 
 
-def test_a_condition_on_successes_and_score(redis_url: str) -> None:
-    sc = StageCurriculum(condition_stages("successes >= 2 & score >= 2", window=3), redis_url, "score")
+def test_a_condition_on_successes_and_score(connection: str | None) -> None:
+    sc = StageCurriculum(condition_stages("successes >= 2 & score >= 2", window=3), connection, "score")
     task = sc.get_task()
     sc.update_task_performance(task.task_id, 5.0)  # success (>= 0.5), score 5: successes 1
-    assert sc.record_episodes([(0, False, -4.0)]).index == 0  # successes 1, score 0.5
+    assert sc.record_episodes([(0, False, -4.0)]).stage.index == 0  # successes 1, score 0.5
     assert sc.record_episode(0, True) == 0  # successes 2, no score given: 1.0 -> (5 - 4 + 1) / 3 = 0.667
     st = sc.state()
     assert (st.successes_in_stage, st.score_sum, st.score_mean) == (2, 2.0, 2.0 / 3)
-    assert st.condition_values()["score"] == 2.0 / 3
-    assert sc.record_episodes([(0, False, 6.0)]).index == 1  # score 8 / 4 = 2, successes 2: holds
+    assert values_of(st)["score"] == 2.0 / 3
+    assert sc.record_episodes([(0, False, 6.0)]).stage.index == 1  # score 8 / 4 = 2, successes 2: holds
     assert sc.current_stage().index == 1
     assert sc.state().history[0]["advanced_after_episodes"] == 4
 
@@ -751,7 +765,7 @@ def random_condition(rng: random.Random, depth: int = 2) -> str:
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_lua_conditions_match_the_python_evaluator_on_random_states(redis_url: str, seed: int) -> None:
+def test_lua_conditions_match_the_python_evaluator_on_random_states(connection: str | None, seed: int) -> None:
     rng = random.Random(seed)
     stages = [
         # The random part may never hold (e.g. window > 6 with a window of 3): "| episodes >= K" moves on.
@@ -763,7 +777,7 @@ def test_lua_conditions_match_the_python_evaluator_on_random_states(redis_url: s
         for i in range(7)
     ]
     config = StageCurriculumConfig(stages=[*stages, StageConfig(name="last")])
-    sc = StageCurriculum(config, redis_url, f"condmodel{seed}")
+    sc = StageCurriculum(config, connection, f"condmodel{seed}")
     model = ConditionModel(config)
     for _ in range(300):
         batch: list[tuple[int, bool, float]] = []
@@ -774,9 +788,9 @@ def test_lua_conditions_match_the_python_evaluator_on_random_states(redis_url: s
             batch.append((index, success, score))
             model.record(index, success, score)
         result = sc.record_episodes(batch)
-        assert (result.index, result.version) == (model.index, model.version), batch
+        assert (result.stage.index, result.stage.version) == (model.index, model.version), batch
         st = sc.state()
-        assert st.condition_values() == model.values()  # the same numbers, bit for bit
+        assert values_of(st) == model.values()  # the same numbers, bit for bit
         assert (st.stale_episodes, st.window) == (model.stale, list(model.window))
     assert model.checks[0] > 0 and model.checks[1] > 0  # both outcomes were exercised
     assert model.index >= 3
@@ -853,17 +867,19 @@ def test_a_malformed_program_sent_to_the_scripts_is_refused_with_nothing_written
         redis_client.hdel(keys.config, field)
         if field == "0:program":
             redis_client.hset(keys.config, field, good[0])
-    assert sc.record_episodes([(0, True), (1, True)]).index == 1
+    assert sc.record_episodes([(0, True), (1, True)]).stage.index == 1
 
 
 def test_other_conditions_in_the_same_namespace_are_refused(redis_url: str, redis_client: redis.Redis) -> None:
     StageCurriculum(condition_stages("episodes >= 5"), redis_url, "condmismatch").record_episode(0, True)
     before = contents(redis_client, "condmismatch")
     other = StageCurriculum(condition_stages("episodes >= 6"), redis_url, "condmismatch")
-    with pytest.raises(ConfigError, match=r"stage 0 stop_condition: stored='episodes >= 5' given='episodes >= 6'"):
+    with pytest.raises(
+        HyperparameterMismatchError, match=r"stage 0 stop_condition: stored='episodes >= 5' given='episodes >= 6'"
+    ):
         other.current_stage()
     plain = StageCurriculum(three_stages(), redis_url, "condmismatch")
-    with pytest.raises(ConfigError, match="stop_condition: stored='episodes >= 5' given=None"):
+    with pytest.raises(HyperparameterMismatchError, match="stop_condition: stored='episodes >= 5' given=None"):
         plain.current_stage()
     assert contents(redis_client, "condmismatch") == before
 

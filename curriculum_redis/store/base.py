@@ -13,10 +13,9 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-from curriculum_redis.algorithms import DEFAULT_ALGORITHM, get_algorithm
-from curriculum_redis.algorithms.base import RECORD_SIZE
 from curriculum_redis.config import AnyAlgorithmConfig
 from curriculum_redis.state import COUNTER_NAMES, CurriculumState, LabelStats, TaskRecord
+from curriculum_redis.store.schema import RECORD_SIZE
 from curriculum_redis.tasks import Task
 
 EVICTED_COUNTER = "num_outcomes_for_evicted_tasks"
@@ -38,13 +37,22 @@ def current_counters(raw: Mapping[str, int]) -> dict[str, int]:
             out[current] += int(value)
     return out
 
-SNAPSHOT_FIELDS: tuple[str, ...] = get_algorithm(DEFAULT_ALGORITHM).snapshot_fields()
-"""The default algorithm's record fields (every algorithm's are ``algorithm.snapshot_fields()``)."""
-SNAPSHOT_DTYPE = get_algorithm(DEFAULT_ALGORITHM).dtype()
-"""One 128-byte record per pool slot, packed in one Redis string (``{cr:<ns>}:scores``): the store's
-fields, the algorithm's score and state fields (see :mod:`curriculum_redis.algorithms.base`). Snapshots
-read it in one GET, and scripts read a task's state from it without parsing decimal strings (the hash
-beside it keeps the same numbers, readable and exact)."""
+
+def _default_dtype() -> np.dtype[Any]:
+    # Imported when used: the algorithms import this module.
+    from curriculum_redis.algorithms import DEFAULT_ALGORITHM, get_algorithm
+
+    return get_algorithm(DEFAULT_ALGORITHM).dtype()
+
+
+def __getattr__(name: str) -> Any:
+    """``SNAPSHOT_FIELDS``/``SNAPSHOT_DTYPE``: the default algorithm's record layout, for older tests
+    (every algorithm's is ``algorithm.snapshot_fields()``/``.dtype()``)."""
+    if name == "SNAPSHOT_DTYPE":
+        return _default_dtype()
+    if name == "SNAPSHOT_FIELDS":
+        return _default_dtype().names
+    raise AttributeError(name)
 
 
 @dataclass(frozen=True)
@@ -74,8 +82,12 @@ class ScoreSnapshot:
 
     @classmethod
     def from_bytes(
-        cls, pool_version: int, blob: bytes, dtype: np.dtype[Any] = SNAPSHOT_DTYPE, episode_clock: int = 0
+        cls, pool_version: int, blob: bytes, dtype: np.dtype[Any] | None = None, episode_clock: int = 0
     ) -> ScoreSnapshot:
+        """The occupied slots of the packed ``:scores`` string: one 128-byte record per pool slot (the
+        store's fields, the algorithm's score and state fields; see :mod:`curriculum_redis.algorithms.base`),
+        read in one GET."""
+        dtype = _default_dtype() if dtype is None else dtype
         usable = len(blob) - len(blob) % RECORD_SIZE
         records = np.frombuffer(blob[:usable], dtype=dtype)
         occupied = np.flatnonzero(records["task_id"] > 0)
@@ -97,6 +109,9 @@ class Outcome:
     failed: bool = False
     slot: int = -1
     """Where the task's record was in the sender's snapshot (-1: unknown); the script checks it."""
+    success: bool | None = None
+    """Decided by the client for stages (each stage has its own threshold); None for a pool, whose script
+    applies the namespace's ``success_threshold``."""
 
 
 @dataclass(frozen=True)
@@ -121,12 +136,68 @@ class OutcomeBatch:
 
 
 @dataclass(frozen=True, slots=True)
+class StagePosition:
+    """Where a stage curriculum stands: the current stage, and a version bumped by every change of it."""
+
+    index: int
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
 class RecordResult:
     applied: bool
+    """False when the batch had been applied before (a re-sent batch)."""
     recorded: int = 0
-    """Outcomes counted (every outcome of an applied batch)."""
+    """Outcomes counted (every outcome of an applied pool batch; the current stage's episodes of a stage
+    batch)."""
     for_evicted_tasks: int = 0
     """Of those, outcomes whose task was no longer in the pool: their per-task update was skipped."""
+    stale: int = 0
+    """Episodes played in a stage that was no longer current when they arrived: counted, not applied."""
+    advanced: int = 0
+    """Stage advancements this batch made."""
+    stage: StagePosition | None = None
+    """The stage after the batch (stages only)."""
+
+
+@dataclass(frozen=True)
+class StageState:
+    """The whole stored state of a stage curriculum, read in one transaction."""
+
+    index: int
+    name: str
+    version: int
+    num_stages: int
+    episodes_in_stage: int
+    window: list[bool]
+    """The current stage's last outcomes, oldest first."""
+    window_size: int
+    window_successes: int
+    advance_threshold: float
+    min_episodes: int
+    recorded_episodes: int
+    stale_episodes: int
+    duplicate_batches: int
+    advancements: int
+    resets: int
+    entered_at: float
+    advanced_at: float | None
+    history: dict[int, dict[str, float]] = field(default_factory=dict)
+    """Per stage index: episodes, successes, stale, entered_at, advanced_at, ... (as stored)."""
+    successes_in_stage: int = 0
+    score_sum: float = 0.0
+    """Sum of the scores of the current stage's episodes (a success counts 1.0 when recorded without score)."""
+    entered_server_at: float | None = None
+    """When the current stage was entered by the server's clock (only if its condition reads seconds)."""
+    stop_condition: str | None = None
+
+    @property
+    def window_success_rate(self) -> float:
+        return self.window_successes / len(self.window) if self.window else 0.0
+
+    @property
+    def score_mean(self) -> float:
+        return self.score_sum / self.episodes_in_stage if self.episodes_in_stage else 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +241,10 @@ class CurriculumStore(Protocol):
         """Add tasks until the pool reaches capacity; ids already in the pool are skipped."""
         ...
 
-    def record(self, batch: OutcomeBatch) -> RecordResult: ...
+    def record(self, batch: OutcomeBatch) -> RecordResult:
+        """Apply a batch once: to the task pool, or, for stages, episode by episode to the current stage
+        (advancing it when its rule holds)."""
+        ...
 
     def evict_and_replace(self, eviction: Eviction) -> EvictionOutcome: ...
 
@@ -183,6 +257,18 @@ class CurriculumStore(Protocol):
     def label_stats(self) -> dict[int, LabelStats]: ...
 
     def counters(self) -> dict[str, int]: ...
+
+    def stage_position(self) -> StagePosition:
+        """The current stage of a stage namespace (one small read; the state is made again if it vanished)."""
+        ...
+
+    def stage_state(self) -> StageState:
+        """Everything a stage namespace stores, read atomically."""
+        ...
+
+    def reset_stage(self, index: int) -> StagePosition:
+        """Go to stage ``index`` with an empty window; episodes of other stages recorded later are stale."""
+        ...
 
     def export_state(self) -> CurriculumState: ...
 

@@ -8,14 +8,16 @@ runs on. The per-outcome update is the algorithm's Python mirror of its Lua upda
 from __future__ import annotations
 
 import threading
+import time
+from collections import deque
 from collections.abc import Sequence
 
 import numpy as np
 
-from curriculum_redis.algorithms import Algorithm, algorithm_of
-from curriculum_redis.algorithms.base import GENERIC_FIELDS
+import curriculum_redis.algorithms as algorithms
 from curriculum_redis.config import AnyAlgorithmConfig
 from curriculum_redis.errors import StoreError
+from curriculum_redis.stage_config import StageCurriculumConfig
 from curriculum_redis.state import CurriculumState, LabelStats, TaskRecord
 from curriculum_redis.store.base import (
     COUNTERS,
@@ -25,6 +27,8 @@ from curriculum_redis.store.base import (
     OutcomeBatch,
     RecordResult,
     ScoreSnapshot,
+    StagePosition,
+    StageState,
     current_counters,
 )
 from curriculum_redis.tasks import Task
@@ -51,6 +55,7 @@ class MemoryStore:
         self._client_seqs: dict[int, int] = {}
         self._next_client_id = 0
         self._pool_version = 0
+        self._stages: _StageTrack | None = None
 
     @property
     def namespace(self) -> str:
@@ -62,14 +67,16 @@ class MemoryStore:
         return self._hypers
 
     @property
-    def _algorithm(self) -> Algorithm:
-        return algorithm_of(self._require_hypers())
+    def _algorithm(self) -> algorithms.Algorithm:
+        return algorithms.algorithm_of(self._require_hypers())
 
     def attach(self, hypers: AnyAlgorithmConfig) -> AnyAlgorithmConfig | None:
         with self._lock:
             if self._hypers is not None:
                 return self._hypers
             self._hypers = hypers
+            if isinstance(hypers, StageCurriculumConfig):
+                self._stages = _StageTrack(hypers)
             return None
 
     def read_hypers(self) -> AnyAlgorithmConfig | None:
@@ -82,7 +89,7 @@ class MemoryStore:
             return self._next_client_id
 
     def _fresh(self, label_hash: int, slot: int) -> dict[str, float]:
-        state: dict[str, float] = dict.fromkeys((*GENERIC_FIELDS[1:], *self._algorithm.stored_fields()), 0.0)
+        state: dict[str, float] = dict.fromkeys((*algorithms.GENERIC_FIELDS[1:], *self._algorithm.stored_fields()), 0.0)
         state.update(label_hash=label_hash, slot=slot)
         return state
 
@@ -110,8 +117,27 @@ class MemoryStore:
                 self._pool_version += 1
             return created
 
+    def _require_stages(self) -> _StageTrack:
+        if self._stages is None:
+            raise StoreError(f"namespace {self._namespace!r} holds no stage curriculum")
+        return self._stages
+
+    def stage_position(self) -> StagePosition:
+        with self._lock:
+            return self._require_stages().position()
+
+    def stage_state(self) -> StageState:
+        with self._lock:
+            return self._require_stages().state()
+
+    def reset_stage(self, index: int) -> StagePosition:
+        with self._lock:
+            return self._require_stages().reset(index)
+
     def record(self, batch: OutcomeBatch) -> RecordResult:
         with self._lock:
+            if self._stages is not None:
+                return self._stages.record(batch)
             cfg = self._require_hypers()
             algorithm = self._algorithm
             if batch.seq <= self._client_seqs.get(batch.client_id, 0):
@@ -149,8 +175,8 @@ class MemoryStore:
                 state["last_episode"] = clock
                 state["consecutive_failures"] = state["consecutive_failures"] + 1 if outcome.failed else 0
                 stats = self._label(int(state["label_hash"]))
-                stats.lp_ema = score if stats.completions == 0 else (
-                    stats.lp_ema + LABEL_LP_EMA_ALPHA * (score - stats.lp_ema)
+                stats.lp_ema = (
+                    score if stats.completions == 0 else (stats.lp_ema + LABEL_LP_EMA_ALPHA * (score - stats.lp_ema))
                 )
                 stats.completions += 1
                 stats.score_sum += outcome.score
@@ -242,7 +268,7 @@ class MemoryStore:
             issued = self._next_client_id
             self._reset()
             self._hypers = state.hypers
-            kept = (*GENERIC_FIELDS[1:], *self._algorithm.stored_fields())
+            kept = (*algorithms.GENERIC_FIELDS[1:], *self._algorithm.stored_fields())
             ordered = sorted(state.tasks, key=lambda t: t.slot)
             for slot, record in enumerate(ordered):
                 fields = record.model_dump()
@@ -260,3 +286,103 @@ class MemoryStore:
 
     def close(self) -> None:
         """Nothing to release; present so every store closes the same way."""
+
+
+class _StageTrack:
+    """A stage curriculum's state in memory: ``lua/stage_record.lua``'s rule, applied in Python."""
+
+    def __init__(self, config: StageCurriculumConfig) -> None:
+        self.stages = config.stages
+        self.index = self.version = 0
+        self.counts = dict.fromkeys(("recorded_episodes", "stale_episodes", "duplicate_batches", "advancements",
+                                     "resets"), 0)  # fmt: skip
+        self.history: dict[int, dict[str, float]] = {}
+        self.clients: dict[int, int] = {}
+        self.advanced_at: float | None = None
+        self._enter(0, time.time())
+
+    def _enter(self, index: int, now: float) -> None:
+        self.index = index
+        self.episodes = self.successes = 0
+        self.score_sum = 0.0
+        self.window: deque[bool] = deque()
+        self.entered_at = now
+        self.entered_clock = now if self.stages[index].reads_seconds() else None
+        self.history.setdefault(index, {})["entered_at"] = now
+
+    def position(self) -> StagePosition:
+        return StagePosition(self.index, self.version)
+
+    def record(self, batch: OutcomeBatch) -> RecordResult:
+        from curriculum_redis.algorithms import sequential  # the algorithms import the store
+
+        if batch.seq <= self.clients.get(batch.client_id, 0):
+            self.counts["duplicate_batches"] += 1
+            return RecordResult(applied=False, stage=self.position())
+        if any(sequential.stage_of_task(o.task_id) >= len(self.stages) or o.success is None for o in batch.outcomes):
+            raise StoreError("a stage batch holds an episode of no stage, or without its success")
+        now = time.time()
+        applied = stale = advanced = 0
+        for outcome in batch.outcomes:
+            played = sequential.stage_of_task(outcome.task_id)
+            row = self.history.setdefault(played, {})
+            if played != self.index:
+                stale += 1
+                row["stale"] = row.get("stale", 0.0) + 1
+                continue
+            applied += 1
+            self.episodes += 1
+            self.successes += int(bool(outcome.success))
+            self.score_sum += outcome.score
+            self.window.append(bool(outcome.success))
+            if len(self.window) > self.stages[played].window:
+                self.window.popleft()
+            row["episodes"] = row.get("episodes", 0.0) + 1
+            if outcome.success:
+                row["successes"] = row.get("successes", 0.0) + 1
+            seconds = 0.0 if self.entered_clock is None else now - self.entered_clock
+            values = sequential.condition_values(self.episodes, self.successes, len(self.window), sum(self.window),
+                                      self.score_sum, seconds)  # fmt: skip
+            if sequential.should_advance(self.stages[played], played == len(self.stages) - 1, values):
+                row.update(advanced_at=now, advanced_after_episodes=float(self.episodes),
+                           advanced_with_success_rate=values["success"])  # fmt: skip
+                self.version += 1
+                self.counts["advancements"] += 1
+                self.advanced_at = now
+                advanced += 1
+                self._enter(played + 1, now)
+        self.clients[batch.client_id] = batch.seq
+        self.counts["recorded_episodes"] += len(batch.outcomes)
+        self.counts["stale_episodes"] += stale
+        return RecordResult(True, applied, stale=stale, advanced=advanced, stage=self.position())
+
+    def reset(self, index: int) -> StagePosition:
+        now = time.time()
+        self.history.setdefault(self.index, {})["left_at"] = now
+        self.version += 1
+        self.counts["resets"] += 1
+        self._enter(index, now)
+        return self.position()
+
+    def state(self) -> StageState:
+        stage = self.stages[self.index]
+        return StageState(
+            index=self.index,
+            name=stage.name,
+            version=self.version,
+            num_stages=len(self.stages),
+            episodes_in_stage=self.episodes,
+            window=list(self.window),
+            window_size=stage.window,
+            window_successes=sum(self.window),
+            advance_threshold=stage.advance_threshold,
+            min_episodes=stage.min_episodes,
+            entered_at=self.entered_at,
+            advanced_at=self.advanced_at,
+            history={i: dict(row) for i, row in sorted(self.history.items())},
+            successes_in_stage=self.successes,
+            score_sum=self.score_sum,
+            entered_server_at=self.entered_clock,
+            stop_condition=stage.stop_condition,
+            **self.counts,
+        )

@@ -38,6 +38,7 @@ from curriculum_redis.store.connection import Client, ConnectionSpec, client_fro
 from curriculum_redis.store.keys import NamespaceKeys
 from curriculum_redis.store.replica import REPLICA_ERRORS, ReplicaReads
 from curriculum_redis.store.scripts import ScriptSet
+from curriculum_redis.store.stages import RedisStages, is_stages
 from curriculum_redis.store.transfer import scan_namespace, task_record
 from curriculum_redis.store.url import StoreURL, parse_store_url, redact
 
@@ -60,7 +61,7 @@ def meta_fields(hypers: AnyAlgorithmConfig) -> dict[str, str]:
     return fields
 
 
-class RedisStore:
+class RedisStore(RedisStages):
     """The store protocol on Redis (standalone, replicated or cluster).
 
     Args:
@@ -208,7 +209,7 @@ class RedisStore:
             with map_errors(lambda: self.where):
                 return self.scripts(name, keys, args)
         except ScriptError as exc:
-            if not str(exc).startswith("CR_NO_NAMESPACE") or self._attached_hypers is None:
+            if not str(exc).startswith(("CR_NO_NAMESPACE", "CR_NO_STAGE")) or self._attached_hypers is None:
                 raise
             self.attach(self._attached_hypers)
             with map_errors(lambda: self.where):
@@ -233,6 +234,8 @@ class RedisStore:
     # -- protocol --------------------------------------------------------------------------------
 
     def attach(self, hypers: AnyAlgorithmConfig) -> AnyAlgorithmConfig | None:
+        if is_stages(hypers):
+            return self._attach_stages(hypers)  # type: ignore[arg-type, return-value]
         args: list[Any] = [SCHEMA_VERSION, hypers.model_dump_json(), f"{time.time():.3f}"]
         for name, value in meta_fields(hypers).items():
             args += [name, value]
@@ -264,6 +267,8 @@ class RedisStore:
         return [int(x) for x in self._run("create_tasks", keys, args)]
 
     def record(self, batch: OutcomeBatch) -> RecordResult:
+        if is_stages(self._attached_hypers):
+            return self._record_stages(batch)
         k = self.keys
         label_hashes = batch.label_hashes()
         label_index = {h: i + 1 for i, h in enumerate(label_hashes)}

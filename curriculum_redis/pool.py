@@ -1,0 +1,159 @@
+"""The task pool one process sees: its snapshot of the scores, the local distribution, and pool upkeep.
+
+A refresh reads the packed scores in one call, fills the pool up to capacity, evicts what the algorithm
+finds least useful (each eviction re-checked and replaced in one atomic call on the store) and rebuilds the
+distribution the sampler draws from; between refreshes, drawing a task needs no network round trip.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import numpy.typing as npt
+
+from curriculum_redis.algorithms import Algorithm, algorithm_of
+from curriculum_redis.config import AnyAlgorithmConfig, CurriculumConfig
+from curriculum_redis.errors import ConfigError
+from curriculum_redis.sampler import LocalSampler
+from curriculum_redis.scoring import normalize_score
+from curriculum_redis.stats import flatten_labels, label_table, pool_stats
+from curriculum_redis.store.base import COUNTERS, CurriculumStore, Eviction, Outcome, RecordResult, ScoreSnapshot
+from curriculum_redis.tasks import MAX_TASK_ID, Task
+
+TASK_ID_LIMIT = 2**31
+"""New task ids are drawn from [1, 2**31): short, readable keys, and exact as doubles."""
+
+
+class PoolView:
+    """One process's view of a task pool: the last snapshot, its tasks and their probabilities."""
+
+    def __init__(self, config: CurriculumConfig, hypers: AnyAlgorithmConfig, rng: np.random.Generator) -> None:
+        self.config = config
+        self.hypers = hypers
+        self._rng = rng
+        self._sampler = LocalSampler(rng)
+        self._tasks: dict[int, Task] = {}
+        self._slots: dict[int, int] = {}
+        self._snapshot: ScoreSnapshot | None = None
+        self._probs = np.zeros(0)
+        self._pool_version = -1
+        self._next_touch = 0.0
+
+    @property
+    def algorithm(self) -> Algorithm:
+        return algorithm_of(self.hypers)
+
+    @property
+    def ready(self) -> bool:
+        return self._snapshot is not None
+
+    # -- upkeep ----------------------------------------------------------------------------------
+
+    def refresh(self, store: CurriculumStore) -> None:
+        """Read the scores, fill or prune the pool, and rebuild the local distribution."""
+        snap = store.snapshot()
+        capacity = self.hypers.num_active_tasks
+        if snap.size < capacity:
+            store.create_tasks([self._new_task() for _ in range(capacity - snap.size)])
+            snap = store.snapshot()
+        elif self._evict(store, snap):
+            snap = store.snapshot()
+        self.install(snap)
+        ttl_s = self.config.ttl_s
+        if ttl_s is not None and time.monotonic() >= self._next_touch:
+            store.touch(ttl_s)
+            self._next_touch = time.monotonic() + ttl_s / 3
+
+    def load(self, store: CurriculumStore) -> None:
+        """Install exactly what the store holds (after an import); eviction waits for the next refresh."""
+        self._pool_version = -1
+        self.install(store.snapshot())
+
+    def _new_task(self) -> Task:
+        return self.config.generator.get_task(int(self._rng.integers(1, TASK_ID_LIMIT)))
+
+    def _evict(self, store: CurriculumStore, snap: ScoreSnapshot) -> bool:
+        """Evict up to ``max_evictions_per_refresh`` tasks, each replaced in the same atomic call."""
+        hypers = self.hypers
+        evictions = []
+        failing = np.flatnonzero(snap.column("consecutive_failures") >= hypers.max_consecutive_failures)
+        for index in failing[: hypers.max_evictions_per_refresh]:
+            evictions.append(Eviction(int(snap.task_ids[index]), self._new_task(), "failures",
+                                      min_failures=hypers.max_consecutive_failures))  # fmt: skip
+        budget = hypers.max_evictions_per_refresh - len(failing)
+        # The server re-checks each candidate's stored score against the bound the algorithm gives.
+        candidates, max_scores = self.algorithm.eviction_candidates(snap, hypers, budget)
+        for index, max_score in zip(candidates.tolist(), max_scores.tolist(), strict=True):
+            evictions.append(Eviction(int(snap.task_ids[index]), self._new_task(), "low_lp",
+                                      min_presentations=hypers.min_presentations_for_eviction,
+                                      max_lp=float(max_score)))  # fmt: skip
+        return any([store.evict_and_replace(eviction) == "evicted" for eviction in evictions])
+
+    def install(self, snap: ScoreSnapshot) -> None:
+        ids = snap.task_ids
+        if snap.pool_version != self._pool_version or len(self._tasks) != ids.size:
+            generator = self.config.generator
+            self._tasks = {i: self._tasks.get(i) or generator.get_task(i) for i in ids.tolist()}
+            self._slots = snap.slot_of()
+            self._pool_version = snap.pool_version
+        self._probs = self.algorithm.distribution(snap, self.hypers)
+        self._sampler.load(ids, self._probs)
+        self._snapshot = snap
+
+    # -- hot path --------------------------------------------------------------------------------
+
+    def draw(self) -> Task:
+        return self._tasks[self._sampler.draw()]
+
+    def _task_for(self, task_id: int) -> Task:
+        if isinstance(task_id, bool) or not isinstance(task_id, int | np.integer):
+            raise ConfigError(f"task_id must be an int, got {type(task_id).__name__} {task_id!r}")
+        task_id = int(task_id)
+        task = self._tasks.get(task_id)
+        if task is None:
+            if not 1 <= task_id <= MAX_TASK_ID:
+                raise ConfigError(f"task_id must be in [1, 2**53), got {task_id}")
+            task = self.config.generator.get_task(task_id)
+        return task
+
+    def outcome(self, task_id: int, score: float) -> Outcome:
+        """The score normalised onto [0, 1]; the store applies the success threshold."""
+        task = self._task_for(task_id)
+        value = normalize_score(score, self.hypers.score_range)
+        return Outcome(task.task_id, task.label_hash, value, False, self._slots.get(task.task_id, -1))
+
+    def failure(self, task_id: int) -> Outcome:
+        task = self._task_for(task_id)
+        return Outcome(task.task_id, task.label_hash, 0.0, True, self._slots.get(task.task_id, -1))
+
+    def on_recorded(self, result: RecordResult) -> None:
+        """Nothing to learn from a reply: scores are read on refresh."""
+
+    # -- reads -----------------------------------------------------------------------------------
+
+    def probabilities(self) -> dict[int, float]:
+        if self._snapshot is None:
+            return {}
+        return dict(zip(self._snapshot.task_ids.tolist(), self._probs.tolist(), strict=True))
+
+    def _observed(self, store: CurriculumStore) -> tuple[ScoreSnapshot, npt.NDArray[np.float64]]:
+        snap = store.snapshot()
+        return snap, self.algorithm.distribution(snap, self.hypers)
+
+    def stats(self, store: CurriculumStore, last_counters: dict[str, int]) -> dict[str, float]:
+        """Counters (and their change since ``last_counters``, updated in place), pool and label statistics."""
+        snap, probs = self._observed(store)
+        score_field = self.algorithm.score_field
+        counters = store.counters()
+        out: dict[str, float] = {name: float(counters.get(name, 0)) for name in COUNTERS}
+        out.update({f"epoch/{n}": float(counters.get(n, 0) - last_counters.get(n, 0)) for n in COUNTERS})
+        last_counters.clear()
+        last_counters.update(counters)
+        out.update(pool_stats(snap, probs, self.hypers.num_active_tasks, score_field))
+        out.update(flatten_labels(label_table(snap, probs, store.label_stats(), score_field)))
+        return out
+
+    def label_table(self, store: CurriculumStore) -> dict[str, dict[str, float]]:
+        snap, probs = self._observed(store)
+        return label_table(snap, probs, store.label_stats(), self.algorithm.score_field)

@@ -1,0 +1,222 @@
+"""The ``stages`` shape of the store on Redis: a sequential curriculum's keys and scripts.
+
+Mixed into :class:`~curriculum_redis.store.redis.RedisStore`, so a stage namespace uses the store's one
+connection, script loading, error mapping and retry. Every write is one script call: ``stage_init.lua``
+stores the stages once, ``stage_record.lua`` applies a batch of episodes and decides advancement,
+``stage_reset.lua`` moves to a stage.
+
+Keys (all under the namespace's hash tag, readable in ``redis-cli``)::
+
+    {cr:<ns>}:stage           hash  index, name, version, episodes, successes, score_sum (in the current
+                                    stage), window_successes, recorded_episodes, stale_episodes,
+                                    duplicate_batches, advancements, resets, entered_at, advanced_at,
+                                    created_at, entered_server_at (Redis TIME; only when the current
+                                    stage's stop condition reads ``seconds``)
+    {cr:<ns>}:stage:window    list  the current stage's last W outcomes, newest first ("1" / "0")
+    {cr:<ns>}:stage:config    hash  fingerprint, stages (JSON), num_stages, created_at and per stage i:
+                                    "<i>:name", "<i>:advance_threshold", "<i>:window", "<i>:min_episodes",
+                                    "<i>:program" (the compiled stop condition, JSON; only if it has one)
+    {cr:<ns>}:stage:history   hash  per stage i: "<i>:episodes", "<i>:successes", "<i>:stale",
+                                    "<i>:entered_at", "<i>:advanced_at", "<i>:advanced_after_episodes",
+                                    "<i>:advanced_with_success_rate", "<i>:left_at" (after a reset)
+    {cr:<ns>}:stage:clients   hash  client_id -> last applied seq (de-duplication of re-sent batches)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from curriculum_redis.errors import StoreError
+from curriculum_redis.stage_config import StageCurriculumConfig
+from curriculum_redis.store.base import OutcomeBatch, RecordResult, StagePosition, StageState
+from curriculum_redis.store.schema import MAX_STAGES
+
+if TYPE_CHECKING:
+    from redis import Redis
+    from redis.cluster import RedisCluster
+
+T = TypeVar("T")
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StageKeys:
+    """The stage keys of one namespace, in the order every stage script takes them."""
+
+    namespace: str
+
+    @property
+    def prefix(self) -> str:
+        return "{cr:" + self.namespace + "}"
+
+    @property
+    def stage(self) -> str:
+        return f"{self.prefix}:stage"
+
+    @property
+    def window(self) -> str:
+        return f"{self.prefix}:stage:window"
+
+    @property
+    def config(self) -> str:
+        return f"{self.prefix}:stage:config"
+
+    @property
+    def history(self) -> str:
+        return f"{self.prefix}:stage:history"
+
+    @property
+    def clients(self) -> str:
+        return f"{self.prefix}:stage:clients"
+
+    @property
+    def all(self) -> list[str]:
+        """The KEYS of every stage script, in their order."""
+        return [self.stage, self.window, self.config, self.history, self.clients]
+
+
+def is_stages(hypers: object) -> bool:
+    """Whether ``hypers`` describe the ``stages`` shape (else the task pool)."""
+    return isinstance(hypers, StageCurriculumConfig)
+
+
+def _str(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _now() -> str:
+    return f"{time.time():.6f}"
+
+
+class RedisStages:
+    """The stage methods of :class:`~curriculum_redis.store.redis.RedisStore` (see the module docstring)."""
+
+    if TYPE_CHECKING:
+        _attached_hypers: Any
+
+        @property
+        def namespace(self) -> str: ...
+
+        @property
+        def client(self) -> Redis | RedisCluster: ...
+
+        def _call(self, fn: Callable[[], T]) -> T: ...
+
+        def _invoke(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any: ...
+
+        def _run(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any: ...
+
+        def attach(self, hypers: Any) -> Any: ...
+
+    @property
+    def stage_keys(self) -> StageKeys:
+        return StageKeys(self.namespace)
+
+    def _stages(self) -> StageCurriculumConfig:
+        hypers = self._attached_hypers
+        if not is_stages(hypers):
+            raise StoreError(f"namespace {self.namespace!r}: attach a sequential config before writing stages")
+        assert isinstance(hypers, StageCurriculumConfig)
+        return hypers
+
+    def _attach_stages(self, hypers: StageCurriculumConfig) -> StageCurriculumConfig | None:
+        """Store the stages (and the state at stage 0) unless stored; the stored stages when they differ."""
+        args: list[Any] = [hypers.fingerprint(), hypers.stages_json(), f"{time.time():.3f}", len(hypers.stages)]
+        for stage in hypers.stages:
+            args += [stage.name, repr(float(stage.advance_threshold)), stage.window, stage.min_episodes]
+        for stage in hypers.stages:
+            condition = stage.condition()
+            args.append("" if condition is None else condition.to_json())
+        reply = self._call(lambda: self._invoke("stage_init", self.stage_keys.all, args))
+        self._attached_hypers = hypers
+        if _str(reply[0]) != "mismatch":
+            return None
+        stored = _str(reply[1])
+        try:
+            return type(hypers).model_validate({"stages": json.loads(stored), "seed": hypers.seed})
+        except ValueError as exc:
+            raise StoreError(f"namespace {self.namespace!r} holds unreadable stages: {stored[:200]!r}") from exc
+
+    def _record_stages(self, batch: OutcomeBatch) -> RecordResult:
+        if not batch.outcomes:
+            return RecordResult(applied=True)
+        args: list[Any] = [self._stages().fingerprint(), batch.client_id, batch.seq, _now(), len(batch.outcomes)]
+        for outcome in batch.outcomes:
+            args += [outcome.task_id % MAX_STAGES, "1" if outcome.success else "0", repr(float(outcome.score))]
+        reply = self._run("stage_record", self.stage_keys.all, args)
+        applied, index, version, recorded, stale, advanced = (int(x) for x in reply)
+        position = StagePosition(index, version)
+        return RecordResult(bool(applied), recorded, stale=stale, advanced=advanced, stage=position)
+
+    def read_stages(self) -> StageCurriculumConfig | None:
+        """The stored stages (None when the namespace holds none). Writes nothing."""
+        raw = self._call(lambda: self.client.hget(self.stage_keys.config, "stages"))
+        return None if raw is None else StageCurriculumConfig(stages=json.loads(_str(raw)))
+
+    def stage_position(self) -> StagePosition:
+        """One HMGET; a vanished state (a restart without persistence, a drop) is made again at stage 0."""
+        def read() -> list[Any]:
+            return self._call(lambda: list(self.client.hmget(self.stage_keys.stage, ["index", "version"])))
+
+        raw = read()
+        if raw[0] is None and is_stages(self._attached_hypers):
+            log.warning("stage curriculum state of namespace %r is gone; restarting at stage 0", self.namespace)
+            self.attach(self._attached_hypers)
+            raw = read()
+        if raw[0] is None or raw[1] is None:
+            raise StoreError(f"namespace {self.namespace!r} holds no stage curriculum state")
+        return StagePosition(int(raw[0]), int(raw[1]))
+
+    def reset_stage(self, index: int) -> StagePosition:
+        reply = self._run("stage_reset", self.stage_keys.all, [self._stages().fingerprint(), index, _now()])
+        return StagePosition(int(reply[0]), int(reply[1]))
+
+    def stage_state(self) -> StageState:
+        """Everything stored, read in one MULTI/EXEC transaction."""
+        keys = self.stage_keys
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hgetall(keys.stage)
+        pipe.lrange(keys.window, 0, -1)
+        pipe.hgetall(keys.history)
+        pipe.hget(keys.config, "stages")
+        raw_stage, raw_window, raw_history, raw_stages = self._call(pipe.execute)
+        if not raw_stage or raw_stages is None:
+            raise StoreError(f"namespace {self.namespace!r} holds no stage curriculum state")
+        s = {_str(k): _str(v) for k, v in raw_stage.items()}
+        stages = json.loads(_str(raw_stages))
+        history: dict[int, dict[str, float]] = {}
+        for k, v in raw_history.items():
+            number, _, name = _str(k).partition(":")
+            history.setdefault(int(number), {})[name] = float(v)
+        index = int(s["index"])
+        cfg = stages[index]
+        return StageState(
+            index=index,
+            name=s["name"],
+            version=int(s["version"]),
+            num_stages=len(stages),
+            episodes_in_stage=int(s["episodes"]),
+            window=[_str(x) == "1" for x in reversed(raw_window)],
+            window_size=int(cfg["window"]),
+            window_successes=int(s["window_successes"]),
+            advance_threshold=float(cfg["advance_threshold"]),
+            min_episodes=int(cfg["min_episodes"]),
+            recorded_episodes=int(s["recorded_episodes"]),
+            stale_episodes=int(s["stale_episodes"]),
+            duplicate_batches=int(s["duplicate_batches"]),
+            advancements=int(s["advancements"]),
+            resets=int(s["resets"]),
+            entered_at=float(s["entered_at"]),
+            advanced_at=float(s["advanced_at"]) if "advanced_at" in s else None,
+            history=dict(sorted(history.items())),
+            successes_in_stage=int(s.get("successes", 0)),
+            score_sum=float(s.get("score_sum", 0.0)),
+            entered_server_at=float(s["entered_server_at"]) if "entered_server_at" in s else None,
+            stop_condition=cfg.get("stop_condition"),
+        )
