@@ -68,12 +68,6 @@ class RefreshPolicy:
         self._draws += 1
         return self._draws >= self.every_draws or time.monotonic() >= self._deadline
 
-    def due(self) -> bool:
-        return self._draws >= self.every_draws or time.monotonic() >= self._deadline
-
     def refreshed(self) -> None:
         self._draws = 0
         self._deadline = time.monotonic() + self.every_s
-
-    def expire(self) -> None:
-        self._deadline = 0.0

@@ -16,7 +16,6 @@ from curriculum_redis.curriculum import StageCurriculum
 from curriculum_redis.store.base import RecordResult as StageRecordResult
 from curriculum_redis.store.base import StageState
 from curriculum_redis.store.scripts import script_sources
-from curriculum_redis.store.stages import StageKeys
 
 __all__ = [
     "LOCAL_ID_LIMIT",
@@ -25,7 +24,6 @@ __all__ = [
     "StageConfig",
     "StageCurriculum",
     "StageCurriculumConfig",
-    "StageKeys",
     "StageRecordResult",
     "StageState",
     "script_sources",

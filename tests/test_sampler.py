@@ -109,21 +109,18 @@ def test_same_seed_gives_the_same_draws() -> None:
 # --------------------------------------------------------------------------- RefreshPolicy
 
 
-def test_refresh_is_due_before_the_first_refresh() -> None:
+def test_refresh_is_due_at_the_first_draw() -> None:
     policy = RefreshPolicy(every_draws=1000, every_s=3600.0)
-    assert policy.due()
+    assert policy.tick()
 
 
 def test_refresh_is_due_after_n_draws() -> None:
     policy = RefreshPolicy(every_draws=3, every_s=3600.0)
     policy.refreshed()
-    assert not policy.due()
     assert policy.tick() is False
     assert policy.tick() is False
     assert policy.tick() is True
-    assert policy.due()
     policy.refreshed()
-    assert not policy.due()
     assert policy.tick() is False
 
 
@@ -131,13 +128,4 @@ def test_refresh_is_due_after_t_seconds() -> None:
     policy = RefreshPolicy(every_draws=10**9, every_s=0.01)
     policy.refreshed()
     time.sleep(0.05)
-    assert policy.due()
     assert policy.tick()
-
-
-def test_expire_makes_a_refresh_due_now() -> None:
-    policy = RefreshPolicy(every_draws=10**9, every_s=3600.0)
-    policy.refreshed()
-    assert not policy.due()
-    policy.expire()
-    assert policy.due()

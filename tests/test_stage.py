@@ -36,8 +36,8 @@ from curriculum_redis.conditions import ConditionError, compile_condition, evalu
 from curriculum_redis.curriculum import StageCurriculum
 from curriculum_redis.env import CurriculumEnv
 from curriculum_redis.store.base import StageState
+from curriculum_redis.store.keys import NamespaceKeys
 from curriculum_redis.store.scripts import script_sources
-from curriculum_redis.store.stages import StageKeys
 
 pytestmark = pytest.mark.redis
 
@@ -306,15 +306,15 @@ def test_get_task_and_update_task_performance(connection: str | None) -> None:
 def test_keys_are_readable(redis_url: str, redis_client: redis.Redis) -> None:
     sc = StageCurriculum(three_stages(), redis_url, "readable")
     sc.record_episode(0, True)
-    keys = StageKeys("readable")
-    assert sorted(dump(redis_client, "readable")) == sorted(k.encode() for k in keys.all)
+    keys = NamespaceKeys("readable")
+    assert sorted(dump(redis_client, "readable")) == sorted(k.encode() for k in keys.stage_all)
     stage = redis_client.hgetall(keys.stage)
     assert stage[b"index"] == b"0" and stage[b"name"] == b"easy" and stage[b"episodes"] == b"1"
-    assert redis_client.lrange(keys.window, 0, -1) == [b"1"]
-    config = redis_client.hgetall(keys.config)
+    assert redis_client.lrange(keys.stage_window, 0, -1) == [b"1"]
+    config = redis_client.hgetall(keys.stage_config)
     assert config[b"1:name"] == b"medium" and config[b"0:advance_threshold"] == b"0.75"
     assert config[b"fingerprint"] == three_stages().fingerprint().encode()
-    assert redis_client.hget(keys.history, "0:episodes") == b"1"
+    assert redis_client.hget(keys.stage_history, "0:episodes") == b"1"
 
 
 # ------------------------------------------------------------------------------------------ processes
@@ -523,7 +523,7 @@ class Scripts:
     """Calls the stage scripts directly, as a buggy or foreign client could."""
 
     def __init__(self, client: redis.Redis, namespace: str) -> None:
-        self.keys = StageKeys(namespace).all
+        self.keys = NamespaceKeys(namespace).stage_all
         sources = script_sources()
         self.record = client.register_script(sources["stage_record"])
         self.reset = client.register_script(sources["stage_reset"])
@@ -599,7 +599,7 @@ def test_script_errors_are_script_errors(redis_url: str, redis_client: redis.Red
     sc = StageCurriculum(three_stages(), redis_url, "foreign")
     sc.current_stage()
     # Someone replaced the stored config: this client's writes are refused, not mixed in.
-    redis_client.hset(StageKeys("foreign").config, "fingerprint", "someone-else")
+    redis_client.hset(NamespaceKeys("foreign").stage_config, "fingerprint", "someone-else")
     with pytest.raises(ScriptError, match="CR_STAGE_CONFIG"):
         sc.record_episode(0, True)
     assert sc.pending_episodes == 0
@@ -664,10 +664,10 @@ def test_a_condition_advances_exactly_when_it_first_holds(redis_url: str, redis_
     assert st.history[0]["advanced_after_episodes"] == 11 and st.history[0]["advanced_with_success_rate"] == 1.0
     assert (st.episodes_in_stage, st.successes_in_stage, st.score_sum, st.window) == (0, 0, 0.0, [])
     assert (
-        redis_client.hget(StageKeys("cond").config, "0:program")
+        redis_client.hget(NamespaceKeys("cond").stage_config, "0:program")
         == compile_condition("episodes>=6 & success>0.8").to_json().encode()
     )
-    assert redis_client.hget(StageKeys("cond").config, "1:program") is None  # stage 1: the threshold rule
+    assert redis_client.hget(NamespaceKeys("cond").stage_config, "1:program") is None  # stage 1: the threshold rule
     assert sc.record_episode(1, True) == 1 and sc.record_episode(1, True) == 2
 
 
@@ -856,17 +856,17 @@ def test_a_malformed_program_sent_to_the_scripts_is_refused_with_nothing_written
 
     # A stored program corrupted behind the library's back: a record is refused before any write, also when
     # only a stage the batch would advance into is corrupt.
-    keys = StageKeys("prog")
+    keys = NamespaceKeys("prog")
     for field, raw in [("0:program", bad_programs[9]), ("1:program", bad_programs[14])]:
-        redis_client.hset(keys.config, field, raw)
+        redis_client.hset(keys.stage_config, field, raw)
         before = contents(redis_client, "prog")
         message = rf"^CR_STAGE_CONFIG the stored stop condition program of stage {field[0]}"
         with pytest.raises(ScriptError, match=message):
             sc.record_episodes([(0, True), (1, True)])  # would advance 0 -> 1 on its first episode
         assert contents(redis_client, "prog") == before
-        redis_client.hdel(keys.config, field)
+        redis_client.hdel(keys.stage_config, field)
         if field == "0:program":
-            redis_client.hset(keys.config, field, good[0])
+            redis_client.hset(keys.stage_config, field, good[0])
     assert sc.record_episodes([(0, True), (1, True)]).stage.index == 1
 
 

@@ -28,12 +28,12 @@ import json
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from curriculum_redis.errors import StoreError
 from curriculum_redis.stage_config import StageCurriculumConfig
 from curriculum_redis.store.base import OutcomeBatch, RecordResult, StagePosition, StageState
+from curriculum_redis.store.keys import NamespaceKeys
 from curriculum_redis.store.schema import MAX_STAGES
 
 if TYPE_CHECKING:
@@ -43,42 +43,6 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class StageKeys:
-    """The stage keys of one namespace, in the order every stage script takes them."""
-
-    namespace: str
-
-    @property
-    def prefix(self) -> str:
-        return "{cr:" + self.namespace + "}"
-
-    @property
-    def stage(self) -> str:
-        return f"{self.prefix}:stage"
-
-    @property
-    def window(self) -> str:
-        return f"{self.prefix}:stage:window"
-
-    @property
-    def config(self) -> str:
-        return f"{self.prefix}:stage:config"
-
-    @property
-    def history(self) -> str:
-        return f"{self.prefix}:stage:history"
-
-    @property
-    def clients(self) -> str:
-        return f"{self.prefix}:stage:clients"
-
-    @property
-    def all(self) -> list[str]:
-        """The KEYS of every stage script, in their order."""
-        return [self.stage, self.window, self.config, self.history, self.clients]
 
 
 def is_stages(hypers: object) -> bool:
@@ -115,8 +79,8 @@ class RedisStages:
         def attach(self, hypers: Any) -> Any: ...
 
     @property
-    def stage_keys(self) -> StageKeys:
-        return StageKeys(self.namespace)
+    def stage_keys(self) -> NamespaceKeys:
+        return NamespaceKeys(self.namespace)
 
     def _stages(self) -> StageCurriculumConfig:
         hypers = self._attached_hypers
@@ -133,7 +97,7 @@ class RedisStages:
         for stage in hypers.stages:
             condition = stage.condition()
             args.append("" if condition is None else condition.to_json())
-        reply = self._call(lambda: self._invoke("stage_init", self.stage_keys.all, args))
+        reply = self._call(lambda: self._invoke("stage_init", self.stage_keys.stage_all, args))
         self._attached_hypers = hypers
         if _str(reply[0]) != "mismatch":
             return None
@@ -149,18 +113,19 @@ class RedisStages:
         args: list[Any] = [self._stages().fingerprint(), batch.client_id, batch.seq, _now(), len(batch.outcomes)]
         for outcome in batch.outcomes:
             args += [outcome.task_id % MAX_STAGES, "1" if outcome.success else "0", repr(float(outcome.score))]
-        reply = self._run("stage_record", self.stage_keys.all, args)
+        reply = self._run("stage_record", self.stage_keys.stage_all, args)
         applied, index, version, recorded, stale, advanced = (int(x) for x in reply)
         position = StagePosition(index, version)
         return RecordResult(bool(applied), recorded, stale=stale, advanced=advanced, stage=position)
 
     def read_stages(self) -> StageCurriculumConfig | None:
         """The stored stages (None when the namespace holds none). Writes nothing."""
-        raw = self._call(lambda: self.client.hget(self.stage_keys.config, "stages"))
+        raw = self._call(lambda: self.client.hget(self.stage_keys.stage_config, "stages"))
         return None if raw is None else StageCurriculumConfig(stages=json.loads(_str(raw)))
 
     def stage_position(self) -> StagePosition:
         """One HMGET; a vanished state (a restart without persistence, a drop) is made again at stage 0."""
+
         def read() -> list[Any]:
             return self._call(lambda: list(self.client.hmget(self.stage_keys.stage, ["index", "version"])))
 
@@ -174,7 +139,7 @@ class RedisStages:
         return StagePosition(int(raw[0]), int(raw[1]))
 
     def reset_stage(self, index: int) -> StagePosition:
-        reply = self._run("stage_reset", self.stage_keys.all, [self._stages().fingerprint(), index, _now()])
+        reply = self._run("stage_reset", self.stage_keys.stage_all, [self._stages().fingerprint(), index, _now()])
         return StagePosition(int(reply[0]), int(reply[1]))
 
     def stage_state(self) -> StageState:
@@ -182,9 +147,9 @@ class RedisStages:
         keys = self.stage_keys
         pipe = self.client.pipeline(transaction=True)
         pipe.hgetall(keys.stage)
-        pipe.lrange(keys.window, 0, -1)
-        pipe.hgetall(keys.history)
-        pipe.hget(keys.config, "stages")
+        pipe.lrange(keys.stage_window, 0, -1)
+        pipe.hgetall(keys.stage_history)
+        pipe.hget(keys.stage_config, "stages")
         raw_stage, raw_window, raw_history, raw_stages = self._call(pipe.execute)
         if not raw_stage or raw_stages is None:
             raise StoreError(f"namespace {self.namespace!r} holds no stage curriculum state")
