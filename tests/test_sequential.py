@@ -11,6 +11,7 @@ from workers import report_outcomes
 
 from curriculum_redis import BucketedTaskGenerator, ConfigError, Curriculum, CurriculumConfig
 from curriculum_redis.algorithms.sequential import SequentialConfig, StageConfig
+from curriculum_redis.state import CurriculumState
 from curriculum_redis.store.memory import MemoryStore
 
 STAGES = SequentialConfig(
@@ -119,3 +120,27 @@ def test_four_processes_record_every_episode_exactly_once(redis_url: str) -> Non
     assert stats["stage/medium/episodes"] == 40
     assert stats["stage/easy/episodes"] + stats["stage/easy/stale"] == reported["easy"]
     assert stats["stage/medium/episodes"] + stats["stage/medium/stale"] == reported["medium"]
+
+
+def test_sequential_get_state_round_trips(url: str | None) -> None:
+    config = sequential_config(url, "checkpoint")
+    with Curriculum(config) as curriculum:
+        for success in [1.0] * 40 + [0.0] * 3:
+            curriculum.update_task_performance(curriculum.get_task().task_id, success)
+        state = curriculum.get_state()
+        before = curriculum.stats()
+        assert state.stage is not None and state.stage.stage["index"] == "1"
+        again = CurriculumState.model_validate_json(state.model_dump_json())
+        for _ in range(10):
+            curriculum.update_task_performance(curriculum.get_task().task_id, 1.0)
+        curriculum.load_state(again)
+        after = curriculum.stats()
+        assert curriculum.get_task().label == "medium"
+    assert {k: v for k, v in after.items() if k != "stage/version"} == {
+        k: v for k, v in before.items() if k != "stage/version"
+    }
+    with Curriculum(sequential_config(url, "restored")) as other:
+        other.load_state(state)
+        restored = other.stats()
+    assert restored["stage/index"] == 1 and restored["stage/easy/episodes"] == 40
+    assert restored["stage/easy/stale"] == before["stage/easy/stale"]

@@ -18,7 +18,7 @@ import curriculum_redis.algorithms as algorithms
 from curriculum_redis.config import AnyAlgorithmConfig
 from curriculum_redis.errors import StoreError
 from curriculum_redis.stage_config import StageCurriculumConfig
-from curriculum_redis.state import CurriculumState, LabelStats, TaskRecord
+from curriculum_redis.state import CurriculumState, LabelStats, StageTrack, TaskRecord
 from curriculum_redis.store.base import (
     COUNTERS,
     EVICTED_COUNTER,
@@ -250,6 +250,8 @@ class MemoryStore:
     def export_state(self) -> CurriculumState:
         with self._lock:
             hypers = self._require_hypers()
+            if self._stages is not None:
+                return CurriculumState(namespace=self._namespace, hypers=hypers, stage=self._stages.export())
             tasks = [self.read_task(task_id) for task_id in self._slots]
             return CurriculumState(
                 namespace=self._namespace,
@@ -268,6 +270,10 @@ class MemoryStore:
             issued = self._next_client_id
             self._reset()
             self._hypers = state.hypers
+            if isinstance(state.hypers, StageCurriculumConfig):
+                self._stages = _StageTrack(state.hypers)
+                self._stages.load(state.stage or StageTrack())
+                return
             kept = (*algorithms.GENERIC_FIELDS[1:], *self._algorithm.stored_fields())
             ordered = sorted(state.tasks, key=lambda t: t.slot)
             for slot, record in enumerate(ordered):
@@ -363,6 +369,35 @@ class _StageTrack:
         self.counts["resets"] += 1
         self._enter(index, now)
         return self.position()
+
+    def export(self) -> StageTrack:
+        """The state in the portable form, as the Redis keys hold it (see store.stages)."""
+        fields: dict[str, float | None] = {
+            "index": self.index, "version": self.version, "episodes": self.episodes, "successes": self.successes,
+            "score_sum": self.score_sum, "window_successes": sum(self.window), "entered_at": self.entered_at,
+            "advanced_at": self.advanced_at, "entered_server_at": self.entered_clock, **self.counts,
+        }  # fmt: skip
+        stage = {name: repr(v) if isinstance(v, float) else str(v) for name, v in fields.items() if v is not None}
+        stage["name"] = self.stages[self.index].name
+        history = {f"{i}:{name}": repr(v) for i, row in self.history.items() for name, v in row.items()}
+        window = [int(success) for success in reversed(self.window)]
+        return StageTrack(stage=stage, window=window, history=history, clients=dict(self.clients))
+
+    def load(self, track: StageTrack) -> None:
+        s = track.stage
+        if s:
+            self.index, self.version = int(s["index"]), int(s["version"])
+            self.episodes, self.successes = int(s["episodes"]), int(s.get("successes", 0))
+            self.score_sum, self.entered_at = float(s.get("score_sum", 0.0)), float(s["entered_at"])
+            self.advanced_at = float(s["advanced_at"]) if "advanced_at" in s else None
+            self.entered_clock = float(s["entered_server_at"]) if "entered_server_at" in s else None
+            self.counts = {name: int(s.get(name, 0)) for name in self.counts}
+        self.window = deque(bool(x) for x in reversed(track.window))
+        self.history = {}
+        for key, value in track.history.items():
+            number, _, name = key.partition(":")
+            self.history.setdefault(int(number), {})[name] = float(value)
+        self.clients = dict(track.clients)
 
     def state(self) -> StageState:
         stage = self.stages[self.index]

@@ -344,10 +344,14 @@ class RedisStore(RedisStages):
 
     def export_state(self) -> CurriculumState:
         """A consistent copy of the namespace (see :func:`~curriculum_redis.store.transfer.export_state`)."""
+        if is_stages(self._attached_hypers):
+            return self._export_stages()
         return transfer.export_state(self._call(lambda: self.client), self.keys, self._primary_snapshot, self.where)
 
     def import_state(self, state: CurriculumState) -> None:
         """Replace the namespace by ``state`` in one MULTI/EXEC: all of it is written, or none."""
+        if is_stages(state.hypers):
+            return self._import_stages(state)
         client = self._call(lambda: self.client)
         transfer.import_state(client, self.keys, state, meta_fields(state.hypers), self.where)
 

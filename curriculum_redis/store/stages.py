@@ -27,11 +27,12 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from curriculum_redis.errors import StoreError
 from curriculum_redis.stage_config import StageCurriculumConfig
+from curriculum_redis.state import CurriculumState, StageTrack
 from curriculum_redis.store.base import OutcomeBatch, RecordResult, StagePosition, StageState
 from curriculum_redis.store.keys import NamespaceKeys
 from curriculum_redis.store.schema import MAX_STAGES
@@ -141,6 +142,39 @@ class RedisStages:
     def reset_stage(self, index: int) -> StagePosition:
         reply = self._run("stage_reset", self.stage_keys.stage_all, [self._stages().fingerprint(), index, _now()])
         return StagePosition(int(reply[0]), int(reply[1]))
+
+    def _export_stages(self) -> CurriculumState:
+        """The stage keys in one MULTI/EXEC, with the attached stages."""
+        keys = self.stage_keys
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hgetall(keys.stage)
+        pipe.lrange(keys.stage_window, 0, -1)
+        pipe.hgetall(keys.stage_history)
+        pipe.hgetall(keys.stage_clients)
+        stage, window, history, clients = self._call(pipe.execute)
+        track = StageTrack(
+            stage={_str(k): _str(v) for k, v in stage.items()},
+            window=[int(x) for x in window],
+            history={_str(k): _str(v) for k, v in history.items()},
+            clients={int(c): int(s) for c, s in clients.items()},
+        )
+        return CurriculumState(namespace=self.namespace, hypers=self._stages(), stage=track)
+
+    def _import_stages(self, state: CurriculumState) -> None:
+        """Replace the stage keys by ``state``'s in one MULTI/EXEC, then store its stages' config."""
+        keys, track = self.stage_keys, state.stage or StageTrack()
+        pipe = self.client.pipeline(transaction=True)
+        pipe.delete(*keys.stage_all)
+        if track.stage:
+            pipe.hset(keys.stage, mapping=cast(Mapping[Any, Any], track.stage))
+        if track.window:
+            pipe.rpush(keys.stage_window, *track.window)
+        if track.history:
+            pipe.hset(keys.stage_history, mapping=cast(Mapping[Any, Any], track.history))
+        if track.clients:
+            pipe.hset(keys.stage_clients, mapping={str(c): s for c, s in track.clients.items()})
+        self._call(pipe.execute)
+        self._attach_stages(state.hypers)  # type: ignore[arg-type]
 
     def stage_state(self) -> StageState:
         """Everything stored, read in one MULTI/EXEC transaction."""
