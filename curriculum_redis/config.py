@@ -48,7 +48,7 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 AlgorithmConfigT = TypeVar("AlgorithmConfigT", bound="AlgorithmConfig")
 
 DEFAULT_ALGORITHM = "learning_progress"
-"""The algorithm of a config that names none (and of namespaces written before algorithms could be chosen)."""
+"""The algorithm of a config that names none, and of a namespace whose meta names none."""
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +102,9 @@ class AlgorithmConfig(BaseModel):
         return {n: (mine.get(n), theirs.get(n)) for n in names if mine.get(n) != theirs.get(n)}
 
 
-
 _CONFIG_CLASSES: dict[str, type[AlgorithmConfig]] = {}
+"""Algorithm name -> config class: every subclass of :class:`AlgorithmConfig` that declares its own
+``algorithm`` literal registers itself when defined."""
 
 
 def _qualified(cls: type) -> str:
@@ -201,6 +202,9 @@ class SequentialConfig(StageCurriculumConfig, AlgorithmConfig):
     chosen by ``CurriculumConfig.algorithm``. Its state is per stage, not per task, so it runs on the
     stage engine (:mod:`curriculum_redis.stage`, ``lua/stage_record.lua``) rather than the task pool."""
 
+    SAFE: ClassVar[frozenset[str]] = frozenset({"seed"})
+    """The seed only shapes this process's draws; the stages' fingerprint leaves it out."""
+
     algorithm: Literal["sequential"] = "sequential"
 
 
@@ -210,8 +214,6 @@ AnyAlgorithmConfig: TypeAlias = PoolConfig
 
 def parse_algorithm_json(raw: str | bytes) -> PoolConfig:
     """A pool algorithm's config from its JSON (as stored in a namespace's meta)."""
-    from curriculum_redis.algorithms import parse_config  # the algorithms import this module
-
     cfg = parse_config(raw)
     if not isinstance(cfg, PoolConfig):
         raise ConfigError(f"the {cfg.algorithm} algorithm keeps no task pool")

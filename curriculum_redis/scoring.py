@@ -1,4 +1,5 @@
-"""Re-exports of the learning-progress maths, now in :mod:`curriculum_redis.algorithms.learning_progress`."""
+"""Re-exports of the learning-progress maths of :mod:`curriculum_redis.algorithms.learning_progress`, for the
+modules that import them from here."""
 
 from curriculum_redis.algorithms.learning_progress import (
     FIRST_SCORE_BASELINE_CAP,

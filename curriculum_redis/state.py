@@ -47,7 +47,7 @@ LABEL_STAT_FIELDS: tuple[str, ...] = (
     "lp_ema",
 )
 """Fields of a label's stored aggregate. ``lp_ema`` is the EMA of the headline score of whatever
-algorithm runs (the name predates the other algorithms; stored namespaces keep it)."""
+algorithm runs; the stored name stays, so that existing namespaces and exports load."""
 
 
 class TaskRecord(BaseModel):

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     """The pool algorithms by name (:func:`pool_algorithms`, read when first asked for)."""
 
 Algorithm = PoolAlgorithm
-"""The pool interface under its former name, for the modules that still import it from here; a new
+"""The pool interface by the name the store and pool modules import; a new
 algorithm subclasses :class:`~curriculum_redis.algorithms.base.Algorithm` or :class:`PoolAlgorithm`."""
 
 ENTRY_POINT_GROUP = "curriculum_redis.algorithms"
