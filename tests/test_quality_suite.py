@@ -75,6 +75,9 @@ def test_oracle_masters_a_student_family_that_uniform_does_not() -> None:
     uniform = run_one(bench, Row("uniform", "uniform"), seed=0)
     assert oracle["impossible_share"] == 0.0
     assert oracle["solved_tasks"] >= 1 > uniform["solved_tasks"]
+    # A third of the families are mastered before any training: uniform spends a third of its episodes there.
+    assert 0.25 < uniform["presolved_share"] < 0.42
+    assert oracle["presolved_share"] == 0.0
 
 
 @pytest.mark.slow

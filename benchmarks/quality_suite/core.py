@@ -138,6 +138,7 @@ class Tally:
     episodes: int = 0
     impossible: int = 0
     solved: int = 0
+    presolved: int = 0
     curve: list[float] = field(default_factory=list)
     per_task: FloatArray | None = None
 
@@ -158,6 +159,7 @@ def run_one(bench: Benchmark, row: Row, seed: int) -> dict[str, Any]:
     oracle_every = max(1, min(every, 25))
     tally = Tally()
     solved = run.evaluate() >= threshold
+    presolved = solved.copy()  # solved before any training: the student's mastered tasks
     try:
         for episode in range(bench.episodes):
             if wrapper is not None:
@@ -177,6 +179,7 @@ def run_one(bench: Benchmark, row: Row, seed: int) -> dict[str, Any]:
             tally.episodes += 1
             tally.impossible += bool(space.impossible[index])
             tally.solved += bool(solved[index])
+            tally.presolved += bool(presolved[index])
             done = episode + 1
             if done % every == 0 or (row.kind == "oracle" and done % oracle_every == 0):
                 success = run.evaluate()
@@ -201,12 +204,13 @@ def summarise(space: TaskSpace, threshold: FloatArray, tally: Tally, seconds: fl
         "solved_tasks": int((final >= threshold)[counted].sum()),
         "impossible_share": tally.impossible / max(tally.episodes, 1),
         "solved_share": tally.solved / max(tally.episodes, 1),
+        "presolved_share": tally.presolved / max(tally.episodes, 1),
         "curve": tally.curve,
         "seconds": seconds,
     }
 
 
-METRICS = ("final", "auc", "solved_tasks", "impossible_share", "solved_share", "seconds")
+METRICS = ("final", "auc", "solved_tasks", "impossible_share", "solved_share", "presolved_share", "seconds")
 
 
 def aggregate(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:

@@ -12,6 +12,7 @@ COLUMNS = (
     ("solved_tasks", "solved tasks", "{:.1f}"),
     ("impossible_share", "on impossible", "{:.2f}"),
     ("solved_share", "on solved", "{:.2f}"),
+    ("presolved_share", "on pre-solved", "{:.2f}"),
 )
 
 
