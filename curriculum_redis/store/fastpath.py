@@ -1,67 +1,52 @@
-"""EVALSHA over one dedicated connection, for the hot write path.
+"""EVALSHA over one connection of its own, for the hot write path of a standalone server.
 
-redis-py's client-level call (pool checkout and release, retry wrapper, observability hooks) costs about
-30 µs of CPU per command on the 2-core machines measured here, more than the script itself. The batch
-writer sends its script straight on a connection it keeps, and does itself the two things the client
-would: load the script again after NOSCRIPT, and retry a command whose connection broke (harmless: the
-script ignores a batch it has already applied).
+Measured on 2 busy cores (redis-py 8.1, Redis 7.2, one outcome per call, six interleaved rounds of 3,000):
+this runner 358 µs/call, redis-py's ``Script`` on a single-connection client 432 µs/call (+21%); the
+client-level call (lock, retry wrapper, observability hooks) costs more CPU than the script. The rest of
+the store goes through ``Script`` (see ``store.scripts.ScriptSet``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import random
-import time
 from collections.abc import Sequence
 from typing import Any
 
 import redis
-import redis.exceptions
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import NoScriptError
+from redis.retry import Retry
 
 
 class ScriptRunner:
-    """Runs one script over a connection of its own, taken from ``pool``."""
+    """Runs one script over a connection of its own from ``pool``; re-made in a forked child. A call
+    whose connection broke is retried (harmless: a script ignores a batch it has already applied)."""
 
-    def __init__(self, pool: redis.ConnectionPool, source: str, retries: int = 3) -> None:
+    def __init__(self, pool: redis.ConnectionPool, source: str) -> None:
         self._pool = pool
         self._source = source
         self.sha = hashlib.sha1(source.encode()).hexdigest()
-        self._retries = retries
+        self._retry = Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.25), retries=3)
         self._conn: Any = None  # a redis.connection.AbstractConnection (its methods are untyped)
         self._pid = os.getpid()
 
-    def _connection(self) -> Any:
-        if self._conn is None or self._pid != os.getpid():
-            self._conn = self._pool.make_connection()
-            self._pid = os.getpid()
-        return self._conn
-
     def __call__(self, keys: Sequence[Any], args: Sequence[Any]) -> Any:
-        for attempt in range(self._retries + 1):
-            conn = self._connection()
-            try:
-                return self._evalsha(conn, keys, args)
-            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
-                self.close()
-                if attempt == self._retries:
-                    raise
-                time.sleep(min(0.25, 0.01 * 2**attempt) * (0.5 + random.random()))
-        raise AssertionError("unreachable")
+        return self._retry.call_with_retry(lambda: self._evalsha(keys, args), lambda _: self.close())
 
-    def _evalsha(self, conn: Any, keys: Sequence[Any], args: Sequence[Any]) -> Any:
-        conn.send_command("EVALSHA", self.sha, len(keys), *keys, *args)
+    def _evalsha(self, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        if self._conn is None or self._pid != os.getpid():
+            self._conn, self._pid = self._pool.make_connection(), os.getpid()
+        self._conn.send_command("EVALSHA", self.sha, len(keys), *keys, *args)
         try:
-            return conn.read_response()
-        except redis.exceptions.NoScriptError:
-            # Script cache flushed (restart, failover, SCRIPT FLUSH): load it and send again.
-            conn.send_command("SCRIPT", "LOAD", self._source)
-            conn.read_response()
-            conn.send_command("EVALSHA", self.sha, len(keys), *keys, *args)
-            return conn.read_response()
+            return self._conn.read_response()
+        except NoScriptError:  # the script cache was flushed (a restart, a failover, SCRIPT FLUSH)
+            self._conn.send_command("SCRIPT", "LOAD", self._source)
+            self._conn.read_response()
+            self._conn.send_command("EVALSHA", self.sha, len(keys), *keys, *args)
+            return self._conn.read_response()
 
     def close(self) -> None:
-        if self._conn is not None:
-            if self._pid == os.getpid():
-                self._conn.disconnect()
-            self._conn = None
+        if self._conn is not None and self._pid == os.getpid():
+            self._conn.disconnect()
+        self._conn = None

@@ -18,13 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from redis.backoff import ExponentialWithJitterBackoff
 from redis.commands.core import Script
-from redis.retry import Retry
 
 import curriculum_redis
 from curriculum_redis import conditions
 from curriculum_redis.errors import StoreError
+from curriculum_redis.store.fastpath import ScriptRunner
 from curriculum_redis.store.schema import LUA_CONSTANTS
 
 ALGORITHM_PREFIX = "algorithm_"
@@ -153,44 +152,34 @@ def source_of(name: str) -> str:
 
 
 class ScriptSet:
-    """The scripts of one store in one process, each registered once.
+    """The scripts of one store in one process, each registered once; made again in a forked child.
 
-    Writes go over one connection of their own (a single-connection client that retries): a
-    pool checkout per call costs more CPU than the script. A cluster client routes each call to the
-    primary of its keys' slot itself. ``Script`` sends EVALSHA, and loads the script again on NOSCRIPT
-    (a restart, a failover, SCRIPT FLUSH). Made again in a forked child, with the store's client.
+    ``Script`` sends EVALSHA, and loads the script again on NOSCRIPT (a restart, a failover, SCRIPT
+    FLUSH); a cluster client routes each call to the primary of its keys' slot. Writes to a standalone
+    server take the measured faster path of :mod:`~curriculum_redis.store.fastpath` instead.
     """
 
     def __init__(self, client: redis.Redis | redis.RedisCluster) -> None:
         self._client = client
-        self._writer: redis.Redis | redis.RedisCluster | None = None
         self._scripts: dict[str, Script] = {}
-
-    @property
-    def writer(self) -> redis.Redis | redis.RedisCluster:
-        if self._writer is None:
-            if isinstance(self._client, redis.Redis):
-                pool = self._client.connection_pool
-                # A broken connection's call is retried: harmless, a script ignores a batch it already applied.
-                retry = Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.25), retries=3)
-                kwargs = {**pool.connection_kwargs, "retry": retry}
-                own = redis.ConnectionPool(connection_class=pool.connection_class, **kwargs)
-                self._writer = redis.Redis(connection_pool=own, single_connection_client=True)
-            else:
-                self._writer = self._client
-        return self._writer
+        self._runners: dict[str, ScriptRunner] = {}
+        self._fast = type(client) is redis.Redis
 
     def __call__(self, name: str, keys: Sequence[Any], args: Sequence[Any] = (), *, read: bool = False) -> Any:
-        """Run script ``name``; ``read`` sends it on the store's pooled client (a read never waits
-        for the writer's connection)."""
+        """Run script ``name``; ``read`` (a read, or a call off the hot path) always uses ``Script``."""
+        if self._fast and not read:
+            runner = self._runners.get(name)
+            if runner is None:
+                assert isinstance(self._client, redis.Redis)
+                runner = self._runners[name] = ScriptRunner(self._client.connection_pool, source_of(name))
+            return runner(keys, args)
         script = self._scripts.get(name)
         if script is None:
-            script = self._scripts[name] = Script(self._client, source_of(name))
-        return script(keys=list(keys), args=list(args), client=self._client if read else self.writer)
+            script = self._scripts[name] = self._client.register_script(source_of(name))
+        return script(keys=list(keys), args=list(args))
 
     def close(self) -> None:
-        """Close the writer's connection (the store closes its own client)."""
-        if isinstance(self._writer, redis.Redis):
-            self._writer.close()
-            self._writer.connection_pool.disconnect()
-        self._writer = None
+        """Close the runners' connections (the store closes its own client)."""
+        for runner in self._runners.values():
+            runner.close()
+        self._runners = {}
