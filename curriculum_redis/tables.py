@@ -143,11 +143,11 @@ LABEL_COLUMNS: tuple[tuple[str, str, bool], ...] = (
     ("completions", "completions", True),
     ("success_rate", "success", False),
     ("sampling_probability", "p now", False),
-    ("mean_lp", "mean LP", False),
+    ("active_score", "score now", False),
     ("active", "active", True),
     ("evictions", "evicted", True),
     ("created", "created", True),
-    ("lp_ema", "LP EMA", False),
+    ("score_ema", "score EMA", False),
     ("mean_score", "mean score", False),
     ("pool_share", "pool share", False),
 )

@@ -122,7 +122,7 @@ def test_reader_functions_work_for_every_algorithm(name: str, redis_url: str, re
     labels = read_labels(redis_client, "any")
     assert labels == table
     assert sum(row["completions"] for row in labels.values()) == 200
-    assert {"created", "completions", "samples", "sampling_probability", "mean_lp", "success_rate"} <= set(
+    assert {"created", "completions", "samples", "sampling_probability", "active_score", "success_rate"} <= set(
         next(iter(labels.values()))
     )
     rows = read_tasks(redis_client, "any", sort=score_field, limit=5)  # type: ignore[arg-type]

@@ -106,7 +106,7 @@ def label_rows(table: dict[str, dict[str, float]]) -> dict[str, LabelRow]:
             kind=label_kind(label),
             sampling_share=row["samples"] / total,
             sampling_probability=row["sampling_probability"],
-            mean_lp=row["mean_lp"],
+            mean_lp=row["active_score"],  # the demo runs learning progress: its score is LP
             success_rate=row["success_rate"],
             completions=int(row["completions"]),
             evictions=int(row["evictions"]),
@@ -161,7 +161,10 @@ def describe_server(url: str, server: EmbeddedRedis | None) -> str:
 
 def label_rich_table(rows: dict[str, LabelRow], title: str = "per-label statistics", width: int = 80) -> Table:
     """The per-label rows as a table that fits ``width`` (impossible tasks in red, mastered ones dim)."""
-    data = {label: row.model_dump(exclude={"kind"}) for label, row in rows.items()}
+    data = {  # the report's mean_lp is the label table's active_score under learning progress
+        label: row.model_dump(exclude={"kind", "mean_lp"}) | {"active_score": row.mean_lp}
+        for label, row in rows.items()
+    }
     styles = ["red" if r.kind == "impossible" else ("dim" if r.kind == "mastered" else None) for r in rows.values()]
     return label_table_view(data, title, width, styles)
 
