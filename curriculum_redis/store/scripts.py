@@ -22,7 +22,7 @@ from redis.commands.core import Script
 
 import curriculum_redis
 from curriculum_redis import conditions
-from curriculum_redis.errors import StoreError
+from curriculum_redis.errors import ConfigError, StoreError
 from curriculum_redis.store.fastpath import ScriptRunner
 from curriculum_redis.store.schema import LUA_CONSTANTS
 
@@ -130,8 +130,13 @@ def algorithm_sources() -> dict[str, str]:
 def record_script(base: str, algorithm: str) -> str:
     """``record_outcomes.lua`` (``base``) with ``algorithm``'s update spliced in at its marker."""
     fragment = algorithm_sources().get(algorithm)
-    if fragment is None:
-        raise StoreError(f"no lua/{ALGORITHM_PREFIX}{algorithm}.lua: the algorithm has no server-side update")
+    if fragment is None:  # an algorithm defined outside the package keeps its Lua file beside its module
+        from curriculum_redis.algorithms import find_algorithm  # the algorithms import this module
+
+        try:
+            fragment = find_algorithm(algorithm).lua_source()
+        except ConfigError as exc:
+            raise StoreError(f"algorithm {algorithm!r} has no server-side update: {exc}") from exc
     if base.count(ALGORITHM_MARKER) != 1:
         raise StoreError("record_outcomes.lua must hold the algorithm marker exactly once")
     return base.replace(ALGORITHM_MARKER, fragment)
