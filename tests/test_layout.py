@@ -14,12 +14,6 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "curriculum_redis"
 MAX_LINES = 450
 
-SPLIT_ELSEWHERE = {
-    "store/redis.py": "split by job in WP-A (url, connection, replica, scripts, transfer)",
-    "stage.py": "becomes algorithms/sequential.py and store/stages.py in WP-B",
-}
-"""Modules other work packages are splitting; the lead empties this at integration."""
-
 ALIASES = {"embedded.py", "student.py"}
 """One-line re-exports of modules moved into ``demo/``, kept for importers in other packages until
 integration deletes them; the lead empties this at integration."""
@@ -46,18 +40,7 @@ def package_path(module: Path) -> str:
     return module.relative_to(PACKAGE).as_posix()
 
 
-@pytest.mark.parametrize(
-    "module",
-    [
-        pytest.param(
-            package_path(m),
-            marks=[pytest.mark.xfail(reason=SPLIT_ELSEWHERE[package_path(m)], strict=False)]
-            if package_path(m) in SPLIT_ELSEWHERE
-            else [],
-        )
-        for m in modules()
-    ],
-)
+@pytest.mark.parametrize("module", [package_path(m) for m in modules()])
 def test_no_package_module_over_450_lines(module: str) -> None:
     lines = len((PACKAGE / module).read_text(encoding="utf-8").splitlines())
     assert lines <= MAX_LINES, f"curriculum_redis/{module} has {lines} lines (at most {MAX_LINES}): split it by job"
