@@ -25,7 +25,7 @@ from rich.console import Console
 
 from curriculum_redis import admin, reader, tables
 from curriculum_redis.config import MismatchPolicy
-from curriculum_redis.errors import ConfigError, CredentialsError, CurriculumError
+from curriculum_redis.errors import ConfigError, CredentialsError, CurriculumError, HyperparameterMismatchError
 from curriculum_redis.shutdown import EXIT_INTERRUPTED, TerminatedBySignal, stop_on_signals
 from curriculum_redis.store.connection import Client, client_from_url
 from curriculum_redis.store.url import check_url, parse_store_url, redact
@@ -412,7 +412,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except (UsageError, ConfigError) as exc:
         print(f"error: {_one_line(str(exc), url)}", file=sys.stderr)
-        return EXIT_USAGE
+        # A namespace refusing the given hyperparameters is a refusal, not a usage error.
+        return EXIT_ERROR if isinstance(exc, HyperparameterMismatchError) else EXIT_USAGE
     except redis.exceptions.AuthenticationError as exc:  # the library's wording (RedisStore._call)
         where = _safe_redact(url) if url else "the Redis server"
         print(f"error: {_one_line(str(CredentialsError(where, exc)), url)}", file=sys.stderr)

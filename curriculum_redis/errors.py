@@ -15,8 +15,9 @@ class InvalidScoreError(CurriculumError, ValueError):
     """A reported score is not a finite number inside the configured score range."""
 
 
-class HyperparameterMismatchError(CurriculumError):
-    """Stored hyperparameters differ from the given ones in fields that change their meaning."""
+class HyperparameterMismatchError(ConfigError):
+    """Stored hyperparameters differ from the given ones in fields that change their meaning (a
+    :class:`ConfigError`: the given config does not fit the namespace)."""
 
     def __init__(self, differences: dict[str, tuple[object, object]], where: str) -> None:
         self.differences = differences
