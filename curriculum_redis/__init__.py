@@ -3,8 +3,9 @@
 from curriculum_redis.algorithms.learnability import LearnabilityConfig
 from curriculum_redis.algorithms.learning_progress import LearningProgressConfig
 from curriculum_redis.algorithms.prioritized_replay import PrioritizedReplayConfig
+from curriculum_redis.algorithms.sequential import SequentialConfig, StageConfig, StageCurriculumConfig
 from curriculum_redis.algorithms.uniform import UniformConfig
-from curriculum_redis.config import BufferConfig, CurriculumConfig, SamplerConfig, SequentialConfig
+from curriculum_redis.config import BufferConfig, CurriculumConfig, SamplerConfig
 from curriculum_redis.curriculum import Curriculum
 from curriculum_redis.errors import (
     CheckpointError,
@@ -17,7 +18,7 @@ from curriculum_redis.errors import (
     StoreUnavailableError,
 )
 from curriculum_redis.labels import label_hash
-from curriculum_redis.stage import StageConfig, StageCurriculum, StageCurriculumConfig
+from curriculum_redis.stage_curriculum import StageCurriculum
 from curriculum_redis.state import CurriculumState
 from curriculum_redis.store.memory import MemoryStore
 from curriculum_redis.tasks import (

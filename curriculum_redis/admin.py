@@ -25,7 +25,9 @@ import redis
 from pydantic import ValidationError
 from redis.cluster import RedisCluster
 
-from curriculum_redis.config import MismatchPolicy
+from curriculum_redis.algorithms import DEFAULT_ALGORITHM
+from curriculum_redis.algorithms.sequential import SequentialConfig
+from curriculum_redis.config import MismatchPolicy, PoolConfig, reconcile_hypers
 from curriculum_redis.errors import CheckpointError, ConfigError, StoreError
 from curriculum_redis.state import SCHEMA_VERSION, STATE_FORMAT, CurriculumState
 from curriculum_redis.store.connection import Client
@@ -40,16 +42,17 @@ DIGEST_SIZE = 32
 @dataclass(frozen=True)
 class NamespaceInfo:
     """One namespace as :func:`list_namespaces` finds it. ``kind`` is its algorithm (``learning_progress``,
-    ...), or ``stage`` for a stage curriculum stored without hyperparameters. A stage curriculum's
-    ``stage`` is the current stage's index (of ``num_stages``) and ``episodes`` its recorded episodes;
-    a task pool's ``episodes`` are its ``num_completed``, ``completions`` the same (kept for compatibility)."""
+    ..., ``sequential``), or ``stage`` for a stage curriculum whose meta holds no hyperparameters (one
+    written before stage namespaces had meta). A stage curriculum's ``stage`` is the current stage's index
+    (of ``num_stages``) and ``episodes`` its recorded episodes; a task pool's ``episodes`` are its
+    ``num_completed``. ``completions`` repeats ``episodes`` for the readers that know that name."""
 
     namespace: str
     tasks: int
     completions: int
     schema_version: int
     created_at: float
-    kind: str = "learning_progress"
+    kind: str = DEFAULT_ALGORITHM
     episodes: int = 0
     stage: int | None = None
     num_stages: int | None = None
@@ -106,11 +109,10 @@ def list_namespaces(client: Client) -> list[NamespaceInfo]:
 def _namespace_info(client: Client, namespace: str) -> NamespaceInfo:
     keys = NamespaceKeys(namespace)
     meta = client.hmget(keys.meta, ["schema_version", "created_at", "pool_size", "algorithm"])
-    stage_key = keys.prefix + ":stage"
-    raw_stages = client.hget(stage_key + ":config", "stages")
+    raw_stages = client.hget(keys.stage_config, "stages")
     stage: dict[str, Any] = {}
     if raw_stages is not None:  # a stage curriculum: where it stands, whatever else the namespace holds
-        index, episodes, created_at = client.hmget(stage_key, ["index", "recorded_episodes", "created_at"])
+        index, episodes, created_at = client.hmget(keys.stage, ["index", "recorded_episodes", "created_at"])
         stage = {
             "stage": int(index or 0),
             "num_stages": len(json.loads(raw_stages)),
@@ -118,17 +120,18 @@ def _namespace_info(client: Client, namespace: str) -> NamespaceInfo:
             "created_at": float(created_at or 0.0),
         }
     if meta[0] is None and meta[3] is None:
-        return NamespaceInfo(namespace=namespace, tasks=0, completions=0, schema_version=0, kind="stage", **stage)
+        episodes = stage.get("episodes", 0)
+        return NamespaceInfo(namespace, tasks=0, completions=episodes, schema_version=0, kind="stage", **stage)
     completed = int(client.hget(keys.counters, "num_completed") or 0)
     algorithm = meta[3].decode() if isinstance(meta[3], bytes) else meta[3]
-    pool = {"episodes": completed, "created_at": float(meta[1] or 0.0)}
+    found = {"episodes": completed, "created_at": float(meta[1] or 0.0), **stage}
     return NamespaceInfo(
         namespace=namespace,
         tasks=int(meta[2] or 0),
-        completions=completed,
+        completions=found["episodes"],
         schema_version=int(meta[0] or 0),
-        kind=str(algorithm or "learning_progress"),
-        **{**pool, **stage},
+        kind=str(algorithm or DEFAULT_ALGORITHM),
+        **found,
     )
 
 
@@ -137,7 +140,7 @@ def namespace_kinds(client: Client, namespace: str) -> frozenset[str]:
     ``"stage"`` (a stage curriculum's track); empty when nothing of it is on the server."""
     keys = NamespaceKeys(namespace)
     found = {"curriculum"} if client.exists(keys.meta) else set()
-    if client.exists(keys.prefix + ":stage:config"):
+    if client.exists(keys.stage_config):
         found.add("stage")
     return frozenset(found)
 
@@ -145,17 +148,18 @@ def namespace_kinds(client: Client, namespace: str) -> frozenset[str]:
 def reset_stage(client: Client, namespace: str, index: int) -> int:
     """Move the stage curriculum in ``namespace`` to stage ``index`` (every env follows at its next
     reset); returns the new version. Raises :class:`ConfigError` for an index that is not a stage."""
-    from curriculum_redis.reader import stage_configs
-    from curriculum_redis.stage import StageCurriculum
-
-    curriculum = StageCurriculum.from_namespace(client, namespace)
+    store = RedisStore(client, namespace)
     try:
-        last = len(stage_configs(curriculum.config)) - 1
+        hypers = store.read_hypers()
+        if not isinstance(hypers, SequentialConfig):
+            raise StoreError(f"namespace {namespace!r} holds no stage curriculum")
+        last = len(hypers.stages) - 1
         if not 0 <= index <= last:
             raise ConfigError(f"stage {index} does not exist (namespace {namespace!r} has stages 0..{last})")
-        return curriculum.reset_to(index)
+        return store.reset_stage(index).version
     finally:
-        curriculum.close()
+        if store.client is not client:
+            store.close()
 
 
 def drop_namespace(client: Client, namespace: str) -> int:
@@ -255,7 +259,7 @@ def decode_state(data: bytes, source: str = "the file") -> CurriculumState:
 def inconsistency(state: CurriculumState) -> str | None:
     """What makes a schema-valid state unfit to import (the checks the scripts would otherwise trip
     over later), or None. A real export always passes; a hand-made or damaged one may not."""
-    capacity = state.hypers.num_active_tasks
+    capacity = state.hypers.num_active_tasks if isinstance(state.hypers, PoolConfig) else 0
     if len(state.tasks) > capacity:
         return f"{len(state.tasks)} tasks for num_active_tasks={capacity}"
     seen: set[int] = set()
@@ -336,8 +340,6 @@ def import_namespace(
 ) -> ImportInfo:
     """Load an export into ``namespace``. Refuses an existing namespace unless ``replace`` is set, and
     one whose hyperparameters differ unless ``on_mismatch`` allows it."""
-    from curriculum_redis.curriculum import reconcile_hypers
-
     state = decode_state(Path(path).read_bytes(), source=str(path))
     store = RedisStore(client, namespace)
     existing = store.client.hget(store.keys.meta, "hypers")  # the primary (the store's client never reads a replica)

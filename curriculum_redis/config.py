@@ -8,14 +8,13 @@ fields and round-trips through JSON (task generators included).
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import json
 import logging
 import math
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self, TypeAlias, TypeVar
+from typing import Any, ClassVar, Literal, Self, TypeVar
 
 import numpy as np
 from pydantic import (
@@ -32,23 +31,11 @@ from pydantic import (
 )
 
 from curriculum_redis.errors import ConfigError, HyperparameterMismatchError, InvalidScoreError
-from curriculum_redis.stage_config import StageCurriculumConfig
+from curriculum_redis.store.url import check_url
 from curriculum_redis.tasks import TaskGenerator, always_tagged
-
-if TYPE_CHECKING:
-    from curriculum_redis.algorithms.learnability import LearnabilityConfig as LearnabilityConfig
-    from curriculum_redis.algorithms.learning_progress import PRESETS as PRESETS
-    from curriculum_redis.algorithms.learning_progress import LearningProgressConfig as LearningProgressConfig
-    from curriculum_redis.algorithms.prioritized_replay import PrioritizedReplayConfig as PrioritizedReplayConfig
-    from curriculum_redis.algorithms.uniform import UniformConfig as UniformConfig
-
-    SAFE_TO_CHANGE: frozenset[str]
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 AlgorithmConfigT = TypeVar("AlgorithmConfigT", bound="AlgorithmConfig")
-
-DEFAULT_ALGORITHM = "learning_progress"
-"""The algorithm of a config that names none, and of a namespace whose meta names none."""
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +100,7 @@ def _qualified(cls: type) -> str:
 
 def parse_config(value: object) -> AlgorithmConfig:
     """An algorithm's config from a config, a mapping or JSON, found by its ``algorithm`` field
-    (:data:`DEFAULT_ALGORITHM` when a mapping names none)."""
+    (:data:`curriculum_redis.algorithms.DEFAULT_ALGORITHM` when a mapping names none)."""
     if isinstance(value, AlgorithmConfig):
         return value
     if isinstance(value, str | bytes | bytearray):
@@ -123,14 +110,20 @@ def parse_config(value: object) -> AlgorithmConfig:
             raise ConfigError(f"an algorithm config must be a JSON object: {exc}") from exc
     if not isinstance(value, Mapping):
         raise ConfigError(f"an algorithm config must be a mapping, not {type(value).__name__}")
-    return config_class(value.get("algorithm", DEFAULT_ALGORITHM)).model_validate(value)
+    return config_class(value.get("algorithm", DEFAULT)).model_validate(value)
 
 
-def config_class(name: object) -> type[AlgorithmConfig]:
-    """The config class of the algorithm called ``name``."""
-    from curriculum_redis.algorithms import discover  # the algorithms import this module
+DEFAULT = object()
+"""Stands for the default algorithm, which the algorithms package names."""
+
+
+def config_class(name: object = DEFAULT) -> type[AlgorithmConfig]:
+    """The config class of the algorithm called ``name`` (of the default algorithm without one)."""
+    from curriculum_redis.algorithms import DEFAULT_ALGORITHM, discover  # the algorithms import this module
 
     discover()
+    if name is DEFAULT:
+        name = DEFAULT_ALGORITHM
     if not isinstance(name, str) or name not in _CONFIG_CLASSES:
         raise ConfigError(f"unknown algorithm {name!r}; choose one of {', '.join(sorted(_CONFIG_CLASSES))}")
     return _CONFIG_CLASSES[name]
@@ -197,51 +190,12 @@ def reconcile_hypers(
     raise HyperparameterMismatchError(diffs if policy == "error" else unsafe, where)
 
 
-class SequentialConfig(StageCurriculumConfig, AlgorithmConfig):
-    """Ordered stages, each left when its stop condition (or threshold rule) holds: the stage curriculum
-    chosen by ``CurriculumConfig.algorithm``. Its state is per stage, not per task, so it runs on the
-    stage engine (:mod:`curriculum_redis.stage`, ``lua/stage_record.lua``) rather than the task pool."""
-
-    SAFE: ClassVar[frozenset[str]] = frozenset({"seed"})
-    """The seed only shapes this process's draws; the stages' fingerprint leaves it out."""
-
-    algorithm: Literal["sequential"] = "sequential"
-
-
-AnyAlgorithmConfig: TypeAlias = PoolConfig
-"""Alias of :class:`PoolConfig` for the code that reads pool fields of any config."""
-
-
 def parse_algorithm_json(raw: str | bytes) -> PoolConfig:
     """A pool algorithm's config from its JSON (as stored in a namespace's meta)."""
     cfg = parse_config(raw)
     if not isinstance(cfg, PoolConfig):
         raise ConfigError(f"the {cfg.algorithm} algorithm keeps no task pool")
     return cfg
-
-
-def safe_to_change(cfg: BaseModel) -> frozenset[str]:
-    """Alias of ``type(cfg).SAFE`` until its users read that."""
-    return frozenset(getattr(cfg, "SAFE", frozenset()))
-
-
-_MOVED = {
-    "LearningProgressConfig": "learning_progress",
-    "PRESETS": "learning_progress",
-    "PrioritizedReplayConfig": "prioritized_replay",
-    "LearnabilityConfig": "learnability",
-    "UniformConfig": "uniform",
-}
-"""Configs that live with their algorithm, still importable from here until every import moves."""
-
-
-def __getattr__(name: str) -> Any:
-    if name == "SAFE_TO_CHANGE":
-        return __getattr__("LearningProgressConfig").SAFE
-    if name in _MOVED:
-        module = importlib.import_module(f"curriculum_redis.algorithms.{_MOVED[name]}")
-        return getattr(module, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class BufferConfig(BaseModel):
@@ -329,8 +283,6 @@ class CurriculumConfig(BaseModel):
 
     @model_validator(mode="after")
     def _url_scheme(self) -> CurriculumConfig:
-        from curriculum_redis.store.url import check_url  # the store package imports this module
-
         if self.redis_url is not None:
             check_url(self.redis_url, "redis_url")
         return self

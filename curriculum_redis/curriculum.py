@@ -13,53 +13,29 @@ import logging
 import os
 import time
 import weakref
-from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
-from curriculum_redis.algorithms import AnyAlgorithm, find_algorithm
-from curriculum_redis.algorithms.sequential import Sequential, Stage, StageView
-from curriculum_redis.config import AlgorithmConfig, CurriculumConfig, MismatchPolicy, build, reconcile_hypers
-from curriculum_redis.errors import ConfigError, ScriptError, StoreError, StoreUnavailableError
+from curriculum_redis.algorithms import Algorithm, find_algorithm
+from curriculum_redis.algorithms.base import TaskView
+from curriculum_redis.config import AlgorithmConfig, CurriculumConfig, MismatchPolicy, reconcile_hypers
+from curriculum_redis.errors import ScriptError, StoreUnavailableError
 from curriculum_redis.outcomes import OutcomeBuffer
-from curriculum_redis.pool import TASK_ID_LIMIT, PoolView
 from curriculum_redis.sampler import RefreshPolicy
-from curriculum_redis.stage_config import StageCurriculumConfig
 from curriculum_redis.state import CurriculumState
-from curriculum_redis.store.base import CurriculumStore, Outcome, RecordResult, StageState
+from curriculum_redis.store.base import CurriculumStore, Outcome, RecordResult
 from curriculum_redis.store.memory import MemoryStore
+from curriculum_redis.store.redis import RedisStore
 from curriculum_redis.tasks import Task
 
-__all__ = ["OFFLINE_RETRY_S", "TASK_ID_LIMIT", "Curriculum", "StageCurriculum", "TaskView", "reconcile_hypers"]
+__all__ = ["OFFLINE_RETRY_S", "Curriculum"]
 
 log = logging.getLogger(__name__)
 
 OFFLINE_RETRY_S = 0.5
 """After the store fails to answer, how long the hot path goes without trying it again."""
-
-
-class TaskView(Protocol):
-    """What one process knows of the shared state, and how it draws and reports tasks from it."""
-
-    @property
-    def ready(self) -> bool: ...
-
-    def refresh(self, store: CurriculumStore) -> None: ...
-
-    def draw(self) -> Task: ...
-
-    def outcome(self, task_id: int, score: float) -> Outcome: ...
-
-    def failure(self, task_id: int) -> Outcome: ...
-
-    def on_recorded(self, result: RecordResult) -> None: ...
-
-    def probabilities(self) -> dict[int, float]: ...
-
-    def stats(self, store: CurriculumStore, last_counters: dict[str, int]) -> dict[str, float]: ...
-
-    def label_table(self, store: CurriculumStore) -> dict[str, dict[str, float]]: ...
 
 
 class Curriculum:
@@ -77,8 +53,6 @@ class Curriculum:
     def _default_store(config: CurriculumConfig) -> CurriculumStore:
         if config.redis_url is None:
             return MemoryStore(config.namespace)
-        from curriculum_redis.store.redis import RedisStore
-
         return RedisStore.from_url(config.redis_url, config.namespace)
 
     @property
@@ -101,13 +75,10 @@ class Curriculum:
         self._atexit: Callable[[], None] | None = None
 
     def _make_view(self, hypers: AlgorithmConfig, rng: np.random.Generator) -> TaskView:
-        algorithm = find_algorithm(hypers.algorithm)
-        if isinstance(algorithm, Sequential):
-            return algorithm.view(self.config, hypers, rng)  # type: ignore[arg-type]
-        return PoolView(self.config, hypers, rng)  # type: ignore[arg-type]
+        return find_algorithm(hypers.algorithm).view(hypers, rng, self.config)
 
     @property
-    def algorithm(self) -> AnyAlgorithm:
+    def algorithm(self) -> Algorithm:
         """The algorithm running this curriculum (one instance per name)."""
         return find_algorithm(self.hypers.algorithm)
 
@@ -132,7 +103,7 @@ class Curriculum:
             self._attach()
 
     def _attach(self) -> None:
-        stored = self.store.attach(self.given)  # type: ignore[arg-type]
+        stored = self.store.attach(self.given)
         if stored is not None:
             where = f"namespace {self.store.namespace!r}"
             self.hypers = reconcile_hypers(stored, self.given, self.config.on_mismatch, where)
@@ -178,7 +149,7 @@ class Curriculum:
         if self._policy.tick():
             self._refresh_quietly()
         task = self._view.draw()
-        if isinstance(self._view, PoolView):  # a pool counts each label's draws; stages need no counts
+        if self._view.counts_draws:
             self._buffer.add_sample(task.label_hash)
         if self._buffer.stale():
             self._flush_quietly()
@@ -344,101 +315,10 @@ class Curriculum:
         self._client_id = self.store.register_client()
         self._seq = 0
         self._view = self._make_view(self.hypers, np.random.default_rng([self.config.seed, self._client_id]))
-        if isinstance(self._view, PoolView):
-            self._view.load(self.store)
-        else:
-            self._view.refresh(self.store)
+        self._view.load(self.store)
         self._policy.refreshed()
 
     @property
     def client_id(self) -> int:
         self._ensure_ready()
         return self._client_id
-
-
-class StageCurriculum(Curriculum):
-    """A sequential curriculum built from its stages alone: ``StageCurriculum(stages, url, namespace)``.
-
-    The same engine as ``Curriculum(CurriculumConfig(algorithm=SequentialConfig(...)))``, set to write
-    every episode at once and to read the current stage at every ``get_task()`` (one small read), so every
-    environment runs a new stage from its next reset on. Adds the stage operations the CLI uses.
-    ``connection`` is a store URL, a ``redis.Redis`` or a ``RedisCluster``; None keeps the state in memory.
-    """
-
-    def __init__(self, config: StageCurriculumConfig, connection: Any = None, namespace: str = "default") -> None:
-        from curriculum_redis.config import SequentialConfig
-
-        if not isinstance(config, StageCurriculumConfig):
-            raise ConfigError(f"config must be a StageCurriculumConfig, got {type(config).__name__}")
-        stages = config if isinstance(config, SequentialConfig) else SequentialConfig(**dict(config))
-        data = {"algorithm": stages, "seed": config.seed, "namespace": namespace}
-        full = build(CurriculumConfig, {**data, "buffer": {"batch_size": 1}, "sampler": {"refresh_every_draws": 1}})
-        super().__init__(full, None if connection is None else self._redis_store(connection, namespace))
-
-    @staticmethod
-    def _redis_store(connection: Any, namespace: str) -> CurriculumStore:
-        from curriculum_redis.store.redis import RedisStore
-
-        if isinstance(connection, str):
-            return RedisStore.from_url(connection, namespace)
-        return RedisStore(connection, namespace)
-
-    @classmethod
-    def from_namespace(cls, connection: Any, namespace: str) -> StageCurriculum:
-        """The stage curriculum stored in ``namespace``, with the stages stored there (for a process that
-        does not have the config, like the CLI)."""
-        store = cls._redis_store(connection, namespace)
-        try:
-            stored = store.read_stages()  # type: ignore[attr-defined]
-        finally:
-            store.close()
-        if stored is None:
-            raise StoreError(f"namespace {namespace!r} holds no stage curriculum")
-        return cls(stored, connection, namespace)
-
-    @property
-    def view(self) -> StageView:
-        self._ensure_ready()
-        assert isinstance(self._view, StageView)
-        return self._view
-
-    def current_stage(self) -> Stage:
-        """The current stage, read now (the last one read while the store is unreachable)."""
-        self._refresh_quietly()
-        return self.view.stage()
-
-    @property
-    def pending_episodes(self) -> int:
-        return self.pending_outcomes
-
-    def state(self) -> StageState:
-        """Everything stored, read atomically."""
-        self._ensure_ready()
-        self._flush_quietly()
-        return self.store.stage_state()
-
-    def record_episode(self, stage_index: int, success: bool) -> int:
-        """Record one episode played in stage ``stage_index``; returns the current stage index."""
-        return self.record_episodes([(stage_index, success)]).stage.index  # type: ignore[union-attr]
-
-    def record_episodes(self, episodes: Sequence[tuple[Any, ...]]) -> RecordResult:
-        """Record episodes ``(stage_index, success)`` or ``(stage_index, success, score)`` in order, in one
-        atomic call. Raises StoreUnavailableError if the store is down (they stay buffered)."""
-        if isinstance(episodes, str | bytes) or not isinstance(episodes, Sequence) or not episodes:
-            raise ConfigError("episodes must be a non-empty sequence of (stage_index, success) pairs")
-        if any(not isinstance(e, tuple | list) or len(e) not in (2, 3) for e in episodes):
-            raise ConfigError("an episode is a (stage_index, success) pair or a (stage_index, success, score) triple")
-        outcomes = [self.view.episode(*episode) for episode in episodes]
-        for outcome in outcomes:
-            self._buffer.add(outcome)
-        result = self._flush()
-        assert result is not None
-        return result
-
-    def reset_to(self, stage_index: int) -> int:
-        """Admin: go to stage ``stage_index`` with an empty window (version bumped). Episodes played in
-        other stages and recorded afterwards are stale. Returns the index."""
-        index = self.view.check_index(stage_index)
-        self._flush_quietly()
-        self.view.on_recorded(RecordResult(True, stage=self.store.reset_stage(index)))
-        return index

@@ -12,25 +12,36 @@ import time
 import numpy as np
 import numpy.typing as npt
 
-from curriculum_redis.algorithms import Algorithm, algorithm_of
-from curriculum_redis.config import AnyAlgorithmConfig, CurriculumConfig
+from curriculum_redis.algorithms.base import PoolAlgorithm
+from curriculum_redis.config import CurriculumConfig, PoolConfig
 from curriculum_redis.errors import ConfigError
 from curriculum_redis.sampler import LocalSampler
-from curriculum_redis.scoring import normalize_score
 from curriculum_redis.stats import flatten_labels, label_table, pool_stats
 from curriculum_redis.store.base import COUNTERS, CurriculumStore, Eviction, Outcome, RecordResult, ScoreSnapshot
-from curriculum_redis.tasks import MAX_TASK_ID, Task
+from curriculum_redis.store.schema import MAX_TASK_ID
+from curriculum_redis.tasks import Task, TaskGenerator
 
 TASK_ID_LIMIT = 2**31
 """New task ids are drawn from [1, 2**31): short, readable keys, and exact as doubles."""
 
 
 class PoolView:
-    """One process's view of a task pool: the last snapshot, its tasks and their probabilities."""
+    """One process's view of a task pool: the last snapshot, its tasks and their probabilities.
 
-    def __init__(self, config: CurriculumConfig, hypers: AnyAlgorithmConfig, rng: np.random.Generator) -> None:
+    Without a :class:`CurriculumConfig` it only observes: it reads statistics and never makes a task."""
+
+    counts_draws = True
+
+    def __init__(
+        self,
+        hypers: PoolConfig,
+        algorithm: PoolAlgorithm,
+        rng: np.random.Generator,
+        config: CurriculumConfig | None = None,
+    ) -> None:
         self.config = config
         self.hypers = hypers
+        self.algorithm = algorithm
         self._rng = rng
         self._sampler = LocalSampler(rng)
         self._tasks: dict[int, Task] = {}
@@ -41,8 +52,10 @@ class PoolView:
         self._next_touch = 0.0
 
     @property
-    def algorithm(self) -> Algorithm:
-        return algorithm_of(self.hypers)
+    def generator(self) -> TaskGenerator:
+        if self.config is None:
+            raise ConfigError("a view that only observes makes no tasks")
+        return self.config.generator
 
     @property
     def ready(self) -> bool:
@@ -60,7 +73,7 @@ class PoolView:
         elif self._evict(store, snap):
             snap = store.snapshot()
         self.install(snap)
-        ttl_s = self.config.ttl_s
+        ttl_s = None if self.config is None else self.config.ttl_s
         if ttl_s is not None and time.monotonic() >= self._next_touch:
             store.touch(ttl_s)
             self._next_touch = time.monotonic() + ttl_s / 3
@@ -71,7 +84,7 @@ class PoolView:
         self.install(store.snapshot())
 
     def _new_task(self) -> Task:
-        return self.config.generator.get_task(int(self._rng.integers(1, TASK_ID_LIMIT)))
+        return self.generator.get_task(int(self._rng.integers(1, TASK_ID_LIMIT)))
 
     def _evict(self, store: CurriculumStore, snap: ScoreSnapshot) -> bool:
         """Evict up to ``max_evictions_per_refresh`` tasks, each replaced in the same atomic call."""
@@ -85,15 +98,15 @@ class PoolView:
         # The server re-checks each candidate's stored score against the bound the algorithm gives.
         candidates, max_scores = self.algorithm.eviction_candidates(snap, hypers, budget)
         for index, max_score in zip(candidates.tolist(), max_scores.tolist(), strict=True):
-            evictions.append(Eviction(int(snap.task_ids[index]), self._new_task(), "low_lp",
+            evictions.append(Eviction(int(snap.task_ids[index]), self._new_task(), "low_score",
                                       min_presentations=hypers.min_presentations_for_eviction,
-                                      max_lp=float(max_score)))  # fmt: skip
+                                      max_score=float(max_score)))  # fmt: skip
         return any([store.evict_and_replace(eviction) == "evicted" for eviction in evictions])
 
     def install(self, snap: ScoreSnapshot) -> None:
         ids = snap.task_ids
         if snap.pool_version != self._pool_version or len(self._tasks) != ids.size:
-            generator = self.config.generator
+            generator = self.generator
             self._tasks = {i: self._tasks.get(i) or generator.get_task(i) for i in ids.tolist()}
             self._slots = snap.slot_of()
             self._pool_version = snap.pool_version
@@ -114,13 +127,13 @@ class PoolView:
         if task is None:
             if not 1 <= task_id <= MAX_TASK_ID:
                 raise ConfigError(f"task_id must be in [1, 2**53), got {task_id}")
-            task = self.config.generator.get_task(task_id)
+            task = self.generator.get_task(task_id)
         return task
 
     def outcome(self, task_id: int, score: float) -> Outcome:
         """The score normalised onto [0, 1]; the store applies the success threshold."""
         task = self._task_for(task_id)
-        value = normalize_score(score, self.hypers.score_range)
+        value = self.hypers.normalize(score)
         return Outcome(task.task_id, task.label_hash, value, False, self._slots.get(task.task_id, -1))
 
     def failure(self, task_id: int) -> Outcome:
@@ -141,15 +154,20 @@ class PoolView:
         snap = store.snapshot()
         return snap, self.algorithm.distribution(snap, self.hypers)
 
-    def stats(self, store: CurriculumStore, last_counters: dict[str, int]) -> dict[str, float]:
+    def current_probabilities(self, store: CurriculumStore) -> dict[int, float]:
+        snap, probs = self._observed(store)
+        return dict(zip(snap.task_ids.tolist(), probs.tolist(), strict=True))
+
+    def stats(self, store: CurriculumStore, last_counters: dict[str, int] | None = None) -> dict[str, float]:
         """Counters (and their change since ``last_counters``, updated in place), pool and label statistics."""
         snap, probs = self._observed(store)
         score_field = self.algorithm.score_field
         counters = store.counters()
         out: dict[str, float] = {name: float(counters.get(name, 0)) for name in COUNTERS}
-        out.update({f"epoch/{n}": float(counters.get(n, 0) - last_counters.get(n, 0)) for n in COUNTERS})
-        last_counters.clear()
-        last_counters.update(counters)
+        if last_counters is not None:
+            out.update({f"epoch/{n}": float(counters.get(n, 0) - last_counters.get(n, 0)) for n in COUNTERS})
+            last_counters.clear()
+            last_counters.update(counters)
         out.update(pool_stats(snap, probs, self.hypers.num_active_tasks, score_field))
         out.update(flatten_labels(label_table(snap, probs, store.label_stats(), score_field)))
         return out

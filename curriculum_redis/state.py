@@ -6,23 +6,17 @@ pickled. ``SCHEMA_VERSION`` changes whenever the meaning of a stored field chang
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, field_validator, model_validator
 
-from curriculum_redis.config import AlgorithmConfig, PoolConfig, parse_config
+from curriculum_redis.algorithms import pool_algorithms
+from curriculum_redis.config import AlgorithmConfig, parse_config
 
 SCHEMA_VERSION = 2
 """2: one generic 128-byte record for every algorithm (store fields, score, algorithm state). A state
 that only gains optional parts (``stage``) keeps its version."""
 STATE_FORMAT = "curriculum_redis.state"
-
-if TYPE_CHECKING:
-    # The readers of exports still read pool fields of any state's hypers; a sequential state's are
-    # not a PoolConfig, and its readers check the shape first.
-    Hypers: TypeAlias = PoolConfig
-else:
-    Hypers = SerializeAsAny[AlgorithmConfig]
 
 COUNTER_NAMES: tuple[str, ...] = (
     "num_created",
@@ -119,7 +113,7 @@ class CurriculumState(BaseModel):
     format: str = STATE_FORMAT
     schema_version: int = SCHEMA_VERSION
     namespace: str
-    hypers: Hypers
+    hypers: SerializeAsAny[AlgorithmConfig]
     pool_version: int = 0
     tasks: list[TaskRecord] = Field(default_factory=list)
     labels: dict[int, str] = Field(default_factory=dict)
@@ -137,8 +131,6 @@ class CurriculumState(BaseModel):
 
     @model_validator(mode="after")
     def _tasks_hold_their_algorithms_fields(self) -> CurriculumState:
-        from curriculum_redis.algorithms import pool_algorithms  # they import the config, as this does
-
         algorithm = pool_algorithms().get(self.hypers.algorithm)
         if algorithm is not None:
             fields = algorithm.stored_fields()

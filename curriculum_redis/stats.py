@@ -26,10 +26,6 @@ def gini(values: npt.NDArray[np.float64]) -> float:
     return float((2.0 * np.dot(ranks, x)) / (n * total) - (n + 1.0) / n)
 
 
-LEGACY_LABEL_COLUMNS = {"mean_lp": "active_score", "lp_ema": "score_ema"}
-"""Former names of two label-table columns, kept in every row until every reader uses the new ones."""
-
-
 def pool_stats(
     snapshot: ScoreSnapshot, probs: npt.NDArray[np.float64], capacity: int, score_field: str
 ) -> dict[str, float]:
@@ -94,8 +90,6 @@ def label_table(
             "mean_score": agg.score_sum / agg.completions if agg.completions else 0.0,
             "success_rate": agg.successes / agg.completions if agg.completions else 0.0,
         }
-        row = table[agg.label or str(h)]
-        row.update({old: row[new] for old, new in LEGACY_LABEL_COLUMNS.items()})
     return table
 
 

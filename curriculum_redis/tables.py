@@ -221,11 +221,12 @@ def stage_table(
 
 
 def namespaces_table(infos: Sequence[Any], title: str, width: int) -> Table:
-    """One row per namespace: its kind (the algorithm, or ``stage``), size, stage, episodes, schema."""
+    """One row per namespace: its kind (the algorithm, or ``stage``), pool size (``-`` for stages), stage,
+    episodes, schema (``-`` where meta holds none)."""
     columns = [
         Column("namespace", [i.namespace for i in infos], justify="left", key=True),
         Column("kind", [i.kind for i in infos], justify="left"),
-        Column("tasks", [number(i.tasks, True) if i.kind != "stage" else "-" for i in infos], priority=2),
+        Column("tasks", [number(i.tasks, True) if i.stage is None else "-" for i in infos], priority=2),
         Column("stage", [f"{i.stage} of {i.num_stages}" if i.stage is not None else "-" for i in infos], priority=3),
         Column("episodes", [number(i.episodes, True) for i in infos], priority=1),
         Column("schema", [str(i.schema_version) if i.kind != "stage" else "-" for i in infos], priority=4),

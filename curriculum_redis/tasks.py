@@ -27,9 +27,7 @@ from pydantic import (
 
 from curriculum_redis.errors import ConfigError
 from curriculum_redis.labels import label_hash
-
-MAX_TASK_ID = 2**53 - 1
-"""Task ids must stay exact as doubles: Lua numbers and the snapshot records are float64."""
+from curriculum_redis.store.schema import MAX_TASK_ID
 
 
 @dataclass(frozen=True, slots=True)

@@ -604,7 +604,7 @@ def test_keys_created_by_an_eviction_after_a_touch_expire_too(redis_url: str, re
     store.touch(30.0)
     store.record(OutcomeBatch(1, 1, [Outcome(1, first.label_hash, 0.5)] * 3))
     replacement = Task(3, "brand-new-label", {})
-    assert store.evict_and_replace(Eviction(1, replacement, "low_lp", 1, 1.0)) == "evicted"
+    assert store.evict_and_replace(Eviction(1, replacement, "low_score", 1, 1.0)) == "evicted"
     assert 0 < redis_client.pttl(store.keys.task(3)) <= 30_000
     assert 0 < redis_client.pttl(store.keys.label(replacement.label_hash)) <= 30_000
     assert not redis_client.exists(store.keys.task(1))

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ import pytest
 import redis
 
 from curriculum_redis import BucketedTaskGenerator, Curriculum, CurriculumConfig, LearningProgressConfig, admin, reader
+from curriculum_redis.algorithms import find_algorithm
 from curriculum_redis.cli import URL_ENV, main
 from curriculum_redis.demo.student import SimulatedStudent, student_task_generator
 
@@ -144,19 +144,13 @@ def test_namespaces_lists_the_trained_namespace(trained: str, capsys: pytest.Cap
     assert code == 0 and "cli" in out
 
 
-def registered_algorithms() -> list[Any]:
-    """Every algorithm the library knows, the test-only extra one included when it exists."""
-    with contextlib.suppress(ImportError):
-        import extra_algorithm.constant  # noqa: F401  (registers itself on import)
+def registered_algorithms() -> list[str]:
+    """Every algorithm the library knows, the test-only extra one included."""
+    import extra_algorithm.constant  # noqa: F401  (registers itself on import)
+
     from curriculum_redis.algorithms import registry
 
-    outside = pytest.mark.xfail(
-        reason="until the store loads an algorithm's Lua from Algorithm.lua_path() (integration)", strict=False
-    )
-    return [
-        pytest.param(name, marks=[outside] if not type(a).__module__.startswith("curriculum_redis.") else [])
-        for name, a in sorted(registry().items())
-    ]
+    return sorted(registry())
 
 
 def algorithm_config(name: str, redis_url: str, namespace: str) -> CurriculumConfig:
@@ -186,22 +180,27 @@ def test_every_read_command_on_every_algorithm(
             curriculum.update_task_performance(task.task_id, (i % 7) / 6)
     at = ("--redis-url", redis_url, "--namespace", namespace)
     kinds = admin.namespace_kinds(redis_client, namespace)
-    if "curriculum" in kinds:
-        stats = run_json(capsys, *at, "stats")
-        assert stats["num_completed"] == 300
-        assert run_json(capsys, *at, "labels")
-        rows = run_json(capsys, *at, "inspect")
-        assert rows and {row["algorithm"] for row in rows} == {name}
+    assert "curriculum" in kinds
+    pool = find_algorithm(name).shape == "pool"
+    stats = run_json(capsys, *at, "stats")
+    assert stats["num_completed" if pool else "stage/recorded_episodes"] == 300
+    assert run_json(capsys, *at, "labels")
+    rows = run_json(capsys, *at, "inspect")
+    assert {row["algorithm"] for row in rows} == ({name} if pool else set())  # stages keep no task pool
+    if pool:
         score = reader.task_columns(name)[0]
         code, out, err = run(capsys, *at, "inspect", "--sort", score, "--limit", "3")
         assert code == 0 and score in out, err
-        for command in ("stats", "labels", "inspect"):
-            code, out, err = run(capsys, *at, command)
-            assert code == 0 and out and not err, (command, err)
-        code, out, err = run(capsys, *at, "export", str(tmp_path / "out.crx"))
-        assert code == 0 and (tmp_path / "out.crx").stat().st_size > 0, err
+    for command in ("stats", "labels", "inspect"):
+        code, out, err = run(capsys, *at, command)
+        assert code == 0 and out and not err, (command, err)
+    code, out, err = run(capsys, *at, "export", str(tmp_path / "out.crx"))
+    assert code == 0 and (tmp_path / "out.crx").stat().st_size > 0, err
+    code, out, err = run(capsys, *at, "import", str(tmp_path / "out.crx"), "--replace")
+    assert code == 0 and "replaced" in out, err
+    assert run_json(capsys, *at, "stats") == stats
     infos = {info["namespace"]: info for info in run_json(capsys, "--redis-url", redis_url, "namespaces")}
-    assert infos[namespace]["kind"] in (name, "stage")
+    assert infos[namespace]["kind"] == name
     code, out, err = run(capsys, *at, "stage")
     if "stage" in kinds:
         assert code == 0 and "stage 0" in out, err
@@ -398,7 +397,7 @@ def test_missing_namespace_is_a_runtime_error(redis_url: str, capsys: pytest.Cap
 
 
 def test_stage_shows_and_resets_a_stage_curriculum(redis_url: str, capsys: pytest.CaptureFixture[str]) -> None:
-    from curriculum_redis.stage import StageConfig, StageCurriculum, StageCurriculumConfig
+    from curriculum_redis import StageConfig, StageCurriculum, StageCurriculumConfig
 
     config = StageCurriculumConfig(
         stages=[
@@ -450,7 +449,7 @@ def test_inspect_shows_the_namespaces_own_algorithm_fields(redis_url: str, capsy
 @pytest.fixture
 def stages(redis_url: str) -> str:
     """Namespace ``stages``: a stage curriculum of 3 stages, moved to stage 1 after 3 episodes."""
-    from curriculum_redis.stage import StageConfig, StageCurriculum, StageCurriculumConfig
+    from curriculum_redis import StageConfig, StageCurriculum, StageCurriculumConfig
 
     config = StageCurriculumConfig(
         stages=[
@@ -503,13 +502,25 @@ def test_a_missing_namespace_is_an_error_with_a_hint(
     assert not (tmp_path / "ghost.crx").exists()
 
 
-def test_commands_of_the_other_kind_point_to_the_right_one(
+def test_stage_of_a_task_pool_points_to_stats_and_stats_of_stages_reads_them(
     stages: str, trained: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, _, err = run(capsys, "--redis-url", stages, "--namespace", "stages", "stats")
-    assert code == 1 and "is a stage curriculum" in err and "--namespace stages stage`" in err
     code, _, err = run(capsys, "--redis-url", stages, "--namespace", "cli", "stage")
     assert code == 1 and "is not a stage curriculum" in err and "--namespace cli stats`" in err
+    stats = run_json(capsys, "--redis-url", stages, "--namespace", "stages", "stats")
+    assert stats == run_json(capsys, "--redis-url", stages, "--namespace", "stages", "stage")["stats"]
+
+
+def test_stats_of_a_stage_namespace_without_meta_points_to_stage(
+    stages: str, redis_client: redis.Redis, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A stage namespace whose meta holds no hyperparameters (as written before stage namespaces had
+    meta) is still found and read by ``stage``; the pool commands point there."""
+    redis_client.delete("{cr:stages}:meta")
+    code, _, err = run(capsys, "--redis-url", stages, "--namespace", "stages", "stats")
+    assert code == 1 and "is a stage curriculum" in err and "--namespace stages stage`" in err
+    assert run_json(capsys, "--redis-url", stages, "--namespace", "stages", "stage")["state"]["index"] == 1
+    assert run_json(capsys, "--redis-url", stages, "namespaces")[0]["kind"] == "stage"
 
 
 @pytest.mark.parametrize("argv", [["--namespace", "", "stats"], ["stats", "--namespace", ""], ["demo", "--namespace="]])
@@ -523,7 +534,7 @@ def test_namespaces_describes_a_stage_namespace_as_stage_does(
 ) -> None:
     infos = {info["namespace"]: info for info in run_json(capsys, "--redis-url", stages, "namespaces")}
     stage = run_json(capsys, "--redis-url", stages, "--namespace", "stages", "stage")
-    assert infos["stages"]["kind"] == "stage"
+    assert infos["stages"]["kind"] == "sequential"
     assert infos["stages"]["stage"] == stage["state"]["index"] == 1
     assert infos["stages"]["num_stages"] == 3
     assert infos["stages"]["episodes"] == stage["stats"]["stage/recorded_episodes"] == 4
@@ -533,7 +544,7 @@ def test_namespaces_describes_a_stage_namespace_as_stage_does(
     code, out, _ = run(capsys, "--redis-url", stages, "namespaces")
     assert code == 0
     row = next(line.split() for line in out.splitlines() if line.strip().startswith("stages"))
-    assert row == ["stages", "stage", "-", "1", "of", "3", "4", "-"]
+    assert row == ["stages", "sequential", "-", "1", "of", "3", "4", "2"]
 
 
 @pytest.mark.parametrize(
@@ -551,8 +562,8 @@ def test_namespaces_describes_a_stage_namespace_as_stage_does(
 def test_a_wrong_password_reads_as_the_library_says_it(
     redis_url: str, argv: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
+    from curriculum_redis import StageConfig, StageCurriculum, StageCurriculumConfig
     from curriculum_redis.errors import StoreError
-    from curriculum_redis.stage import StageConfig, StageCurriculum, StageCurriculumConfig
     from curriculum_redis.store.redis import RedisStore
 
     bad = redis_url.replace("redis://", "redis://nobody:hunter2@")

@@ -122,7 +122,7 @@ def test_other_tables_fit(trained: str, command: list[str], capsys: pytest.Captu
 
 
 def test_stage_table_fits(redis_url: str, capsys: pytest.CaptureFixture[str]) -> None:
-    from curriculum_redis.stage import StageConfig, StageCurriculum, StageCurriculumConfig
+    from curriculum_redis import StageConfig, StageCurriculum, StageCurriculumConfig
 
     config = StageCurriculumConfig(
         stages=[

@@ -19,7 +19,14 @@ from redis.cluster import LoadBalancingStrategy, RedisCluster
 from redis.crc import key_slot
 from test_redis_processes import GENERATOR, assert_counts_match_reports, assert_namespace_consistent, config_json
 
-from curriculum_redis import Curriculum, CurriculumConfig, LearningProgressConfig
+from curriculum_redis import (
+    Curriculum,
+    CurriculumConfig,
+    LearningProgressConfig,
+    StageConfig,
+    StageCurriculum,
+    StageCurriculumConfig,
+)
 from curriculum_redis.admin import (
     drop_namespace,
     export_namespace,
@@ -29,7 +36,6 @@ from curriculum_redis.admin import (
     wait_for_replicas,
 )
 from curriculum_redis.errors import ConfigError, StoreError
-from curriculum_redis.stage import StageConfig, StageCurriculum, StageCurriculumConfig
 from curriculum_redis.store.connection import client_from_url
 from curriculum_redis.store.keys import NamespaceKeys
 from curriculum_redis.store.redis import RedisStore
@@ -324,13 +330,11 @@ def test_every_script_touches_only_the_keys_it_declares(
     """Every script runs with a prelude that checks each redis.call's keys against KEYS, on namespaces of all
     three primaries. A key built inside Lua of *another* namespace would also be refused by the cluster
     itself (non-local key); one of the *same* namespace is in the same slot, and only the check sees it."""
-    import curriculum_redis.stage
     import curriculum_redis.store.scripts
     from curriculum_redis.store.scripts import script_sources
 
     checked = UsedSources(script_sources())
     monkeypatch.setattr(curriculum_redis.store.scripts, "script_sources", lambda: checked)
-    monkeypatch.setattr(curriculum_redis.stage, "script_sources", lambda: checked, raising=False)
     stages = StageCurriculumConfig(
         stages=[StageConfig(name=n, env_cfg={}, window=2, advance_threshold=0.5) for n in ("a", "b", "c")]
     )
@@ -354,6 +358,7 @@ def test_every_script_touches_only_the_keys_it_declares(
         assert curriculum.store.read_task(int(curriculum.store.snapshot().task_ids[0])) is not None  # type: ignore[attr-defined]
         assert curriculum.store.counters()["num_evicted"] > 0
         curriculum.close()
+        drop_namespace(redis_cluster.client(), namespace)  # a namespace keeps its algorithm: the stages come next
         sc = StageCurriculum(stages, cluster_url, namespace)
         for _ in range(4):
             sc.record_episode(sc.current_stage().index, True)
@@ -425,7 +430,7 @@ def test_snapshot_and_stats_read_from_a_replica_of_a_standalone_primary(fresh_re
 def _eviction_of(snap: Any) -> Any:
     from curriculum_redis.store.base import Eviction
 
-    return Eviction(int(snap.task_ids[0]), Task(999_999, "fresh", {}), "low_lp", 0, float("inf"))
+    return Eviction(int(snap.task_ids[0]), Task(999_999, "fresh", {}), "low_score", 0, float("inf"))
 
 
 def _calls(client: redis.Redis, command: str) -> int:

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from curriculum_redis.algorithms.learnability import LearnabilityConfig
 from curriculum_redis.algorithms.learning_progress import LearningProgressConfig
 from curriculum_redis.algorithms.prioritized_replay import PrioritizedReplayConfig
+from curriculum_redis.algorithms.sequential import SequentialConfig, StageConfig
 from curriculum_redis.algorithms.uniform import UniformConfig
 from curriculum_redis.config import (
     AlgorithmConfig,
@@ -20,14 +21,12 @@ from curriculum_redis.config import (
     CurriculumConfig,
     PoolConfig,
     SamplerConfig,
-    SequentialConfig,
     build,
     parse_algorithm_json,
     parse_config,
     reconcile_hypers,
 )
 from curriculum_redis.errors import ConfigError, HyperparameterMismatchError
-from curriculum_redis.stage_config import StageConfig
 from curriculum_redis.tasks import (
     BucketedTaskGenerator,
     SingleTaskGenerator,
@@ -522,11 +521,10 @@ def test_pool_config_normalizes_scores_with_its_range() -> None:
     assert LearningProgressConfig().normalize(7) == 1.0
 
 
-def test_the_configs_are_still_importable_from_config() -> None:
-    import curriculum_redis.config as config
+def test_every_config_is_importable_from_the_top_level() -> None:
+    import curriculum_redis
 
-    assert config.LearningProgressConfig is LearningProgressConfig
-    assert config.UniformConfig is UniformConfig
-    assert config.SAFE_TO_CHANGE == LearningProgressConfig.SAFE
-    with pytest.raises(AttributeError):
-        _ = config.NoSuchConfig  # type: ignore[attr-defined]
+    assert curriculum_redis.LearningProgressConfig is LearningProgressConfig
+    assert curriculum_redis.UniformConfig is UniformConfig
+    assert curriculum_redis.SequentialConfig is SequentialConfig
+    assert curriculum_redis.StageCurriculumConfig is SequentialConfig

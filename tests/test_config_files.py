@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from curriculum_redis import Curriculum, CurriculumConfig
+from curriculum_redis.algorithms.sequential import SequentialConfig
 from curriculum_redis.algorithms.uniform import UniformConfig
-from curriculum_redis.config import SequentialConfig
 from curriculum_redis.errors import ConfigError
 from curriculum_redis.tasks import BucketedTaskGenerator, SingleTaskGenerator, Span
 

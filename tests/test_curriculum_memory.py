@@ -10,11 +10,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from curriculum_redis.config import BufferConfig, CurriculumConfig, LearningProgressConfig, SamplerConfig
+from curriculum_redis import LearningProgressConfig
+from curriculum_redis.algorithms.learning_progress import eviction_candidates
+from curriculum_redis.config import BufferConfig, CurriculumConfig, SamplerConfig
 from curriculum_redis.curriculum import Curriculum
 from curriculum_redis.errors import ConfigError, HyperparameterMismatchError, InvalidScoreError
 from curriculum_redis.labels import label_hash
-from curriculum_redis.scoring import eviction_candidates
 from curriculum_redis.state import TaskRecord
 from curriculum_redis.store.base import Eviction, EvictionOutcome, Outcome, OutcomeBatch, ScoreSnapshot
 from curriculum_redis.store.memory import MemoryStore
@@ -176,8 +177,8 @@ def test_rising_tasks_end_with_more_probability_than_flat_ones(make: Callable[..
     assert sum(by_label["rising"]) > 0.6
     table = cur.label_table()
     assert table["rising"]["sampling_probability"] == pytest.approx(sum(by_label["rising"]))
-    assert table["rising"]["mean_lp"] > table["impossible"]["mean_lp"] == 0.0
-    assert table["mastered"]["mean_lp"] == 0.0
+    assert table["rising"]["active_score"] > table["impossible"]["active_score"] == 0.0
+    assert table["mastered"]["active_score"] == 0.0
 
 
 def test_young_tasks_reach_eligibility_without_eviction(make: Callable[..., Curriculum]) -> None:
@@ -227,10 +228,10 @@ def test_eviction_keeps_the_pool_at_capacity_and_evicts_only_qualifying_tasks(
     for record in store.evictions:
         snap = record.decided_from
         threshold = float(np.quantile(snap.column("lp"), hypers.eviction_threshold_percentile))
-        assert record.eviction.reason == "low_lp"
+        assert record.eviction.reason == "low_score"
         assert record.victim.completions >= hypers.min_presentations_for_eviction
         assert record.victim.lp <= threshold
-        assert record.eviction.max_lp == pytest.approx(threshold)
+        assert record.eviction.max_score == pytest.approx(threshold)
         # It was among the lowest-LP qualifying tasks of that snapshot.
         idx, _ = eviction_candidates(snap.column("completions"), snap.column("lp"), hypers, CAPACITY)
         assert record.victim.task_id in snap.task_ids[idx].tolist()
@@ -552,7 +553,7 @@ def test_stats_report_counts_pool_and_labels(make: Callable[..., Curriculum]) ->
     for key in ("num_created", "num_evicted", "num_completed", "num_scheduled", "num_active_tasks",
                 "num_failures", "num_outcomes_for_evicted_tasks", "gini/sampling_probability", "lp/mean",
                 "lp/num_zeros", "probability/mean", "epoch/num_evicted", "epoch/num_completed",
-                "label/rising/lp_ema", "label/impossible/lp_ema", "label/mastered/samples"):
+                "label/rising/score_ema", "label/impossible/score_ema", "label/mastered/samples"):
         assert key in stats, key
     assert all(isinstance(v, float) and np.isfinite(v) for v in stats.values())
     assert stats["num_completed"] == 500
@@ -564,8 +565,8 @@ def test_stats_report_counts_pool_and_labels(make: Callable[..., Curriculum]) ->
     assert stats["label/impossible/mean_score"] == 0.0
     assert stats["label/mastered/mean_score"] == 1.0
     assert stats["label/mastered/success_rate"] == 1.0
-    assert stats["label/impossible/lp_ema"] == 0.0
-    assert stats["label/rising/lp_ema"] > 0.0
+    assert stats["label/impossible/score_ema"] == 0.0
+    assert stats["label/rising/score_ema"] > 0.0
     assert stats["lp/num_zeros"] == sum(stats[f"label/{k}/active"] for k in FLAT)
 
 

@@ -15,8 +15,14 @@ import numpy as np
 import pytest
 import redis
 
-from curriculum_redis import BucketedTaskGenerator, BufferConfig, Curriculum, CurriculumConfig, SamplerConfig
-from curriculum_redis.config import LearningProgressConfig
+from curriculum_redis import (
+    BucketedTaskGenerator,
+    BufferConfig,
+    Curriculum,
+    CurriculumConfig,
+    LearningProgressConfig,
+    SamplerConfig,
+)
 from curriculum_redis.labels import label_hash
 from curriculum_redis.state import CurriculumState
 from curriculum_redis.store.base import CurriculumStore, Eviction, Outcome, OutcomeBatch
@@ -64,7 +70,7 @@ def test_a_buffered_outcome_whose_task_another_process_evicted_still_counts(stor
     cur.update_task_performance(task.task_id, 0.25)
     other = store_factory()  # another process's store
     replacement = Task(10**9, task.label, {})
-    assert other.evict_and_replace(Eviction(task.task_id, replacement, "low_lp", 0, float("inf"))) == "evicted"
+    assert other.evict_and_replace(Eviction(task.task_id, replacement, "low_score", 0, float("inf"))) == "evicted"
     cur.flush()
     counters = other.counters()
     assert counters["num_completed"] == 2
@@ -86,7 +92,7 @@ def _scenario(store: CurriculumStore) -> list[Any]:
     h = {t.task_id: t.label_hash for t in TASKS}
     results = [store.record(OutcomeBatch(1, 1, [Outcome(t.task_id, t.label_hash, 0.1 * t.task_id) for t in TASKS]))]
     for victim, new in ((2, Task(7, "l0", {})), (5, Task(8, "fresh", {}))):
-        assert store.evict_and_replace(Eviction(victim, new, "low_lp", 0, float("inf"))) == "evicted"
+        assert store.evict_and_replace(Eviction(victim, new, "low_score", 0, float("inf"))) == "evicted"
     never = label_hash("never-created")
     batch = [
         Outcome(2, h[2], 0.9),

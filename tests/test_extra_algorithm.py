@@ -29,13 +29,6 @@ PACKAGE = Path(curriculum_redis.__file__).parent
 ROOT = PACKAGE.parent
 
 
-UNTIL_INTEGRATION = pytest.mark.xfail(
-    reason="store/scripts.py (WP-A) takes algorithm updates from lua/ only and reader.read_tasks (WP-D) sorts by "
-    "TaskRecord's declared fields; both read the registry after issue 12's integration",
-    strict=False,
-)
-
-
 def make_config(url: str | None, namespace: str) -> CurriculumConfig:
     return CurriculumConfig(
         task_generator=GENERATOR, algorithm=CONSTANT, redis_url=url, namespace=namespace,
@@ -57,7 +50,6 @@ def test_the_extra_algorithm_is_registered_by_its_module() -> None:
     assert parse_config({"algorithm": "constant", "value": 2.0}) == ConstantConfig(value=2.0)
 
 
-@UNTIL_INTEGRATION
 def test_extra_algorithm_runs_on_memory_and_redis_bit_for_bit(redis_url: str) -> None:
     memory, red = MemoryStore("extra"), RedisStore.from_url(redis_url, "extra-bits")
     tasks = [Task(i, f"l{i % 3}", {}) for i in range(1, 9)]
@@ -100,7 +92,6 @@ def test_extra_algorithm_config_round_trips_json_yaml(tmp_path: Path) -> None:
         CurriculumConfig.model_validate({**sparse, "algorithm": {"algorithm": "constant", "value": -1.0}})
 
 
-@UNTIL_INTEGRATION
 def test_extra_algorithm_checkpoint_and_export_round_trip(
     redis_url: str, redis_client: redis.Redis, tmp_path: Path
 ) -> None:
@@ -121,7 +112,6 @@ def test_extra_algorithm_checkpoint_and_export_round_trip(
     assert copy.export_state().tasks == RedisStore.from_url(redis_url, "extra-ckpt").export_state().tasks
 
 
-@UNTIL_INTEGRATION
 def test_every_cli_read_command_works_on_extra_algorithm(redis_url: str, tmp_path: Path) -> None:
     with Curriculum(make_config(redis_url, "extra-cli")) as curriculum:
         play(curriculum, 100)
@@ -147,13 +137,6 @@ ALLOWED = {
 USERS = ("curriculum_redis/demo/",)
 """Code that uses the library as its users do, choosing algorithms (as ``examples/`` and ``benchmarks/``)."""
 
-NOT_YET = {
-    "curriculum_redis/config.py",  # DEFAULT_ALGORITHM and the lazy re-exports of the configs, until WP-Z
-    "curriculum_redis/admin.py",  # NamespaceInfo.kind's default: algorithms.DEFAULT_ALGORITHM (WP-D)
-}
-"""Files that still name a built-in algorithm until the integration of issue 12 deletes the re-exports."""
-
-
 def test_adding_an_algorithm_touches_nothing_else() -> None:
     files = [*PACKAGE.rglob("*.py"), *(ROOT / "lua").glob("*.lua")]
     naming = {
@@ -161,4 +144,4 @@ def test_adding_an_algorithm_touches_nothing_else() -> None:
         for path in files
         if NAMED.search(path.read_text(encoding="utf-8")) and not path.relative_to(ROOT).as_posix().startswith(USERS)
     }
-    assert naming - ALLOWED - NOT_YET == set()
+    assert naming - ALLOWED == set()

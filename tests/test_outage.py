@@ -24,8 +24,9 @@ from curriculum_redis import (
     SamplerConfig,
     StoreUnavailableError,
 )
-from curriculum_redis.embedded import EmbeddedRedis, free_port
-from curriculum_redis.store.base import SNAPSHOT_FIELDS
+from curriculum_redis.algorithms import get_algorithm
+from curriculum_redis.demo.binaries import free_port
+from curriculum_redis.demo.server import EmbeddedRedis
 from curriculum_redis.store.keys import NamespaceKeys
 from curriculum_redis.store.redis import RedisStore
 
@@ -101,7 +102,7 @@ def assert_consistent(client: redis.Redis, namespace: str) -> dict[str, int]:
     assert task_keys == {k.task(task_id) for task_id in pool}  # no orphan task hash
     for row in snap.records.tolist():
         fields = client.hgetall(k.task(int(row[0])))
-        for name, value in zip(SNAPSHOT_FIELDS[1:], row[1:], strict=True):
+        for name, value in zip(get_algorithm("learning_progress").snapshot_fields()[1:], row[1:], strict=True):
             if name.startswith("unused_"):
                 continue  # a record slot the algorithm does not use: not in the hash
             assert float(fields[name.encode()]) == value, (row[0], name)

@@ -10,22 +10,26 @@ import numpy as np
 import pytest
 import redis
 
-from curriculum_redis import BucketedTaskGenerator, BufferConfig, Curriculum, CurriculumConfig, SamplerConfig
-from curriculum_redis.config import (
-    AnyAlgorithmConfig,
+from curriculum_redis import (
+    BucketedTaskGenerator,
+    BufferConfig,
+    Curriculum,
+    CurriculumConfig,
     LearnabilityConfig,
     LearningProgressConfig,
     PrioritizedReplayConfig,
+    SamplerConfig,
     UniformConfig,
 )
-from curriculum_redis.errors import ConfigError
-from curriculum_redis.reader import NamespaceNotFoundError, read_labels, read_stats, read_tasks
+from curriculum_redis.config import PoolConfig
+from curriculum_redis.errors import ConfigError, NamespaceNotFoundError
+from curriculum_redis.reader import read_labels, read_stats, read_tasks
 from curriculum_redis.store.memory import MemoryStore
 
 SPAWN = multiprocessing.get_context("spawn")
 GENERATOR = BucketedTaskGenerator({}, {"level": list(range(6))}, label="grid")
 EAGER = {"num_active_tasks": 12, "min_presentations_for_eviction": 1, "eviction_threshold_percentile": 1.0}
-ALGORITHMS: dict[str, AnyAlgorithmConfig] = {
+ALGORITHMS: dict[str, PoolConfig] = {
     "learning_progress": LearningProgressConfig(**EAGER),
     "prioritized_replay": PrioritizedReplayConfig(**EAGER),
     "learnability": LearnabilityConfig(**EAGER),
@@ -33,7 +37,7 @@ ALGORITHMS: dict[str, AnyAlgorithmConfig] = {
 }
 
 
-def config(url: str | None, namespace: str, algorithm: AnyAlgorithmConfig) -> CurriculumConfig:
+def config(url: str | None, namespace: str, algorithm: PoolConfig) -> CurriculumConfig:
     return CurriculumConfig(
         task_generator=GENERATOR,
         algorithm=algorithm,

@@ -24,15 +24,16 @@ from curriculum_redis import (
     LearningProgressConfig,
     SamplerConfig,
 )
+from curriculum_redis.algorithms import get_algorithm
+from curriculum_redis.algorithms.learning_progress import TaskState, apply_outcome
 from curriculum_redis.labels import label_hash
-from curriculum_redis.scoring import TaskState, apply_outcome
-from curriculum_redis.store.base import SNAPSHOT_DTYPE
 from curriculum_redis.store.redis import RedisStore
 from curriculum_redis.store.scripts import record_source, script_sources
 from curriculum_redis.tasks import Task
 
 pytestmark = pytest.mark.slow
 SPAWN = multiprocessing.get_context("spawn")
+LP_DTYPE = get_algorithm("learning_progress").dtype()
 GENERATOR = BucketedTaskGenerator({}, {"level": [0, 1, 2, 3]}, label="grid")
 
 
@@ -219,8 +220,8 @@ def assert_namespace_consistent(client: redis.Redis, namespace: str, capacity: i
     """Pool, task hashes, packed scores, label aggregates and counters all agree."""
     prefix = "{cr:" + namespace + "}"
     blob = client.get(f"{prefix}:scores") or b""
-    assert len(blob) == SNAPSHOT_DTYPE.itemsize * capacity
-    records = np.frombuffer(blob, dtype=SNAPSHOT_DTYPE)
+    assert len(blob) == LP_DTYPE.itemsize * capacity
+    records = np.frombuffer(blob, dtype=LP_DTYPE)
     pool = {int(row["task_id"]): slot for slot, row in enumerate(records) if row["task_id"] > 0}
     assert int(client.hget(f"{prefix}:meta", "pool_size") or 0) == len(pool)
     for task_id, slot in pool.items():
@@ -229,7 +230,7 @@ def assert_namespace_consistent(client: redis.Redis, namespace: str, capacity: i
         assert int(fields["slot"]) == slot
         row = records[slot]
         assert int(row["task_id"]) == task_id
-        for name in SNAPSHOT_DTYPE.names or ():
+        for name in LP_DTYPE.names or ():
             if name != "task_id" and not name.startswith("unused_"):
                 assert float(row[name]) == float(fields[name]), (task_id, name)
     task_keys = [k for k in client.scan_iter(match=f"{prefix}:task:*")]

@@ -19,14 +19,16 @@ from curriculum_redis import (
     ScriptError,
     Task,
 )
+from curriculum_redis.algorithms import get_algorithm
+from curriculum_redis.algorithms.learning_progress import TaskState, apply_outcome
 from curriculum_redis.labels import label_hash
-from curriculum_redis.scoring import TaskState, apply_outcome
-from curriculum_redis.store.base import SNAPSHOT_FIELDS, Eviction, Outcome, OutcomeBatch
+from curriculum_redis.store.base import Eviction, Outcome, OutcomeBatch
 from curriculum_redis.store.memory import MemoryStore
 from curriculum_redis.store.redis import RedisStore
 from curriculum_redis.store.scripts import lua_dir, record_source, script_sources
 
 GENERATOR = BucketedTaskGenerator({}, {"level": [0, 1, 2, 3]}, label="grid")
+LP_FIELDS = get_algorithm("learning_progress").snapshot_fields()
 
 
 def make_config(url: str, namespace: str = "t", **algorithm: Any) -> CurriculumConfig:
@@ -214,7 +216,7 @@ def test_replacement_task_inherits_nothing_from_the_evicted_one(redis_url: str, 
     store.create_tasks([victim])
     store.record(OutcomeBatch(1, 1, [Outcome(11, victim.label_hash, 0.9)] * 6))
     replacement = Task(12, "new-label", {})
-    assert store.evict_and_replace(Eviction(11, replacement, "low_lp", 5, 1.0)) == "evicted"
+    assert store.evict_and_replace(Eviction(11, replacement, "low_score", 5, 1.0)) == "evicted"
     assert not redis_client.exists("{cr:t}:task:11")
     record = store.read_task(12)
     assert record is not None
@@ -222,8 +224,8 @@ def test_replacement_task_inherits_nothing_from_the_evicted_one(redis_url: str, 
     assert record.completions == 0 and record.score_sum == 0 and record.p_fast == 0 and record.lp == 0
     assert record.slot == 0
     (row,) = store.snapshot().records.tolist()
-    assert dict(zip(SNAPSHOT_FIELDS, row, strict=True)) == {
-        **dict.fromkeys(SNAPSHOT_FIELDS, 0.0), "task_id": 12, "label_hash": label_hash("new-label")
+    assert dict(zip(LP_FIELDS, row, strict=True)) == {
+        **dict.fromkeys(LP_FIELDS, 0.0), "task_id": 12, "label_hash": label_hash("new-label")
     }
     stats = store.label_stats()
     assert stats[victim.label_hash].evicted == 1 and stats[victim.label_hash].active == 0
@@ -236,13 +238,13 @@ def test_eviction_is_revalidated_on_the_server(redis_url: str) -> None:
     task = Task(21, "a", {})
     store.create_tasks([task])
     store.record(OutcomeBatch(1, 1, [Outcome(21, task.label_hash, 0.5)] * 2))
-    assert store.evict_and_replace(Eviction(21, Task(22, "b", {}), "low_lp", 5, 1.0)) == "victim_not_evictable"
+    assert store.evict_and_replace(Eviction(21, Task(22, "b", {}), "low_score", 5, 1.0)) == "victim_not_evictable"
     assert store.evict_and_replace(Eviction(21, Task(22, "b", {}), "failures", min_failures=1)) == (
         "victim_not_evictable"
     )
-    assert store.evict_and_replace(Eviction(99, Task(22, "b", {}), "low_lp", 0, 1.0)) == "victim_gone"
+    assert store.evict_and_replace(Eviction(99, Task(22, "b", {}), "low_score", 0, 1.0)) == "victim_gone"
     store.create_tasks([Task(23, "c", {})])
-    assert store.evict_and_replace(Eviction(21, Task(23, "c", {}), "low_lp", 0, 1.0)) == "replacement_exists"
+    assert store.evict_and_replace(Eviction(21, Task(23, "c", {}), "low_score", 0, 1.0)) == "replacement_exists"
     assert sorted(store.snapshot().task_ids.tolist()) == [21, 23]
 
 
@@ -250,7 +252,7 @@ def test_outcomes_for_an_evicted_task_count_everywhere_but_in_the_task(redis_url
     store = attached_store(redis_url, "stale")
     task = Task(31, "a", {})
     store.create_tasks([task])
-    store.evict_and_replace(Eviction(31, Task(32, "a", {}), "low_lp", 0, 1.0))
+    store.evict_and_replace(Eviction(31, Task(32, "a", {}), "low_score", 0, 1.0))
     result = store.record(OutcomeBatch(1, 1, [Outcome(31, task.label_hash, 0.5)] * 4))
     assert result.applied and result.recorded == 4 and result.for_evicted_tasks == 4
     counters = store.counters()

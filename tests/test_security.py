@@ -27,7 +27,7 @@ from curriculum_redis import (
     StoreError,
     StoreUnavailableError,
 )
-from curriculum_redis.embedded import free_port
+from curriculum_redis.demo.binaries import free_port
 
 GENERATOR = BucketedTaskGenerator({}, {"level": [0, 1, 2, 3]}, label="grid")
 DEBIAN_REDIS = "/usr/bin/redis-server"

@@ -27,14 +27,15 @@ from curriculum_redis import (
 )
 from curriculum_redis.algorithms.sequential import (
     MAX_STAGES,
+    SequentialConfig,
     StageConfig,
     StageCurriculumConfig,
     condition_values,
     stage_of_task,
 )
 from curriculum_redis.conditions import ConditionError, compile_condition, evaluate, program_from_json
-from curriculum_redis.curriculum import StageCurriculum
 from curriculum_redis.env import CurriculumEnv
+from curriculum_redis.stage_curriculum import StageCurriculum
 from curriculum_redis.store.base import StageState
 from curriculum_redis.store.keys import NamespaceKeys
 from curriculum_redis.store.scripts import script_sources
@@ -307,7 +308,10 @@ def test_keys_are_readable(redis_url: str, redis_client: redis.Redis) -> None:
     sc = StageCurriculum(three_stages(), redis_url, "readable")
     sc.record_episode(0, True)
     keys = NamespaceKeys("readable")
-    assert sorted(dump(redis_client, "readable")) == sorted(k.encode() for k in keys.stage_all)
+    assert sorted(dump(redis_client, "readable")) == sorted(k.encode() for k in [*keys.stage_all, keys.meta])
+    meta = redis_client.hgetall(keys.meta)
+    assert meta[b"algorithm"] == b"sequential" and meta[b"schema_version"] == b"2"
+    assert SequentialConfig.model_validate_json(meta[b"hypers"]) == three_stages()
     stage = redis_client.hgetall(keys.stage)
     assert stage[b"index"] == b"0" and stage[b"name"] == b"easy" and stage[b"episodes"] == b"1"
     assert redis_client.lrange(keys.stage_window, 0, -1) == [b"1"]
@@ -522,12 +526,21 @@ def test_namespace_and_connection_are_checked(redis_url: str) -> None:
 class Scripts:
     """Calls the stage scripts directly, as a buggy or foreign client could."""
 
+    META_ARGS = (2, "sequential", '{"algorithm":"sequential"}')
+    """schema_version, algorithm and hypers: stage_init.lua's arguments 5 to 7."""
+
     def __init__(self, client: redis.Redis, namespace: str) -> None:
         self.keys = NamespaceKeys(namespace).stage_all
+        self.init_keys = [*self.keys, NamespaceKeys(namespace).meta]
         sources = script_sources()
         self.record = client.register_script(sources["stage_record"])
         self.reset = client.register_script(sources["stage_reset"])
-        self.init = client.register_script(sources["stage_init"])
+        self._init = client.register_script(sources["stage_init"])
+
+    def init(self, args: list[Any]) -> Any:
+        """stage_init.lua with ``args`` (fingerprint, stages JSON, now, N, then the stages) and the meta
+        arguments in their place."""
+        return self._init(keys=self.init_keys, args=[*args[:4], *self.META_ARGS, *args[4:]])
 
 
 def test_lua_scripts_validate_everything_before_writing(redis_url: str, redis_client: redis.Redis) -> None:
@@ -576,7 +589,7 @@ def test_lua_scripts_validate_everything_before_writing(redis_url: str, redis_cl
     ]
     for params in bad_params:
         with pytest.raises(redis.exceptions.ResponseError, match=r"^CR_ARGS"):
-            empty.init(keys=empty.keys, args=["fp", "[]", 0, 1, *params])
+            empty.init(["fp", "[]", 0, 1, *params])
     assert dump(redis_client, "lua-empty") == {}
     with pytest.raises(redis.exceptions.ResponseError, match=r"^CR_NO_STAGE"):
         empty.record(keys=empty.keys, args=["fp", 1, 1, 0, 1, 0, "1"])
@@ -840,9 +853,9 @@ def test_a_malformed_program_sent_to_the_scripts_is_refused_with_nothing_written
             programs = list(good)
             programs[position] = raw
             with pytest.raises(redis.exceptions.ResponseError, match=rf"^CR_ARGS.*stage {position} stop condition"):
-                empty.init(keys=empty.keys, args=[*base, *programs])
+                empty.init([*base, *programs])
     assert contents(redis_client, "prog-empty") == {}
-    assert empty.init(keys=empty.keys, args=[*base, *good]) == [b"created"]
+    assert empty.init([*base, *good]) == [b"created"]
 
     # On a namespace with state: nothing changes either.
     sc = StageCurriculum(config, redis_url, "prog")
@@ -851,7 +864,7 @@ def test_a_malformed_program_sent_to_the_scripts_is_refused_with_nothing_written
     before = contents(redis_client, "prog")
     for raw in bad_programs:
         with pytest.raises(redis.exceptions.ResponseError, match=r"^CR_ARGS"):
-            s.init(keys=s.keys, args=[*base, raw, "", ""])
+            s.init([*base, raw, "", ""])
         assert contents(redis_client, "prog") == before
 
     # A stored program corrupted behind the library's back: a record is refused before any write, also when

@@ -7,7 +7,7 @@ import pytest
 
 from curriculum_redis.algorithms import get_algorithm
 from curriculum_redis.state import LabelStats
-from curriculum_redis.stats import LEGACY_LABEL_COLUMNS, flatten_labels, label_table, pool_stats
+from curriculum_redis.stats import flatten_labels, label_table, pool_stats
 from curriculum_redis.store.base import ScoreSnapshot
 
 approx = pytest.approx
@@ -180,8 +180,3 @@ def test_flatten_labels_names_every_cell_and_adds_sample_gini() -> None:
 
 def test_flatten_labels_of_an_empty_table() -> None:
     assert flatten_labels({}) == {"gini/label_samples": 0.0}
-
-
-def test_former_label_column_names_repeat_the_new_ones() -> None:
-    for row in label_table(_snapshot(), PROBS, _label_stats(), "lp").values():
-        assert all(row[old] == row[new] for old, new in LEGACY_LABEL_COLUMNS.items())

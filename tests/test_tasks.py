@@ -13,8 +13,8 @@ import pytest
 from curriculum_redis.config import CurriculumConfig
 from curriculum_redis.errors import ConfigError
 from curriculum_redis.labels import LABEL_HASH_BITS, label_hash
+from curriculum_redis.store.schema import MAX_TASK_ID
 from curriculum_redis.tasks import (
-    MAX_TASK_ID,
     BucketedTaskGenerator,
     SingleTaskGenerator,
     Span,

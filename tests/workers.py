@@ -60,7 +60,7 @@ def evict_same_victims(url: str, namespace: str, victims: list[int], first_new_i
     won = []
     for i, victim in enumerate(victims):
         replacement = Task(first_new_id + i, f"replacement-{first_new_id}", {})
-        if store.evict_and_replace(Eviction(victim, replacement, "low_lp", 0, float("inf"))) == "evicted":
+        if store.evict_and_replace(Eviction(victim, replacement, "low_score", 0, float("inf"))) == "evicted":
             won.append(victim)
     store.close()
     return won

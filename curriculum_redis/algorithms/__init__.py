@@ -13,24 +13,16 @@ import pkgutil
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
-from curriculum_redis.algorithms.base import (
-    GENERIC_FIELDS,
-    RECORD_FIELDS,
-    RECORD_SIZE,
-    PoolAlgorithm,
-    registered,
-)
-from curriculum_redis.algorithms.base import Algorithm as AnyAlgorithm
-from curriculum_redis.config import DEFAULT_ALGORITHM, AlgorithmConfig, config_class, parse_config
+from curriculum_redis.algorithms.base import Algorithm, PoolAlgorithm, registered
+from curriculum_redis.config import AlgorithmConfig, config_class, parse_config
 from curriculum_redis.errors import ConfigError
 
 if TYPE_CHECKING:
     ALGORITHMS: dict[str, PoolAlgorithm]
     """The pool algorithms by name (:func:`pool_algorithms`, read when first asked for)."""
 
-Algorithm = PoolAlgorithm
-"""The pool interface by the name the store and pool modules import; a new
-algorithm subclasses :class:`~curriculum_redis.algorithms.base.Algorithm` or :class:`PoolAlgorithm`."""
+DEFAULT_ALGORITHM = "learning_progress"
+"""The algorithm of a config that names none, and of a namespace whose meta names none."""
 
 ENTRY_POINT_GROUP = "curriculum_redis.algorithms"
 """Entry-point group under which another distribution publishes the modules of its algorithms."""
@@ -45,13 +37,13 @@ def discover() -> None:
         point.load()
 
 
-def registry() -> dict[str, AnyAlgorithm]:
+def registry() -> dict[str, Algorithm]:
     """Every known algorithm by name: the package's, the entry points', and any defined since."""
     discover()
     return registered()
 
 
-def find_algorithm(name: str) -> AnyAlgorithm:
+def find_algorithm(name: str) -> Algorithm:
     """The algorithm called ``name``, whatever the shape of its state."""
     algorithms = registry()
     if name not in algorithms:
@@ -88,11 +80,7 @@ __all__ = [
     "ALGORITHMS",
     "DEFAULT_ALGORITHM",
     "ENTRY_POINT_GROUP",
-    "GENERIC_FIELDS",
-    "RECORD_FIELDS",
-    "RECORD_SIZE",
     "Algorithm",
-    "AnyAlgorithm",
     "PoolAlgorithm",
     "algorithm_of",
     "config_class",

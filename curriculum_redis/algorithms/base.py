@@ -5,13 +5,13 @@ tasks (:class:`PoolAlgorithm`) or a sequence of stages. Subclassing registers it
 package scan of :func:`curriculum_redis.algorithms.registry` finds every module of ``algorithms/`` (and
 the ``curriculum_redis.algorithms`` entry points), so adding an algorithm touches no other module.
 
-Every pool algorithm shares one packed record layout per pool slot (:data:`RECORD_FIELDS` doubles,
-:data:`RECORD_SIZE` bytes): the store-owned fields (:data:`GENERIC_FIELDS`), then the algorithm's
-headline score, then up to :data:`MAX_STATE_FIELDS` state fields. The store writes the generic fields
-itself; the per-outcome update of the score and state fields is the algorithm's, in Lua (its
-:meth:`Algorithm.lua_path`, spliced into ``record_outcomes.lua``) and mirrored in Python
-(:meth:`PoolAlgorithm.update`, used by the in-process store, bit for bit the same doubles). Turning a
-snapshot into probabilities and picking eviction candidates is pure numpy.
+Every pool algorithm shares one packed record layout per pool slot (``RECORD_FIELDS`` doubles,
+``RECORD_SIZE`` bytes, see :mod:`curriculum_redis.store.schema`): the store-owned fields
+(``GENERIC_FIELDS``), then the algorithm's headline score, then up to ``MAX_STATE_FIELDS`` state
+fields. The store writes the generic fields itself; the per-outcome update of the score and state fields
+is the algorithm's, in Lua (its :meth:`Algorithm.lua_path`, spliced into ``record_outcomes.lua``) and
+mirrored in Python (:meth:`PoolAlgorithm.update`, used by the in-process store, bit for bit the same
+doubles). Turning a snapshot into probabilities and picking eviction candidates is pure numpy.
 """
 
 from __future__ import annotations
@@ -19,17 +19,19 @@ from __future__ import annotations
 import inspect
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from curriculum_redis.config import AlgorithmConfig, PoolConfig
+from curriculum_redis.config import AlgorithmConfig, CurriculumConfig, PoolConfig
 from curriculum_redis.errors import ConfigError
-from curriculum_redis.store.schema import GENERIC_FIELDS, MAX_STATE_FIELDS, RECORD_FIELDS, RECORD_SIZE
+from curriculum_redis.store.schema import GENERIC_FIELDS, MAX_STATE_FIELDS
+from curriculum_redis.store.scripts import lua_dir
 
 if TYPE_CHECKING:
-    from curriculum_redis.store.base import ScoreSnapshot
+    from curriculum_redis.store.base import CurriculumStore, Outcome, RecordResult, ScoreSnapshot
+    from curriculum_redis.tasks import Task
 
 FloatArray = npt.NDArray[np.float64]
 IndexArray = npt.NDArray[np.intp]
@@ -38,6 +40,51 @@ Shape = Literal["pool", "stages"]
 """The state an algorithm keeps in the store: per task in a pool, or per stage."""
 
 LUA_PREFIX = "algorithm_"
+
+
+class TaskView(Protocol):
+    """What one process knows of a namespace's shared state, and how it draws and reports tasks from it.
+
+    A curriculum keeps one per process, refreshed now and then; an observer (the CLI, ``Curriculum.stats()``
+    before attaching) makes one without a :class:`CurriculumConfig` and only reads through it."""
+
+    counts_draws: bool
+    """Whether the store keeps per-label counts of the tasks drawn (a pool does; stages do not)."""
+
+    @property
+    def ready(self) -> bool: ...
+
+    def refresh(self, store: CurriculumStore) -> None:
+        """Read the shared state into the view (a writer's view may fill or prune a pool on the way)."""
+        ...
+
+    def load(self, store: CurriculumStore) -> None:
+        """Read exactly what the store holds after an import, changing nothing."""
+        ...
+
+    def draw(self) -> Task: ...
+
+    def outcome(self, task_id: int, score: float) -> Outcome: ...
+
+    def failure(self, task_id: int) -> Outcome: ...
+
+    def on_recorded(self, result: RecordResult) -> None: ...
+
+    def probabilities(self) -> dict[int, float]:
+        """Each task's sampling probability in this view (as last refreshed)."""
+        ...
+
+    def current_probabilities(self, store: CurriculumStore) -> dict[int, float]:
+        """Each task's sampling probability on what the store holds now (read-only)."""
+        ...
+
+    def stats(self, store: CurriculumStore, last_counters: dict[str, int] | None = None) -> dict[str, float]:
+        """Statistics of the whole namespace from a fresh read (read-only). With ``last_counters``, also
+        each counter's change since then (``epoch/<counter>``), and ``last_counters`` is updated."""
+        ...
+
+    def label_table(self, store: CurriculumStore) -> dict[str, dict[str, float]]: ...
+
 
 _CLASSES: dict[str, type[Algorithm]] = {}
 _INSTANCES: dict[type[Algorithm], Algorithm] = {}
@@ -62,8 +109,6 @@ class Algorithm(ABC):
     def lua_path(cls) -> Path:
         """The algorithm's Lua file: ``lua/algorithm_<name>.lua`` for the package's own algorithms;
         an algorithm defined elsewhere overrides this with a path beside its module."""
-        from curriculum_redis.store.scripts import lua_dir  # the store imports the algorithms
-
         return lua_dir() / f"{LUA_PREFIX}{cls.name}.lua"
 
     @classmethod
@@ -73,6 +118,11 @@ class Algorithm(ABC):
         if not path.is_file():
             raise ConfigError(f"algorithm {cls.name!r} has no Lua file at {path}")
         return path.read_text(encoding="utf-8")
+
+    @abstractmethod
+    def view(self, hypers: Any, rng: np.random.Generator, config: CurriculumConfig | None = None) -> TaskView:
+        """A process's view of a namespace run by this algorithm with ``hypers``. Without ``config`` the
+        view only observes (statistics and label tables), so a reader needs no task generator."""
 
 
 def _register(cls: type[Algorithm]) -> None:
@@ -113,6 +163,11 @@ class PoolAlgorithm(Algorithm):
     """The headline score (the record's field after the generic ones): what eviction re-checks on the
     server and the label EMAs average."""
     state_fields: ClassVar[tuple[str, ...]] = ()
+
+    def view(self, hypers: Any, rng: np.random.Generator, config: CurriculumConfig | None = None) -> TaskView:
+        from curriculum_redis.pool import PoolView  # the pool view is built on this interface
+
+        return PoolView(hypers, self, rng, config)
 
     @classmethod
     def snapshot_fields(cls) -> tuple[str, ...]:
@@ -180,13 +235,10 @@ def mix_uniform(probs: FloatArray, rate: float) -> FloatArray:
 
 
 __all__ = [
-    "GENERIC_FIELDS",
-    "MAX_STATE_FIELDS",
-    "RECORD_FIELDS",
-    "RECORD_SIZE",
     "Algorithm",
     "PoolAlgorithm",
     "Shape",
+    "TaskView",
     "low_score_candidates",
     "mix_uniform",
     "registered",

@@ -19,22 +19,24 @@ counts. The last stage never advances.
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, field_validator, model_validator
 
 from curriculum_redis.algorithms.base import Algorithm, Shape
-from curriculum_redis.conditions import evaluate
-from curriculum_redis.config import CurriculumConfig, SequentialConfig
+from curriculum_redis.conditions import Condition, compile_condition, evaluate
+from curriculum_redis.config import AlgorithmConfig, CurriculumConfig
 from curriculum_redis.errors import ConfigError, InvalidScoreError, StoreError
-from curriculum_redis.stage_config import StageConfig, StageCurriculumConfig
 from curriculum_redis.store.base import CurriculumStore, Outcome, RecordResult, StagePosition, StageState
 from curriculum_redis.store.schema import MAX_STAGES, MAX_TASK_ID
-from curriculum_redis.tasks import Task
+from curriculum_redis.tasks import Task, TaskGenerator
 
 __all__ = [
     "LOCAL_ID_LIMIT",
@@ -58,6 +60,120 @@ LOCAL_ID_LIMIT = (MAX_TASK_ID + 1) // MAX_STAGES
 """Local ids of generator stages are drawn from [1, LOCAL_ID_LIMIT): task ids stay below 2**53."""
 
 LABEL_COLUMNS = ("episodes", "successes", "success_rate", "stale")
+
+
+class StageConfig(BaseModel):
+    """One stage: what to play (a fixed ``env_cfg`` or a ``task_generator``) and when to leave it.
+
+    Attributes:
+        name: unique within the curriculum; it is the label of the stage's tasks.
+        env_cfg: the environment config of every task of the stage (``{}`` when neither is given).
+        task_generator: draws the stage's tasks instead (any :class:`~curriculum_redis.TaskGenerator`);
+            task labels are then ``"<name>/<generator label>"``.
+        advance_threshold: success rate over the window needed to advance.
+        window: W, the number of last episodes of the stage the success rate is measured on.
+        min_episodes: episodes of the stage needed before it may advance (the window being full
+            already requires W).
+        success_threshold: ``update_task_performance(task_id, score)`` counts ``score >=
+            success_threshold`` as a success (scores are used raw; use ``success_key`` in
+            :class:`~curriculum_redis.env.CurriculumEnv` to report 1.0/0.0).
+        stop_condition: when set, e.g. ``"episodes>=500 & success>0.8"``, the stage advances exactly when
+            it holds after an episode, instead of the ``advance_threshold``/``min_episodes`` rule (``window``
+            still sets the window that ``success`` and ``window`` are measured on). Variables: episodes,
+            successes, success, window, score, seconds; see :mod:`curriculum_redis.conditions`. Checked
+            when the config is built (a :class:`pydantic.ValidationError` naming the position).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=200)
+    env_cfg: dict[str, Any] | None = None
+    task_generator: SerializeAsAny[TaskGenerator] | None = None
+    advance_threshold: float = Field(0.8, ge=0.0, le=1.0)
+    window: int = Field(100, ge=1, le=1_000_000)
+    min_episodes: int = Field(0, ge=0)
+    success_threshold: float = Field(0.5, allow_inf_nan=False)
+    stop_condition: str | None = Field(None, min_length=1)
+
+    @field_validator("task_generator", mode="before")
+    @classmethod
+    def _build_generator(cls, value: Any) -> TaskGenerator | None:
+        return None if value is None else TaskGenerator.from_data(value)
+
+    @field_validator("stop_condition")
+    @classmethod
+    def _check_condition(cls, value: str | None) -> str | None:
+        if value is not None:
+            compile_condition(value)  # ConditionError (a ValueError) names the position
+        return value
+
+    def condition(self) -> Condition | None:
+        """The compiled ``stop_condition`` (None without one)."""
+        return None if self.stop_condition is None else compile_condition(self.stop_condition)
+
+    def reads_seconds(self) -> bool:
+        """Whether the stop condition reads ``seconds``: only then does the stage keep a clock."""
+        condition = self.condition()
+        return condition is not None and ("var", "seconds") in condition.program
+
+    @model_validator(mode="after")
+    def _one_source(self) -> StageConfig:
+        if self.env_cfg is not None and self.task_generator is not None:
+            raise ValueError(f"stage {self.name!r}: give env_cfg or task_generator, not both")
+        return self
+
+
+class SequentialConfig(AlgorithmConfig):
+    """Ordered stages, each left when its stop condition (or threshold rule) holds: the sequential
+    curriculum, chosen by ``CurriculumConfig(algorithm=SequentialConfig(stages=[...]))``. Refuses unknown
+    fields; round-trips through JSON."""
+
+    SAFE: ClassVar[frozenset[str]] = frozenset({"seed"})
+    """The seed only shapes this process's draws; the stages' fingerprint leaves it out."""
+
+    algorithm: Literal["sequential"] = "sequential"
+    stages: list[StageConfig] = Field(min_length=1, max_length=MAX_STAGES)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> SequentialConfig:
+        names = [stage.name for stage in self.stages]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"stage names must be unique, repeated: {', '.join(duplicates)}")
+        return self
+
+    def stages_json(self) -> str:
+        """The stages as canonical JSON: what is stored in Redis and fingerprinted."""
+        # A stage without a stop condition leaves the field out, so that the fingerprints stored by
+        # namespaces whose stages have none still match.
+        data = [
+            stage.model_dump(mode="json", exclude={"stop_condition"} if stage.stop_condition is None else None)
+            for stage in self.stages
+        ]
+        return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+    def differences(self, other: Self) -> dict[str, tuple[Any, Any]]:
+        """What differs, stage by stage, as ``{"stage <i> <field>": (self's, other's)}``: the base's
+        comparison, keyed finely enough to name the stage. ``seed`` never counts: it only seeds each
+        process's draws of generated tasks."""
+        mine, theirs = json.loads(self.stages_json()), json.loads(other.stages_json())
+        out: dict[str, tuple[Any, Any]] = {}
+        if len(mine) != len(theirs):
+            out["number of stages"] = (len(mine), len(theirs))
+        for i, (a, b) in enumerate(zip(mine, theirs, strict=False)):
+            for name in sorted(set(a) | set(b)):
+                if a.get(name) != b.get(name):
+                    out[f"stage {i} {name}"] = (a.get(name), b.get(name))
+        return out
+
+    def fingerprint(self) -> str:
+        """Identifies the stages (everything but ``seed``): processes sharing a namespace must agree."""
+        return hashlib.sha256(self.stages_json().encode()).hexdigest()[:16]
+
+
+StageCurriculumConfig = SequentialConfig
+"""The name :class:`~curriculum_redis.stage_curriculum.StageCurriculum` takes its stages under; the same class."""
 
 
 def stage_of_task(task_id: int) -> int:
@@ -153,7 +269,9 @@ def check_score(score: Any) -> float:
 class StageView:
     """What one process knows of a stage curriculum: the current stage, from the last read or reply."""
 
-    def __init__(self, config: CurriculumConfig, hypers: SequentialConfig, rng: np.random.Generator) -> None:
+    counts_draws = False
+
+    def __init__(self, hypers: SequentialConfig, rng: np.random.Generator) -> None:
         self.hypers = hypers
         self._rng = rng
         self.position: StagePosition | None = None
@@ -164,6 +282,9 @@ class StageView:
 
     def refresh(self, store: CurriculumStore) -> None:
         self._install(store.stage_position())
+
+    def load(self, store: CurriculumStore) -> None:
+        self.refresh(store)
 
     def _install(self, position: StagePosition) -> None:
         stages = self.hypers.stages
@@ -232,7 +353,10 @@ class StageView:
         """Tasks are drawn from the current stage only; there is no pool of scored tasks."""
         return {}
 
-    def stats(self, store: CurriculumStore, last_counters: dict[str, int]) -> dict[str, float]:
+    def current_probabilities(self, store: CurriculumStore) -> dict[int, float]:
+        return {}
+
+    def stats(self, store: CurriculumStore, last_counters: dict[str, int] | None = None) -> dict[str, float]:
         return stage_stats(store.stage_state(), self.hypers.stages)
 
     def label_table(self, store: CurriculumStore) -> dict[str, dict[str, float]]:
@@ -246,5 +370,5 @@ class Sequential(Algorithm):
     shape: ClassVar[Shape] = "stages"
     config_class: ClassVar[type[SequentialConfig]] = SequentialConfig
 
-    def view(self, config: CurriculumConfig, hypers: SequentialConfig, rng: np.random.Generator) -> StageView:
-        return StageView(config, hypers, rng)
+    def view(self, hypers: Any, rng: np.random.Generator, config: CurriculumConfig | None = None) -> StageView:
+        return StageView(hypers, rng)

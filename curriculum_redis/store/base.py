@@ -13,7 +13,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-from curriculum_redis.config import AnyAlgorithmConfig
+from curriculum_redis.config import AlgorithmConfig
 from curriculum_redis.state import COUNTER_NAMES, CurriculumState, LabelStats, TaskRecord
 from curriculum_redis.store.schema import RECORD_SIZE
 from curriculum_redis.tasks import Task
@@ -36,23 +36,6 @@ def current_counters(raw: Mapping[str, int]) -> dict[str, int]:
         if current in out:
             out[current] += int(value)
     return out
-
-
-def _default_dtype() -> np.dtype[Any]:
-    # Imported when used: the algorithms import this module.
-    from curriculum_redis.algorithms import DEFAULT_ALGORITHM, get_algorithm
-
-    return get_algorithm(DEFAULT_ALGORITHM).dtype()
-
-
-def __getattr__(name: str) -> Any:
-    """``SNAPSHOT_FIELDS``/``SNAPSHOT_DTYPE``: the default algorithm's record layout, for older tests
-    (every algorithm's is ``algorithm.snapshot_fields()``/``.dtype()``)."""
-    if name == "SNAPSHOT_DTYPE":
-        return _default_dtype()
-    if name == "SNAPSHOT_FIELDS":
-        return _default_dtype().names
-    raise AttributeError(name)
 
 
 @dataclass(frozen=True)
@@ -81,13 +64,10 @@ class ScoreSnapshot:
         return np.asarray(self.records[name], dtype=np.float64)
 
     @classmethod
-    def from_bytes(
-        cls, pool_version: int, blob: bytes, dtype: np.dtype[Any] | None = None, episode_clock: int = 0
-    ) -> ScoreSnapshot:
-        """The occupied slots of the packed ``:scores`` string: one 128-byte record per pool slot (the
-        store's fields, the algorithm's score and state fields; see :mod:`curriculum_redis.algorithms.base`),
-        read in one GET."""
-        dtype = _default_dtype() if dtype is None else dtype
+    def from_bytes(cls, pool_version: int, blob: bytes, dtype: np.dtype[Any], episode_clock: int = 0) -> ScoreSnapshot:
+        """The occupied slots of the packed ``:scores`` string: one record per pool slot, laid out as
+        ``dtype`` (the algorithm's ``dtype()``: the store's fields, its score and state fields), read in
+        one GET."""
         usable = len(blob) - len(blob) % RECORD_SIZE
         records = np.frombuffer(blob[:usable], dtype=dtype)
         occupied = np.flatnonzero(records["task_id"] > 0)
@@ -206,11 +186,11 @@ class Eviction:
 
     victim_id: int
     replacement: Task
-    reason: Literal["low_lp", "failures"] = "low_lp"
+    reason: Literal["low_score", "failures"] = "low_score"
     min_presentations: int = 1
-    max_lp: float = float("inf")
-    """The highest headline score (the algorithm's ``score_field``: LP for learning progress) the victim
-    may hold on the store and still be evicted for ``low_lp``."""
+    max_score: float = float("inf")
+    """The highest headline score (the algorithm's ``score_field``) the victim may hold on the store and
+    still be evicted for ``low_score``."""
     min_failures: int = 1
 
 
@@ -224,11 +204,11 @@ class CurriculumStore(Protocol):
     @property
     def namespace(self) -> str: ...
 
-    def attach(self, hypers: AnyAlgorithmConfig) -> AnyAlgorithmConfig | None:
+    def attach(self, hypers: AlgorithmConfig) -> AlgorithmConfig | None:
         """Store ``hypers`` in an empty namespace and return None, or return the ones already stored."""
         ...
 
-    def read_hypers(self) -> AnyAlgorithmConfig | None:
+    def read_hypers(self) -> AlgorithmConfig | None:
         """The stored hyperparameters, or None when the namespace does not exist. Writes nothing, so an
         observer can learn the namespace's algorithm without attaching."""
         ...

@@ -14,10 +14,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-import curriculum_redis.algorithms as algorithms
-from curriculum_redis.config import AnyAlgorithmConfig
+from curriculum_redis import algorithms
+from curriculum_redis.algorithms import sequential
+from curriculum_redis.algorithms.sequential import SequentialConfig
+from curriculum_redis.config import AlgorithmConfig, PoolConfig
 from curriculum_redis.errors import StoreError
-from curriculum_redis.stage_config import StageCurriculumConfig
 from curriculum_redis.state import CurriculumState, LabelStats, StageTrack, TaskRecord
 from curriculum_redis.store.base import (
     COUNTERS,
@@ -31,10 +32,8 @@ from curriculum_redis.store.base import (
     StageState,
     current_counters,
 )
+from curriculum_redis.store.schema import GENERIC_FIELDS, INT_TASK_FIELDS, LABEL_SCORE_EMA_ALPHA
 from curriculum_redis.tasks import Task
-
-LABEL_LP_EMA_ALPHA = 0.1
-INT_FIELDS = ("label_hash", "slot", "completions", "consecutive_failures", "last_episode")
 
 
 class MemoryStore:
@@ -46,7 +45,7 @@ class MemoryStore:
         self._reset()
 
     def _reset(self) -> None:
-        self._hypers: AnyAlgorithmConfig | None = None
+        self._hypers: AlgorithmConfig | None = None
         self._tasks: dict[int, dict[str, float]] = {}
         self._slots: list[int] = []
         self._labels: dict[int, str] = {}
@@ -61,25 +60,28 @@ class MemoryStore:
     def namespace(self) -> str:
         return self._namespace
 
-    def _require_hypers(self) -> AnyAlgorithmConfig:
+    def _require_hypers(self) -> PoolConfig:
+        """The hyperparameters of the namespace's task pool."""
         if self._hypers is None:
             raise StoreError(f"namespace {self._namespace!r} has no hyperparameters: call attach() first")
+        if not isinstance(self._hypers, PoolConfig):
+            raise StoreError(f"namespace {self._namespace!r} runs {self._hypers.algorithm}: it holds no task pool")
         return self._hypers
 
     @property
-    def _algorithm(self) -> algorithms.Algorithm:
+    def _algorithm(self) -> algorithms.PoolAlgorithm:
         return algorithms.algorithm_of(self._require_hypers())
 
-    def attach(self, hypers: AnyAlgorithmConfig) -> AnyAlgorithmConfig | None:
+    def attach(self, hypers: AlgorithmConfig) -> AlgorithmConfig | None:
         with self._lock:
             if self._hypers is not None:
                 return self._hypers
             self._hypers = hypers
-            if isinstance(hypers, StageCurriculumConfig):
+            if isinstance(hypers, SequentialConfig):
                 self._stages = _StageTrack(hypers)
             return None
 
-    def read_hypers(self) -> AnyAlgorithmConfig | None:
+    def read_hypers(self) -> AlgorithmConfig | None:
         with self._lock:
             return self._hypers
 
@@ -89,7 +91,7 @@ class MemoryStore:
             return self._next_client_id
 
     def _fresh(self, label_hash: int, slot: int) -> dict[str, float]:
-        state: dict[str, float] = dict.fromkeys((*algorithms.GENERIC_FIELDS[1:], *self._algorithm.stored_fields()), 0.0)
+        state: dict[str, float] = dict.fromkeys((*GENERIC_FIELDS[1:], *self._algorithm.stored_fields()), 0.0)
         state.update(label_hash=label_hash, slot=slot)
         return state
 
@@ -176,7 +178,7 @@ class MemoryStore:
                 state["consecutive_failures"] = state["consecutive_failures"] + 1 if outcome.failed else 0
                 stats = self._label(int(state["label_hash"]))
                 stats.lp_ema = (
-                    score if stats.completions == 0 else (stats.lp_ema + LABEL_LP_EMA_ALPHA * (score - stats.lp_ema))
+                    score if stats.completions == 0 else (stats.lp_ema + LABEL_SCORE_EMA_ALPHA * (score - stats.lp_ema))
                 )
                 stats.completions += 1
                 stats.score_sum += outcome.score
@@ -202,7 +204,7 @@ class MemoryStore:
                 qualifies = victim["consecutive_failures"] >= eviction.min_failures
             else:
                 score = victim[self._algorithm.score_field]
-                qualifies = victim["completions"] >= eviction.min_presentations and score <= eviction.max_lp
+                qualifies = victim["completions"] >= eviction.min_presentations and score <= eviction.max_score
             if not qualifies:
                 return "victim_not_evictable"
             del self._tasks[eviction.victim_id]
@@ -232,7 +234,7 @@ class MemoryStore:
             state = self._tasks.get(task_id)
             if state is None:
                 return None
-            fields = {n: (int(v) if n in INT_FIELDS else float(v)) for n, v in state.items()}
+            fields = {n: (int(v) if n in INT_TASK_FIELDS else float(v)) for n, v in state.items()}
             return TaskRecord(task_id=task_id, label=self._labels.get(int(state["label_hash"]), ""), **fields)
 
     def labels(self) -> dict[int, str]:
@@ -249,9 +251,9 @@ class MemoryStore:
 
     def export_state(self) -> CurriculumState:
         with self._lock:
-            hypers = self._require_hypers()
             if self._stages is not None:
-                return CurriculumState(namespace=self._namespace, hypers=hypers, stage=self._stages.export())
+                return CurriculumState(namespace=self._namespace, hypers=self._hypers, stage=self._stages.export())
+            hypers = self._require_hypers()
             tasks = [self.read_task(task_id) for task_id in self._slots]
             return CurriculumState(
                 namespace=self._namespace,
@@ -270,11 +272,11 @@ class MemoryStore:
             issued = self._next_client_id
             self._reset()
             self._hypers = state.hypers
-            if isinstance(state.hypers, StageCurriculumConfig):
+            if isinstance(state.hypers, SequentialConfig):
                 self._stages = _StageTrack(state.hypers)
                 self._stages.load(state.stage or StageTrack())
                 return
-            kept = (*algorithms.GENERIC_FIELDS[1:], *self._algorithm.stored_fields())
+            kept = (*GENERIC_FIELDS[1:], *self._algorithm.stored_fields())
             ordered = sorted(state.tasks, key=lambda t: t.slot)
             for slot, record in enumerate(ordered):
                 fields = record.model_dump()
@@ -297,7 +299,7 @@ class MemoryStore:
 class _StageTrack:
     """A stage curriculum's state in memory: ``lua/stage_record.lua``'s rule, applied in Python."""
 
-    def __init__(self, config: StageCurriculumConfig) -> None:
+    def __init__(self, config: SequentialConfig) -> None:
         self.stages = config.stages
         self.index = self.version = 0
         self.counts = dict.fromkeys(("recorded_episodes", "stale_episodes", "duplicate_batches", "advancements",
@@ -320,8 +322,6 @@ class _StageTrack:
         return StagePosition(self.index, self.version)
 
     def record(self, batch: OutcomeBatch) -> RecordResult:
-        from curriculum_redis.algorithms import sequential  # the algorithms import the store
-
         if batch.seq <= self.clients.get(batch.client_id, 0):
             self.counts["duplicate_batches"] += 1
             return RecordResult(applied=False, stage=self.position())

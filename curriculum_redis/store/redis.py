@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import redis
 
 from curriculum_redis.algorithms import DEFAULT_ALGORITHM, algorithm_of, get_algorithm
-from curriculum_redis.config import AnyAlgorithmConfig, parse_algorithm_json
+from curriculum_redis.config import AlgorithmConfig, PoolConfig, parse_config
 from curriculum_redis.errors import ScriptError, StoreError
 from curriculum_redis.state import SCHEMA_VERSION, CurriculumState, LabelStats, TaskRecord
 from curriculum_redis.store import transfer
@@ -34,22 +34,19 @@ from curriculum_redis.store.base import (
     ScoreSnapshot,
     current_counters,
 )
-from curriculum_redis.store.connection import Client, ConnectionSpec, client_from_url, map_errors, text
+from curriculum_redis.store.connection import Client, ConnectionSpec, map_errors, text
 from curriculum_redis.store.keys import NamespaceKeys
 from curriculum_redis.store.replica import REPLICA_ERRORS, ReplicaReads
 from curriculum_redis.store.scripts import ScriptSet
 from curriculum_redis.store.stages import RedisStages, is_stages
-from curriculum_redis.store.transfer import scan_namespace, task_record
-from curriculum_redis.store.url import StoreURL, parse_store_url, redact
+from curriculum_redis.store.transfer import task_record
 
-# Imported from here by other modules until they import the modules that hold them.
-__all__ = ["Client", "RedisStore", "StoreURL", "client_from_url", "meta_fields", "parse_store_url", "redact"]
-__all__ += ["scan_namespace"]
+__all__ = ["RedisStore", "meta_fields"]
 
 T = TypeVar("T")
 
 
-def meta_fields(hypers: AnyAlgorithmConfig) -> dict[str, str]:
+def meta_fields(hypers: PoolConfig) -> dict[str, str]:
     """The meta fields the scripts read, as plain fields readable in redis-cli: the algorithm's name and
     hyperparameters, the success threshold, the capacity and the algorithm's task fields."""
     algorithm = algorithm_of(hypers)
@@ -121,7 +118,7 @@ class RedisStore(RedisStages):
         self._replicas: ReplicaReads | None = None
         self._scripts: ScriptSet | None = None
         self._pid = os.getpid()
-        self._attached_hypers: AnyAlgorithmConfig | None = None
+        self._attached_hypers: AlgorithmConfig | None = None
         self._algorithm_name: str | None = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -233,9 +230,11 @@ class RedisStore(RedisStages):
 
     # -- protocol --------------------------------------------------------------------------------
 
-    def attach(self, hypers: AnyAlgorithmConfig) -> AnyAlgorithmConfig | None:
+    def attach(self, hypers: AlgorithmConfig) -> AlgorithmConfig | None:
         if is_stages(hypers):
-            return self._attach_stages(hypers)  # type: ignore[arg-type, return-value]
+            return self._attach_stages(hypers)  # type: ignore[arg-type]
+        if not isinstance(hypers, PoolConfig):
+            raise StoreError(f"the {hypers.algorithm} algorithm keeps neither a task pool nor stages")
         args: list[Any] = [SCHEMA_VERSION, hypers.model_dump_json(), f"{time.time():.3f}"]
         for name, value in meta_fields(hypers).items():
             args += [name, value]
@@ -243,15 +242,15 @@ class RedisStore(RedisStages):
         self._attached_hypers = hypers
         return self._parse_hypers(stored) if stored else None
 
-    def _parse_hypers(self, stored: bytes | str) -> AnyAlgorithmConfig:
+    def _parse_hypers(self, stored: bytes | str) -> AlgorithmConfig:
         try:
-            return parse_algorithm_json(stored)
+            return parse_config(stored)
         except ValueError as exc:
             raise StoreError(f"namespace {self._namespace!r} holds unreadable hyperparameters: {exc}") from exc
 
-    def read_hypers(self) -> AnyAlgorithmConfig | None:
+    def read_hypers(self) -> AlgorithmConfig | None:
         stored = self._call(lambda: self.client.hget(self.keys.meta, "hypers"))
-        return None if stored is None else self._parse_hypers(stored)
+        return self.read_stages() if stored is None else self._parse_hypers(stored)
 
     def register_client(self) -> int:
         # Random, not a server counter: ids stay unique even if the namespace is wiped and recreated.
@@ -296,10 +295,9 @@ class RedisStore(RedisStages):
             k.meta, k.counters, k.scores, k.labels,
             k.task(eviction.victim_id), k.task(new.task_id), k.label(int(victim_hash)), k.label(new.label_hash),
         ]  # fmt: skip
-        reason = "failures" if eviction.reason == "failures" else "low_score"
         args = [
-            eviction.victim_id, int(victim_hash), new.task_id, new.label_hash, new.label, reason,
-            eviction.min_presentations, repr(float(eviction.max_lp)), eviction.min_failures,
+            eviction.victim_id, int(victim_hash), new.task_id, new.label_hash, new.label, eviction.reason,
+            eviction.min_presentations, repr(float(eviction.max_score)), eviction.min_failures,
         ]  # fmt: skip
         return text(self._run("evict_and_replace", keys, args))  # type: ignore[return-value]
 
@@ -344,7 +342,7 @@ class RedisStore(RedisStages):
 
     def export_state(self) -> CurriculumState:
         """A consistent copy of the namespace (see :func:`~curriculum_redis.store.transfer.export_state`)."""
-        if is_stages(self._attached_hypers):
+        if is_stages(self._attached_hypers if self._attached_hypers is not None else self.read_hypers()):
             return self._export_stages()
         return transfer.export_state(self._call(lambda: self.client), self.keys, self._primary_snapshot, self.where)
 
@@ -353,7 +351,7 @@ class RedisStore(RedisStages):
         if is_stages(state.hypers):
             return self._import_stages(state)
         client = self._call(lambda: self.client)
-        transfer.import_state(client, self.keys, state, meta_fields(state.hypers), self.where)
+        transfer.import_state(client, self.keys, state, meta_fields, self.where)
 
     def touch(self, ttl_s: float) -> None:
         """Refresh the expiry of every key of the namespace (names derived, never SCANned); new task and

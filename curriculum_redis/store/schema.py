@@ -42,7 +42,9 @@ MAX_TASK_ID = 2**53 - 1
 """The largest task id: every id must be exact as a double (records and Lua numbers are doubles)."""
 
 MAX_STAGES = 1024
-"""Stages of a sequential curriculum; task ids are ``local_id * MAX_STAGES + stage_index``."""
+"""Stages of a sequential curriculum. Its task ids are ``local_id * MAX_STAGES + stage_index``: the stage an
+episode was played in travels with its task id, so ``update_task_performance(task_id, score)`` needs no
+per-process bookkeeping."""
 
 LUA_CONSTANTS: dict[str, int | float | str | tuple[str, ...]] = {
     "RECORD": RECORD_SIZE,

@@ -30,9 +30,10 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from curriculum_redis.algorithms.sequential import SequentialConfig
+from curriculum_redis.config import AlgorithmConfig, parse_config
 from curriculum_redis.errors import StoreError
-from curriculum_redis.stage_config import StageCurriculumConfig
-from curriculum_redis.state import CurriculumState, StageTrack
+from curriculum_redis.state import SCHEMA_VERSION, CurriculumState, StageTrack
 from curriculum_redis.store.base import OutcomeBatch, RecordResult, StagePosition, StageState
 from curriculum_redis.store.keys import NamespaceKeys
 from curriculum_redis.store.schema import MAX_STAGES
@@ -48,7 +49,7 @@ log = logging.getLogger(__name__)
 
 def is_stages(hypers: object) -> bool:
     """Whether ``hypers`` describe the ``stages`` shape (else the task pool)."""
-    return isinstance(hypers, StageCurriculumConfig)
+    return isinstance(hypers, SequentialConfig)
 
 
 def _str(value: bytes | str) -> str:
@@ -79,34 +80,41 @@ class RedisStages:
 
         def attach(self, hypers: Any) -> Any: ...
 
+        def read_hypers(self) -> AlgorithmConfig | None: ...
+
     @property
     def stage_keys(self) -> NamespaceKeys:
         return NamespaceKeys(self.namespace)
 
-    def _stages(self) -> StageCurriculumConfig:
-        hypers = self._attached_hypers
-        if not is_stages(hypers):
-            raise StoreError(f"namespace {self.namespace!r}: attach a sequential config before writing stages")
-        assert isinstance(hypers, StageCurriculumConfig)
+    def _stages(self) -> SequentialConfig:
+        """The attached stages, else the namespace's own (an admin or a reader attaches nothing)."""
+        hypers = self._attached_hypers if self._attached_hypers is not None else self.read_hypers()
+        if not isinstance(hypers, SequentialConfig):
+            raise StoreError(f"namespace {self.namespace!r} holds no stage curriculum")
         return hypers
 
-    def _attach_stages(self, hypers: StageCurriculumConfig) -> StageCurriculumConfig | None:
-        """Store the stages (and the state at stage 0) unless stored; the stored stages when they differ."""
+    def _attach_stages(self, hypers: SequentialConfig) -> AlgorithmConfig | None:
+        """Store the stages (and the state at stage 0) unless stored, with the namespace's meta; the stored
+        hyperparameters when they differ (other stages, or another algorithm)."""
         args: list[Any] = [hypers.fingerprint(), hypers.stages_json(), f"{time.time():.3f}", len(hypers.stages)]
+        args += [SCHEMA_VERSION, hypers.algorithm, hypers.model_dump_json()]
         for stage in hypers.stages:
             args += [stage.name, repr(float(stage.advance_threshold)), stage.window, stage.min_episodes]
         for stage in hypers.stages:
             condition = stage.condition()
             args.append("" if condition is None else condition.to_json())
-        reply = self._call(lambda: self._invoke("stage_init", self.stage_keys.stage_all, args))
+        keys = [*self.stage_keys.stage_all, self.stage_keys.meta]
+        reply = self._call(lambda: self._invoke("stage_init", keys, args))
         self._attached_hypers = hypers
         if _str(reply[0]) != "mismatch":
             return None
-        stored = _str(reply[1])
+        stages, meta_hypers = _str(reply[1]), _str(reply[2])
         try:
-            return type(hypers).model_validate({"stages": json.loads(stored), "seed": hypers.seed})
+            if not stages:  # another algorithm runs the namespace
+                return parse_config(meta_hypers)
+            return SequentialConfig.model_validate({"stages": json.loads(stages), "seed": hypers.seed})
         except ValueError as exc:
-            raise StoreError(f"namespace {self.namespace!r} holds unreadable stages: {stored[:200]!r}") from exc
+            raise StoreError(f"namespace {self.namespace!r} holds unreadable stages: {stages[:200]!r}") from exc
 
     def _record_stages(self, batch: OutcomeBatch) -> RecordResult:
         if not batch.outcomes:
@@ -119,10 +127,11 @@ class RedisStages:
         position = StagePosition(index, version)
         return RecordResult(bool(applied), recorded, stale=stale, advanced=advanced, stage=position)
 
-    def read_stages(self) -> StageCurriculumConfig | None:
-        """The stored stages (None when the namespace holds none). Writes nothing."""
+    def read_stages(self) -> SequentialConfig | None:
+        """The stored stages (None when the namespace holds none), for a stage namespace whose meta holds
+        no hyperparameters (one written before meta was). Writes nothing."""
         raw = self._call(lambda: self.client.hget(self.stage_keys.stage_config, "stages"))
-        return None if raw is None else StageCurriculumConfig(stages=json.loads(_str(raw)))
+        return None if raw is None else SequentialConfig(stages=json.loads(_str(raw)))
 
     def stage_position(self) -> StagePosition:
         """One HMGET; a vanished state (a restart without persistence, a drop) is made again at stage 0."""
@@ -161,10 +170,10 @@ class RedisStages:
         return CurriculumState(namespace=self.namespace, hypers=self._stages(), stage=track)
 
     def _import_stages(self, state: CurriculumState) -> None:
-        """Replace the stage keys by ``state``'s in one MULTI/EXEC, then store its stages' config."""
+        """Replace the stage keys and meta by ``state``'s in one MULTI/EXEC, then store its stages' config."""
         keys, track = self.stage_keys, state.stage or StageTrack()
         pipe = self.client.pipeline(transaction=True)
-        pipe.delete(*keys.stage_all)
+        pipe.delete(*keys.stage_all, keys.meta)
         if track.stage:
             pipe.hset(keys.stage, mapping=cast(Mapping[Any, Any], track.stage))
         if track.window:
@@ -174,7 +183,12 @@ class RedisStages:
         if track.clients:
             pipe.hset(keys.stage_clients, mapping={str(c): s for c, s in track.clients.items()})
         self._call(pipe.execute)
-        self._attach_stages(state.hypers)  # type: ignore[arg-type]
+        self._attach_stages(self._of_state(state))
+
+    def _of_state(self, state: CurriculumState) -> SequentialConfig:
+        if not isinstance(state.hypers, SequentialConfig):
+            raise StoreError(f"a state of the {state.hypers.algorithm} algorithm holds no stages")
+        return state.hypers
 
     def stage_state(self) -> StageState:
         """Everything stored, read in one MULTI/EXEC transaction."""

@@ -14,7 +14,7 @@ import numpy as np
 from redis.cluster import RedisCluster
 
 from curriculum_redis.algorithms import algorithm_of
-from curriculum_redis.config import parse_algorithm_json
+from curriculum_redis.config import PoolConfig, parse_algorithm_json
 from curriculum_redis.errors import StoreError
 from curriculum_redis.state import LABEL_STAT_FIELDS, SCHEMA_VERSION, CurriculumState, LabelStats, TaskRecord
 from curriculum_redis.store.base import ScoreSnapshot, current_counters
@@ -112,12 +112,19 @@ def export_state(
 
 
 def import_state(
-    client: Client, keys: NamespaceKeys, state: CurriculumState, meta_fields: dict[str, str], where: str
+    client: Client,
+    keys: NamespaceKeys,
+    state: CurriculumState,
+    meta_fields: Callable[[PoolConfig], dict[str, str]],
+    where: str,
 ) -> None:
     """Replace the namespace by ``state`` in one MULTI/EXEC: all of it is written, or none. ``meta_fields``
-    are the fields the scripts read for ``state.hypers``."""
-    if len(state.tasks) > state.hypers.num_active_tasks:
-        raise StoreError(f"state holds {len(state.tasks)} tasks for num_active_tasks={state.hypers.num_active_tasks}")
+    gives the fields the scripts read for ``state.hypers``."""
+    hypers = state.hypers
+    if not isinstance(hypers, PoolConfig):
+        raise StoreError(f"a state of the {hypers.algorithm} algorithm holds no task pool")
+    if len(state.tasks) > hypers.num_active_tasks:
+        raise StoreError(f"state holds {len(state.tasks)} tasks for num_active_tasks={hypers.num_active_tasks}")
     with map_errors(where):
         existing = (
             keys.fixed
@@ -129,11 +136,11 @@ def import_state(
         pipe.delete(*existing)
     meta: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
-        "hypers": state.hypers.model_dump_json(),
+        "hypers": hypers.model_dump_json(),
         "created_at": f"{time.time():.3f}",
         "pool_version": state.pool_version + 1,
         "pool_size": len(state.tasks),
-        **meta_fields,
+        **meta_fields(hypers),
     }
     pipe.hset(keys.meta, mapping=cast(Mapping[Any, Any], meta))
     pipe.hset(keys.counters, mapping=cast(Mapping[Any, Any], current_counters(state.counters)))
@@ -141,8 +148,8 @@ def import_state(
         pipe.hset(keys.labels, mapping={str(h): v for h, v in state.labels.items()})
     if state.client_seqs:
         pipe.hset(keys.clients, mapping={str(c): s for c, s in state.client_seqs.items()})
-    algorithm = algorithm_of(state.hypers)
-    records = np.zeros(state.hypers.num_active_tasks, dtype=algorithm.dtype())
+    algorithm = algorithm_of(hypers)
+    records = np.zeros(hypers.num_active_tasks, dtype=algorithm.dtype())
     stored = [n for n in algorithm.snapshot_fields() if not n.startswith("unused_")]
     for slot, task in enumerate(sorted(state.tasks, key=lambda t: t.slot)):
         dumped = task.model_dump()
