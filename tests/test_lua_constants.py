@@ -31,6 +31,9 @@ SPELLED_CONSTANTS = {
     r"(?<![\w.])0\.1(?![\w.])": "LABEL_SCORE_ALPHA",
     r"9007199254740991": "MAX_TASK_ID",
     r"'<d": "PACK or DOUBLE",
+    r"(?<![\w.])256(?![\w.])": "MAX_PROGRAM_TOKENS",
+    r"\[?'?(>=|!=)'?\]?\s*=\s*true": "COND_COMPARE",
+    r"\bepisodes\s*=\s*true": "COND_VARS",
 }
 """A pattern that finds a Python constant spelled out in Lua -> the header name to use instead."""
 
