@@ -42,8 +42,8 @@ DIGEST_SIZE = 32
 @dataclass(frozen=True)
 class NamespaceInfo:
     """One namespace as :func:`list_namespaces` finds it. ``kind`` is its algorithm (``learning_progress``,
-    ..., ``sequential``), or ``stage`` for a stage curriculum whose meta holds no hyperparameters (one
-    written before stage namespaces had meta). A stage curriculum's ``stage`` is the current stage's index
+    ..., ``sequential``), or ``stage`` for a stage curriculum whose meta holds no hyperparameters (which
+    stays readable by ``stage``). A stage curriculum's ``stage`` is the current stage's index
     (of ``num_stages``) and ``episodes`` its recorded episodes; a task pool's ``episodes`` are its
     ``num_completed``. ``completions`` repeats ``episodes`` for the readers that know that name."""
 

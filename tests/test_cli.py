@@ -514,8 +514,8 @@ def test_stage_of_a_task_pool_points_to_stats_and_stats_of_stages_reads_them(
 def test_stats_of_a_stage_namespace_without_meta_points_to_stage(
     stages: str, redis_client: redis.Redis, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A stage namespace whose meta holds no hyperparameters (as written before stage namespaces had
-    meta) is still found and read by ``stage``; the pool commands point there."""
+    """A stage namespace whose meta holds no hyperparameters is found and read by ``stage``; the pool
+    commands point there."""
     redis_client.delete("{cr:stages}:meta")
     code, _, err = run(capsys, "--redis-url", stages, "--namespace", "stages", "stats")
     assert code == 1 and "is a stage curriculum" in err and "--namespace stages stage`" in err

@@ -346,7 +346,8 @@ def test_stage_config_with_a_condition_round_trips_and_is_fingerprinted() -> Non
     assert again.stages[0].stop_condition == "episodes>=500 & success>0.8"
     assert again.fingerprint() == with_condition.fingerprint()
     assert len({plain.fingerprint(), with_condition.fingerprint(), other_condition.fingerprint()}) == 3
-    # A stage without a condition is stored (and fingerprinted) exactly as before the field existed.
+    # A stage without a condition leaves the field out of what is stored and fingerprinted, so namespaces
+    # whose stages have no condition keep matching their stored fingerprint.
     assert "stop_condition" not in plain.stages_json()
     assert '"stop_condition":"episodes>=500 & success>0.8"' in with_condition.stages_json()
     condition = with_condition.stages[0].condition()

@@ -388,7 +388,7 @@ STORED_UNIFORM_HYPERS = (
     '"max_evictions_per_refresh":0,"max_consecutive_failures":3,"success_threshold":0.5,'
     '"score_range":[0.0,1.0],"algorithm":"uniform"}'
 )
-"""The hypers JSON that namespaces written before the config base existed hold in meta."""
+"""Hypers JSON in the field order of a namespace's meta that must stay readable: the tag last."""
 
 
 def test_stored_hypers_of_any_field_order_load_and_an_explicit_exclude_of_the_tag_is_honoured() -> None:

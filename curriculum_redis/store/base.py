@@ -22,8 +22,9 @@ EVICTED_COUNTER = "num_outcomes_for_evicted_tasks"
 """Outcomes whose task had left the pool when they were written: counted in ``num_completed`` and in their
 label's aggregates like every other outcome; only the per-task update was skipped."""
 LEGACY_COUNTERS: dict[str, str] = {"num_outcomes_for_unknown_tasks": EVICTED_COUNTER}
-"""Counter names of earlier versions -> today's, so older namespaces and exports stay readable. (Before,
-such outcomes were left out of ``num_completed`` too; their count carries over as the skipped updates.)"""
+"""Other counter names a namespace or an export may hold -> the name they are read under, so every stored
+namespace stays readable. ``num_outcomes_for_unknown_tasks`` counted outcomes that were kept out of
+``num_completed`` and skipped their per-task update: what the evicted-task counter counts as skipped."""
 COUNTERS: tuple[str, ...] = tuple(dict.fromkeys(LEGACY_COUNTERS.get(name, name) for name in COUNTER_NAMES))
 """The cumulative counters every store keeps (``state.COUNTER_NAMES`` under today's names)."""
 

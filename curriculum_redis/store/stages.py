@@ -128,8 +128,8 @@ class RedisStages:
         return RecordResult(bool(applied), recorded, stale=stale, advanced=advanced, stage=position)
 
     def read_stages(self) -> SequentialConfig | None:
-        """The stored stages (None when the namespace holds none), for a stage namespace whose meta holds
-        no hyperparameters (one written before meta was). Writes nothing."""
+        """The stored stages (None when the namespace holds none): the hyperparameters of a stage namespace
+        whose meta holds none, so that it stays readable. Writes nothing."""
         raw = self._call(lambda: self.client.hget(self.stage_keys.stage_config, "stages"))
         return None if raw is None else SequentialConfig(stages=json.loads(_str(raw)))
 
