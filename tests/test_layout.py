@@ -14,10 +14,6 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "curriculum_redis"
 MAX_LINES = 450
 
-ALIASES = {"embedded.py", "student.py"}
-"""One-line re-exports of modules moved into ``demo/``, kept for importers in other packages until
-integration deletes them; the lead empties this at integration."""
-
 TOP_LEVEL = {
     ".ci",
     ".gitignore",
@@ -74,7 +70,7 @@ def test_core_never_imports_demo() -> None:
     offenders = []
     for module in modules():
         path = package_path(module)
-        if path.startswith("demo/") or path in ALIASES:
+        if path.startswith("demo/"):
             continue
         tree = ast.parse(module.read_text(encoding="utf-8"))
         where = enclosing_functions(tree)
