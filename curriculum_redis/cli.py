@@ -275,24 +275,22 @@ def _one_line(message: str, url: str | None) -> str:
 # --------------------------------------------------------------------------- parser
 
 
-def _positive(value: str) -> int:
+def _positive_number(value: str, kind: Callable[[str], float], what: str) -> float:
     try:
-        number = int(value)
+        number = kind(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+        raise argparse.ArgumentTypeError(f"expected {what}, got {value!r}") from None
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
     return number
+
+
+def _positive(value: str) -> int:
+    return int(_positive_number(value, int, "a positive integer"))
 
 
 def _positive_float(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}") from None
-    if not number > 0.0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
-    return number
+    return _positive_number(value, float, "a positive number")
 
 
 def _connection_options() -> argparse.ArgumentParser:

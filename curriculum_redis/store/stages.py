@@ -152,15 +152,20 @@ class RedisStages:
         reply = self._run("stage_reset", self.stage_keys.stage_all, [self._stages().fingerprint(), index, _now()])
         return StagePosition(int(reply[0]), int(reply[1]))
 
-    def _export_stages(self) -> CurriculumState:
-        """The stage keys in one MULTI/EXEC, with the attached stages."""
+    def _read_stage_keys(self) -> list[Any]:
+        """The stage hash, window, history, clients and stored stages JSON, in one MULTI/EXEC."""
         keys = self.stage_keys
         pipe = self.client.pipeline(transaction=True)
         pipe.hgetall(keys.stage)
         pipe.lrange(keys.stage_window, 0, -1)
         pipe.hgetall(keys.stage_history)
         pipe.hgetall(keys.stage_clients)
-        stage, window, history, clients = self._call(pipe.execute)
+        pipe.hget(keys.stage_config, "stages")
+        return self._call(pipe.execute)
+
+    def _export_stages(self) -> CurriculumState:
+        """The stage keys, read atomically, with the namespace's stages."""
+        stage, window, history, clients, _ = self._read_stage_keys()
         track = StageTrack(
             stage={_str(k): _str(v) for k, v in stage.items()},
             window=[int(x) for x in window],
@@ -192,13 +197,7 @@ class RedisStages:
 
     def stage_state(self) -> StageState:
         """Everything stored, read in one MULTI/EXEC transaction."""
-        keys = self.stage_keys
-        pipe = self.client.pipeline(transaction=True)
-        pipe.hgetall(keys.stage)
-        pipe.lrange(keys.stage_window, 0, -1)
-        pipe.hgetall(keys.stage_history)
-        pipe.hget(keys.stage_config, "stages")
-        raw_stage, raw_window, raw_history, raw_stages = self._call(pipe.execute)
+        raw_stage, raw_window, raw_history, _, raw_stages = self._read_stage_keys()
         if not raw_stage or raw_stages is None:
             raise StoreError(f"namespace {self.namespace!r} holds no stage curriculum state")
         s = {_str(k): _str(v) for k, v in raw_stage.items()}
