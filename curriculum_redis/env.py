@@ -1,6 +1,6 @@
 """A Gymnasium wrapper that takes each episode's task from a curriculum and reports its score back.
 
-Works with :class:`curriculum_redis.Curriculum` and :class:`curriculum_redis.stage.StageCurriculum`
+Works with :class:`curriculum_redis.Curriculum` and :class:`curriculum_redis.StageCurriculum`
 (anything with ``get_task()``, ``update_task_performance()`` and ``flush()``), in a single env or inside
 ``gymnasium.vector.SyncVectorEnv`` / ``AsyncVectorEnv``: the curriculum pickles (its config crosses,
 the connection is made again in the worker), so an env factory may capture it.
@@ -55,7 +55,7 @@ class CurriculumEnv(gymnasium.Wrapper[ObsType, ActType, ObsType, ActType]):
     Args:
         env: the environment to wrap.
         curriculum: a :class:`~curriculum_redis.Curriculum`, a
-            :class:`~curriculum_redis.stage.StageCurriculum`, or any :class:`CurriculumLike`.
+            :class:`~curriculum_redis.StageCurriculum`, or any :class:`CurriculumLike`.
         apply_task: ``apply_task(env, task)`` configures ``env`` for ``task`` before each reset.
             Without it, ``env.unwrapped.set_task(task.env_cfg)`` is called.
         score_fn: ``score_fn(total_return, final_info) -> score``; by default the score is the

@@ -334,7 +334,7 @@ def test_huge_z_scores_do_not_overflow() -> None:
 # --------------------------------------------------------------------------- eviction_candidates
 
 
-def test_eviction_candidates_need_presentations_and_low_lp_lowest_first() -> None:
+def test_eviction_candidates_need_presentations_and_take_the_lowest_lp_first() -> None:
     # Sorted LP: [0, 0, .02, .05, .3, .5, .6, .7, .8, .9]; 40% quantile at position 3.6:
     # 0.05 + 0.6 * (0.3 - 0.05) = 0.2. Qualifying: LP <= 0.2 and >= 5 completions.
     completions = np.array([10, 10, 10, 10, 4, 10, 10, 10, 10, 10], dtype=np.float64)
