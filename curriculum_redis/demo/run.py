@@ -31,6 +31,7 @@ import redis
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from rich.console import Console
 
+from curriculum_redis.admin import drop_namespace
 from curriculum_redis.algorithms.learning_progress import LearningProgressConfig
 from curriculum_redis.config import CurriculumConfig, build
 from curriculum_redis.curriculum import Curriculum
@@ -106,8 +107,6 @@ class DemoOptions(BaseModel):
 
 
 def _prepare_namespace(url: str, namespace: str, drop: bool) -> None:
-    from curriculum_redis.admin import drop_namespace
-
     client = client_from_url(url)
     try:
         exists = client.exists(NamespaceKeys(namespace).meta)
