@@ -6,10 +6,19 @@ import multiprocessing
 import pickle
 
 import pytest
+import redis
 from pydantic import ValidationError
 from workers import report_outcomes
 
-from curriculum_redis import BucketedTaskGenerator, ConfigError, Curriculum, CurriculumConfig
+from curriculum_redis import (
+    BucketedTaskGenerator,
+    ConfigError,
+    Curriculum,
+    CurriculumConfig,
+    HyperparameterMismatchError,
+    admin,
+    reader,
+)
 from curriculum_redis.algorithms.sequential import SequentialConfig, StageConfig
 from curriculum_redis.state import CurriculumState
 from curriculum_redis.store.memory import MemoryStore
@@ -144,3 +153,41 @@ def test_sequential_get_state_round_trips(url: str | None) -> None:
         restored = other.stats()
     assert restored["stage/index"] == 1 and restored["stage/easy/episodes"] == 40
     assert restored["stage/easy/stale"] == before["stage/easy/stale"]
+
+
+def test_a_namespace_keeps_its_algorithm_whatever_the_shape_of_its_state(redis_url: str) -> None:
+    """A pool namespace refuses stages and a stage namespace refuses a pool, with the pool's own error:
+    stage_init.lua reads the algorithm in meta as attach.lua does."""
+    pool = CurriculumConfig(task_generator=BucketedTaskGenerator({}, {"level": [1, 2]}), redis_url=redis_url,
+                            namespace="pool")  # fmt: skip
+    with Curriculum(pool) as curriculum:
+        curriculum.get_task()
+    stages = sequential_config(redis_url, "pool")
+    with pytest.raises(HyperparameterMismatchError, match="algorithm: stored='learning_progress' given='sequential'"):
+        Curriculum(stages).get_task()
+    with Curriculum(sequential_config(redis_url, "stages")) as curriculum:
+        curriculum.get_task()
+    with pytest.raises(HyperparameterMismatchError, match="algorithm: stored='sequential' given='learning_progress'"):
+        Curriculum(pool.model_copy(update={"namespace": "stages"})).get_task()
+
+
+def test_the_readers_describe_a_sequential_namespace_as_the_curriculum_does(redis_url: str) -> None:
+    with Curriculum(sequential_config(redis_url, "read")) as curriculum:
+        for _ in range(45):
+            curriculum.update_task_performance(curriculum.get_task().task_id, 1.0)
+        curriculum.flush()
+        stats, labels = curriculum.stats(), curriculum.label_table()
+    client = redis.Redis.from_url(redis_url)
+    try:
+        before = {key: client.dump(key) for key in client.scan_iter(match="{cr:read}:*")}
+        read = reader.read_stats(client, "read")
+        assert read == {name: value for name, value in stats.items() if name != "outcomes_dropped_locally"}
+        assert reader.read_labels(client, "read") == labels
+        assert reader.read_tasks(client, "read") == []  # a sequential curriculum keeps no task pool
+        report = reader.stage_state(client, "read")
+        assert (report.index, report.names, report.stats) == (1, ["easy", "medium", "hard"], read)
+        assert {key: client.dump(key) for key in client.scan_iter(match="{cr:read}:*")} == before  # read-only
+        assert admin.reset_stage(client, "read", 0) == 2
+        assert reader.stage_state(client, "read").index == 0
+    finally:
+        client.close()
