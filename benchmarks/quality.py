@@ -30,8 +30,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from curriculum_redis import Curriculum, CurriculumConfig  # noqa: E402
-from curriculum_redis.embedded import EmbeddedRedis  # noqa: E402
-from curriculum_redis.student import KINDS, SimulatedStudent, student_task_generator, train_uniform  # noqa: E402
+from curriculum_redis.demo.server import EmbeddedRedis  # noqa: E402
+from curriculum_redis.demo.student import KINDS, SimulatedStudent, student_task_generator, train_uniform  # noqa: E402
 
 
 @dataclass(frozen=True)

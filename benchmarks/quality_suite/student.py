@@ -1,4 +1,4 @@
-"""The simulated student (:mod:`curriculum_redis.student`) as a one-step gymnasium env, in two task spaces.
+"""The simulated student (:mod:`curriculum_redis.demo.student`) as a one-step gymnasium env, in two task spaces.
 
 - ``student-chain``: ``benchmarks/quality.py``'s space: learnable levels 1..6 gated in a chain, one
   mastered and one impossible label.
@@ -20,15 +20,7 @@ import numpy as np
 
 from benchmarks.quality_suite.core import BoolArray, FloatArray, TaskSpace
 from curriculum_redis import BucketedTaskGenerator, TaskGeneratorSet
-
-try:
-    from curriculum_redis.student import SimulatedStudent, StudentParams, student_task_generator
-except ImportError:  # the library's restructuring may move the demo's student
-    from curriculum_redis.demo.student import (  # type: ignore[no-redef]
-        SimulatedStudent,
-        StudentParams,
-        student_task_generator,
-    )
+from curriculum_redis.demo.student import SimulatedStudent, StudentParams, student_task_generator
 
 MASTERED = 0.9
 FAMILY_RATES = (0.002, 0.0005, 0.00025)
