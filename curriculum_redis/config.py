@@ -214,7 +214,11 @@ class SamplerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     refresh_every_draws: int = Field(1000, ge=1)
-    refresh_every_s: float = Field(1.0, gt=0.0)
+    refresh_every_s: float | None = Field(1.0, gt=0.0)
+    """Also refresh when the snapshot is this old; ``None``: by draw count only (reproducible runs)."""
+    first_refresh_after_draws: int = Field(8, ge=1)
+    """The first refresh after attaching comes after this many draws, each next gap twice the last up to
+    ``refresh_every_draws``: the algorithm steers from the first episodes."""
 
 
 class CurriculumConfig(BaseModel):

@@ -47,6 +47,7 @@ class Curriculum:
     def __init__(self, config: CurriculumConfig, store: CurriculumStore | None = None) -> None:
         self.config = config
         self.store = store if store is not None else self._default_store(config)
+        self._origin_pid = os.getpid()
         self._init_process_state()
 
     @staticmethod
@@ -66,8 +67,12 @@ class Curriculum:
         self._attached = False
         self._client_id = 0
         self._seq = 0
-        self._view: TaskView = self._make_view(self.hypers, np.random.default_rng([self.config.seed, self._pid]))
-        self._policy = RefreshPolicy(self.config.sampler.refresh_every_draws, self.config.sampler.refresh_every_s)
+        # The process that made the curriculum draws from the seed alone (a run repeats exactly); a forked or
+        # unpickled worker mixes in its pid so workers sharing a config draw different tasks.
+        origin = self._pid == getattr(self, "_origin_pid", None)
+        seed = [self.config.seed] if origin else [self.config.seed, self._pid]
+        self._view: TaskView = self._make_view(self.hypers, np.random.default_rng(seed))
+        self._policy = RefreshPolicy.from_config(self.config.sampler)
         self._buffer = OutcomeBuffer(self.config.buffer)
         self._last_counters: dict[str, int] = {}
         self._closed = False

@@ -2,17 +2,24 @@
 
 Draws are made in vectorised blocks (one ``searchsorted`` over a cumulative distribution) and handed
 out one at a time, so a single draw costs a list pop. ``RefreshPolicy`` decides when the snapshot is
-old enough to be read again: every N draws or every T seconds, whichever comes first.
+old enough to be read again: every N draws or every T seconds, whichever comes first (draws only when T is
+``None``, so a seeded run does not depend on the wall clock). The first refreshes come sooner (after
+``first_draws``, then twice as many each time up to N), so the algorithm steers from the first episodes
+instead of sampling its initial, uniform snapshot for N draws.
 """
 
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
 from curriculum_redis.errors import CurriculumError
+
+if TYPE_CHECKING:
+    from curriculum_redis.config import SamplerConfig
 
 
 class EmptyPoolError(CurriculumError):
@@ -55,19 +62,35 @@ class LocalSampler:
 
 
 class RefreshPolicy:
-    """Due every ``every_draws`` draws or ``every_s`` seconds since the last refresh."""
+    """Due after ``every_draws`` draws or ``every_s`` seconds (never by time when it is ``None``) since the
+    last refresh; the gap in draws starts at ``first_draws`` and doubles up to ``every_draws``."""
 
-    def __init__(self, every_draws: int, every_s: float) -> None:
+    def __init__(self, every_draws: int, every_s: float | None, first_draws: int | None = None) -> None:
         self.every_draws = every_draws
         self.every_s = every_s
+        self.first_draws = every_draws if first_draws is None else min(first_draws, every_draws)
+        self._gap = 0
         self._draws = 0
         self._deadline = 0.0
+
+    @classmethod
+    def from_config(cls, config: SamplerConfig) -> RefreshPolicy:
+        return cls(config.refresh_every_draws, config.refresh_every_s, config.first_refresh_after_draws)
+
+    @property
+    def gap(self) -> int:
+        """Draws between the last refresh and the next one (0 before the first)."""
+        return self._gap
 
     def tick(self) -> bool:
         """Count one draw and say whether a refresh is due."""
         self._draws += 1
-        return self._draws >= self.every_draws or time.monotonic() >= self._deadline
+        if self._draws >= self._gap:
+            return True
+        return self.every_s is not None and time.monotonic() >= self._deadline
 
     def refreshed(self) -> None:
+        self._gap = self.first_draws if self._gap == 0 else min(2 * self._gap, self.every_draws)
         self._draws = 0
-        self._deadline = time.monotonic() + self.every_s
+        if self.every_s is not None:
+            self._deadline = time.monotonic() + self.every_s
