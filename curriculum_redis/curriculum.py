@@ -20,8 +20,9 @@ import numpy as np
 
 from curriculum_redis.algorithms import Algorithm, find_algorithm
 from curriculum_redis.algorithms.base import TaskView
-from curriculum_redis.config import AlgorithmConfig, CurriculumConfig, MismatchPolicy, reconcile_hypers
+from curriculum_redis.config import AlgorithmConfig, CurriculumConfig, MismatchPolicy, PoolConfig, reconcile_hypers
 from curriculum_redis.errors import ScriptError, StoreUnavailableError
+from curriculum_redis.identity import check_generator
 from curriculum_redis.outcomes import OutcomeBuffer
 from curriculum_redis.sampler import RefreshPolicy
 from curriculum_redis.state import CurriculumState
@@ -76,6 +77,8 @@ class Curriculum:
         self._buffer = OutcomeBuffer(self.config.buffer)
         self._last_counters: dict[str, int] = {}
         self._closed = False
+        self.refused: dict[str, int] = {}
+        """Outcomes the store refused, by reason (the error code, e.g. ``CR_LABEL``): dropped, never re-sent."""
         self._retry_store_at = 0.0
         self._atexit: Callable[[], None] | None = None
 
@@ -112,6 +115,8 @@ class Curriculum:
         if stored is not None:
             where = f"namespace {self.store.namespace!r}"
             self.hypers = reconcile_hypers(stored, self.given, self.config.on_mismatch, where)
+        if self.config.task_generator is not None and isinstance(self.hypers, PoolConfig):
+            check_generator(self.store, self.config.task_generator)
         self._client_id = self.store.register_client()
         self._view = self._make_view(self.hypers, np.random.default_rng([self.config.seed, self._client_id]))
         self._attached = True
@@ -191,12 +196,32 @@ class Curriculum:
         while self._buffer.pending:
             try:
                 result = self.store.record(self._buffer.pending[0])
-            except ScriptError:
-                self._buffer.acknowledge()  # refused before any write: sending it again cannot help
-                raise
+            except ScriptError as exc:
+                self._refuse(exc)
+                continue
             self._buffer.acknowledge()
             self._view.on_recorded(result)
         return result
+
+    def _refuse(self, exc: ScriptError) -> None:
+        """The store refused the oldest batch before writing any of it: sending it again cannot help, and
+        keeping it would block every later batch. Drop it, count it by reason, log it."""
+        batch = self._buffer.acknowledge()
+        reason = str(exc).split(" ", 1)[0] or "ScriptError"
+        self.refused[reason] = self.refused.get(reason, 0) + len(batch.outcomes)
+        log.error(
+            "the store refused a batch of %d outcomes (client %d, seq %d), dropped it: %s (%d refused so far)",
+            len(batch.outcomes),
+            batch.client_id,
+            batch.seq,
+            exc,
+            self.refused_outcomes,
+        )
+
+    @property
+    def refused_outcomes(self) -> int:
+        """Outcomes in batches the store refused (see :attr:`refused` for the reasons)."""
+        return sum(self.refused.values())
 
     def _seal(self) -> None:
         if self._buffer.seal(self._client_id, self._seq + 1):
@@ -295,6 +320,7 @@ class Curriculum:
         """
         out = self._observe().stats(self.store, self._last_counters)
         out["outcomes_dropped_locally"] = float(self._buffer.dropped_outcomes)
+        out["outcomes_refused_locally"] = float(self.refused_outcomes)
         return out
 
     def label_table(self) -> dict[str, dict[str, float]]:

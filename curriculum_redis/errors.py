@@ -64,3 +64,16 @@ class ScriptError(StoreError):
 
 class CheckpointError(CurriculumError):
     """A checkpoint or export file is corrupt, truncated, foreign or of another schema version."""
+
+
+class GeneratorMismatchError(ConfigError):
+    """The namespace was created with another task generator: the same task ids would mean other tasks."""
+
+    def __init__(self, namespace: str, stored: str, given: str, generator: object) -> None:
+        self.stored = stored
+        self.given = given
+        super().__init__(
+            f"namespace {namespace!r} was created with another task generator (fingerprint {stored}); this "
+            f"process's task_generator {generator!r} has fingerprint {given}. Every process of a namespace "
+            "must use the same task generator: use another namespace, or drop this one."
+        )

@@ -1,0 +1,73 @@
+"""Issue 13 on real Redis servers: refused batches never block, generators are compared when attaching."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+from typing import Any
+
+import pytest
+import redis
+from integrity_workers import run_worker
+
+from curriculum_redis import BufferConfig, Curriculum, CurriculumConfig, LearningProgressConfig, SamplerConfig
+from curriculum_redis.errors import GeneratorMismatchError
+from curriculum_redis.store.base import Outcome
+from curriculum_redis.tasks import BucketedTaskGenerator
+
+SPAWN = multiprocessing.get_context("spawn")
+
+
+def make_config(url: str, namespace: str, label: str = "grid", **kwargs: Any) -> CurriculumConfig:
+    return CurriculumConfig(
+        task_generator=BucketedTaskGenerator({}, {"level": [0, 1, 2, 3]}, label=label),
+        algorithm=LearningProgressConfig(num_active_tasks=16),
+        redis_url=url,
+        namespace=namespace,
+        buffer=BufferConfig(batch_size=8),
+        sampler=SamplerConfig(refresh_every_draws=50),
+        **kwargs,
+    )
+
+
+@pytest.mark.slow
+def test_a_second_process_with_another_generator_is_refused_when_attaching(redis_url: str) -> None:
+    first = make_config(redis_url, "gen-identity", label="grid").model_dump_json()
+    other = make_config(redis_url, "gen-identity", label="maze").model_dump_json()
+    with SPAWN.Pool(2) as pool:
+        assert pool.apply(run_worker, (first, 200)) == "ok"
+        results = [pool.apply_async(run_worker, (cfg, 200)) for cfg in (first, other)]
+        same, different = (r.get(timeout=120) for r in results)
+    assert same == "ok"
+    assert different.startswith("GeneratorMismatchError")
+    assert "maze" in different and "fingerprint" in different
+
+
+def test_the_same_generator_attaches_again(redis_url: str) -> None:
+    with Curriculum(make_config(redis_url, "gen-same")) as a, Curriculum(make_config(redis_url, "gen-same")) as b:
+        a.get_task()
+        b.get_task()
+    with pytest.raises(GeneratorMismatchError):
+        Curriculum(make_config(redis_url, "gen-same", label="other")).get_task()
+
+
+def test_a_refused_batch_is_dropped_counted_and_blocks_no_later_batch(
+    redis_url: str, redis_client: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    curriculum = Curriculum(make_config(redis_url, "refused"))
+    task = curriculum.get_task()
+    bad = Outcome(task.task_id, task.label_hash ^ 1, 0.5)  # another label hash: the server says CR_LABEL
+    for _ in range(3):
+        curriculum._buffer.add(bad)
+    curriculum._seal()
+    with caplog.at_level(logging.ERROR):
+        for _ in range(16):
+            curriculum.update_task_performance(task.task_id, 0.25)
+        curriculum.flush()
+    assert curriculum.refused == {"CR_LABEL": 3}
+    assert curriculum.stats()["outcomes_refused_locally"] == 3
+    assert "CR_LABEL" in caplog.text and "refused a batch of 3 outcomes" in caplog.text
+    assert int(redis_client.hget(f"{{cr:refused}}:task:{task.task_id}", "num_completed") or 0) == 16
+    curriculum._buffer.add(bad)
+    curriculum.close()  # does not raise for it
+    assert curriculum.refused == {"CR_LABEL": 4}
