@@ -31,7 +31,7 @@ from curriculum_redis.config import MismatchPolicy, PoolConfig, reconcile_hypers
 from curriculum_redis.errors import CheckpointError, ConfigError, StoreError
 from curriculum_redis.state import SCHEMA_VERSION, STATE_FORMAT, CurriculumState
 from curriculum_redis.store.connection import Client
-from curriculum_redis.store.keys import NamespaceKeys
+from curriculum_redis.store.keys import NAMESPACE_FORBIDDEN, NamespaceKeys, validate_namespace
 from curriculum_redis.store.redis import RedisStore
 from curriculum_redis.store.transfer import scan_namespace
 
@@ -102,7 +102,9 @@ def list_namespaces(client: Client) -> list[NamespaceInfo]:
     for pattern, suffix in (("{cr:*}:meta", "}:meta"), ("{cr:*}:stage:config", "}:stage:config")):
         for raw_key in client.scan_iter(match=pattern, count=1000):
             key = raw_key.decode() if isinstance(raw_key, bytes) else str(raw_key)
-            names.add(key[len("{cr:") : -len(suffix)])
+            name = key[len("{cr:") : -len(suffix)]
+            if not set(name) & NAMESPACE_FORBIDDEN:  # a foreign key (e.g. ``{cr:a}:zzz}:meta``), not a namespace
+                names.add(name)
     return [_namespace_info(client, namespace) for namespace in sorted(names)]
 
 
@@ -340,6 +342,7 @@ def import_namespace(
 ) -> ImportInfo:
     """Load an export into ``namespace``. Refuses an existing namespace unless ``replace`` is set, and
     one whose hyperparameters differ unless ``on_mismatch`` allows it."""
+    validate_namespace(namespace)
     state = decode_state(Path(path).read_bytes(), source=str(path))
     store = RedisStore(client, namespace)
     existing = store.client.hget(store.keys.meta, "hypers")  # the primary (the store's client never reads a replica)

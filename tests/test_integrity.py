@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 from integrity_workers import run_worker
 
-from curriculum_redis import BufferConfig, Curriculum, CurriculumConfig, LearningProgressConfig, SamplerConfig
-from curriculum_redis.errors import GeneratorMismatchError
+from curriculum_redis import BufferConfig, Curriculum, CurriculumConfig, LearningProgressConfig, SamplerConfig, admin
+from curriculum_redis.cli import main
+from curriculum_redis.errors import ConfigError, GeneratorMismatchError
 from curriculum_redis.store.base import Outcome
+from curriculum_redis.store.keys import NamespaceKeys
+from curriculum_redis.store.redis import RedisStore
 from curriculum_redis.tasks import BucketedTaskGenerator
 
 SPAWN = multiprocessing.get_context("spawn")
@@ -71,3 +75,46 @@ def test_a_refused_batch_is_dropped_counted_and_blocks_no_later_batch(
     curriculum._buffer.add(bad)
     curriculum.close()  # does not raise for it
     assert curriculum.refused == {"CR_LABEL": 4}
+
+
+# -- namespace isolation ---------------------------------------------------------------------------
+
+FOREIGN = ["{cr:a}:zzz}:meta", "{cr:a}:zzz}:task:1", "{cr:a}:zzz}:label:7", "{cr:a}:zzz}:counters"]
+
+
+@pytest.mark.parametrize("name", ["a}:zzz", "a{b", "a:b", "a*", "", "x" * 129, "a b", "a\udc80", "a\n"])
+def test_every_entry_point_refuses_a_namespace_that_could_reach_foreign_keys(
+    name: str, redis_url: str, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    before = sorted(redis_client.keys("*"))
+    with pytest.raises(ConfigError):
+        NamespaceKeys(name)
+    with pytest.raises(ConfigError):
+        RedisStore(redis_client, name)
+    with pytest.raises(ConfigError):
+        admin.drop_namespace(redis_client, name)
+    with pytest.raises(ValueError):
+        make_config(redis_url, name)
+    with pytest.raises(ConfigError):
+        admin.import_namespace(redis_client, name, tmp_path / "missing.crx", replace=True)
+    if name:  # argparse refuses an empty one itself
+        assert main(["--redis-url", redis_url, "drop", name, "--yes"]) == 2
+    assert sorted(redis_client.keys("*")) == before
+
+
+def test_drop_and_import_replace_never_delete_a_foreign_key(
+    redis_url: str, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    for key in FOREIGN:  # keys of a name no entry point accepts now, written by an older version or by hand
+        redis_client.hset(key, "x", "1")
+    with Curriculum(make_config(redis_url, "a")) as curriculum:
+        for _ in range(20):
+            curriculum.update_task_performance(curriculum.get_task().task_id, 0.5)
+    path = tmp_path / "a.crx"
+    admin.export_namespace(redis_client, "a", path)
+    assert "a}:zzz" not in {info.namespace for info in admin.list_namespaces(redis_client)}
+    admin.import_namespace(redis_client, "a", path, replace=True)
+    assert all(redis_client.exists(key) for key in FOREIGN)
+    assert main(["--redis-url", redis_url, "drop", "a", "--yes"]) == 0
+    assert all(redis_client.exists(key) for key in FOREIGN)
+    assert not redis_client.keys("{cr:a}:[^z]*")

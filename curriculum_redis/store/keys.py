@@ -5,10 +5,39 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from curriculum_redis.errors import ConfigError
+
+NAMESPACE_MAX_LENGTH = 128
+NAMESPACE_FORBIDDEN = frozenset("{}:*?[]\\")
+"""Characters a namespace may not hold: braces end the hash tag (``{cr:a}:zzz}`` would start like ``a``'s keys),
+':' separates key parts, the rest are SCAN pattern syntax."""
+
+
+def validate_namespace(value: object) -> str:
+    """The one check of a namespace name, made by every entry point (config, stores, admin, CLI, imports)."""
+    if not isinstance(value, str):
+        raise ConfigError(f"a namespace is a string, got {type(value).__name__}")
+    bad = set(value) & NAMESPACE_FORBIDDEN
+    if not 1 <= len(value) <= NAMESPACE_MAX_LENGTH or bad or not value.isprintable() or " " in value:
+        what = f"contains {''.join(sorted(bad))!r}" if bad else "is empty, too long, or holds blanks or control codes"
+        raise ConfigError(
+            f"namespace {value!r} {what}; use 1 to {NAMESPACE_MAX_LENGTH} letters, digits, '-', '_', '.'"
+        )
+    return value
+
 
 @dataclass(frozen=True)
 class NamespaceKeys:
     namespace: str
+
+    def __post_init__(self) -> None:
+        validate_namespace(self.namespace)
+
+    def owns(self, key: str) -> bool:
+        """Whether ``key`` is one of this namespace's keys: its prefix, then a suffix without braces (none of
+        ours has one), so a key of a foreign (invalid) name such as ``{cr:a}:zzz}:meta`` is never ``a``'s."""
+        head = self.prefix + ":"
+        return key.startswith(head) and "{" not in key[len(head) :] and "}" not in key[len(head) :]
 
     @property
     def prefix(self) -> str:
@@ -48,6 +77,16 @@ class NamespaceKeys:
     def label(self, label_hash: int) -> str:
         """Hash: aggregates of every task that carried the label (state.LabelStats)."""
         return f"{self.prefix}:label:{label_hash}"
+
+    @property
+    def history(self) -> str:
+        """Stream: the run's history, one entry per ``history_every`` episodes (see lua/include_history.lua)."""
+        return f"{self.prefix}:history"
+
+    @property
+    def history_labels(self) -> str:
+        """Hash: ``<label_hash>:n|s|w|x`` -> each label's completions, samples, successes, score sum."""
+        return f"{self.prefix}:history:labels"
 
     @property
     def fixed(self) -> list[str]:

@@ -27,11 +27,15 @@ EXPORT_ATTEMPTS = 100
 
 def scan_namespace(client: Client, namespace: str, pattern: str) -> list[str]:
     """SCAN for ``pattern`` (a pattern of the namespace's keys): on a cluster, on the primary owning the
-    namespace's slot only (a plain ``scan_iter`` there walks every primary)."""
+    namespace's slot only (a plain ``scan_iter`` there walks every primary). Keys the pattern matches that are
+    not the namespace's own (see :meth:`NamespaceKeys.owns`) are left out."""
+    keys = NamespaceKeys(namespace)
     if isinstance(client, RedisCluster):
-        node = client.get_node_from_key(NamespaceKeys(namespace).meta)  # type: ignore[no-untyped-call]
-        return [text(key) for key in client.scan_iter(match=pattern, count=1000, target_nodes=node)]
-    return [text(key) for key in client.scan_iter(match=pattern, count=1000)]
+        node = client.get_node_from_key(keys.meta)  # type: ignore[no-untyped-call]
+        found = client.scan_iter(match=pattern, count=1000, target_nodes=node)
+    else:
+        found = client.scan_iter(match=pattern, count=1000)
+    return [key for key in map(text, found) if keys.owns(key)]
 
 
 def format_field(value: Any) -> str:
