@@ -272,12 +272,9 @@ class CurriculumConfig(BaseModel):
     @field_validator("namespace")
     @classmethod
     def _readable_namespace(cls, value: str) -> str:
-        bad = set(value) & set("{}: \t\r\n*?[]")
-        if bad:
-            raise ValueError(
-                f"namespace {value!r} contains {''.join(sorted(bad))!r}; use letters, digits, '-', '_', '.'"
-            )
-        return value
+        from curriculum_redis.store.keys import validate_namespace  # the one check of every entry point
+
+        return validate_namespace(value)
 
     @model_validator(mode="after")
     def _generator_given(self) -> CurriculumConfig:
