@@ -2,6 +2,7 @@
 -- KEYS[1] {cr:<ns>}:meta  KEYS[2] :counters  KEYS[3] :scores  KEYS[4] :clients
 -- KEYS[4 + t]          :task:<id_t>          for t = 1..T (the batch's tasks, in first-seen order)
 -- KEYS[4 + T + l]      :label:<label_hash_l> for l = 1..L (labels of those tasks and of samples)
+-- KEYS[5 + T + L], KEYS[6 + T + L]  :history:labels, :history (see include_history.lua)
 -- ARGV[1] client_id  ARGV[2] seq  ARGV[3] T  ARGV[4] L
 --   then per task t: task_id, slot (where the sender saw its record; -1 if unknown: the task hash's
 --   slot is used), label index l (1-based), count c, then c scores: a normalised score in
@@ -33,7 +34,7 @@ local client_id, seq = ARGV[1], tonumber(ARGV[2])
 local T, L = tonumber(ARGV[3]), tonumber(ARGV[4])
 if not tonumber(client_id) or not seq or seq < 1 then return err('client_id and seq must be numbers') end
 if not T or not L or T < 0 or L < 0 then return err('task and label counts must be numbers') end
-if #KEYS ~= 4 + T + L then return err('expected ' .. (4 + T + L) .. ' keys, got ' .. #KEYS) end
+if #KEYS ~= 6 + T + L then return err('expected ' .. (6 + T + L) .. ' keys, got ' .. #KEYS) end
 
 local m = redis.call('HMGET', meta, 'algorithm', 'success_threshold', 'ttl_ms', unpack(HYPERS))
 if not m[1] then return redis.error_reply('CR_NO_NAMESPACE no hyperparameters stored') end
@@ -195,4 +196,5 @@ if recorded > 0 then redis.call('HINCRBY', counters, 'num_completed', recorded) 
 if evicted > 0 then redis.call('HINCRBY', counters, 'num_outcomes_for_evicted_tasks', evicted) end
 if failures > 0 then redis.call('HINCRBY', counters, 'num_failures', failures) end
 if scheduled > 0 then redis.call('HINCRBY', counters, 'num_scheduled', scheduled) end
+-- @INCLUDE history@
 return {1, recorded, evicted}

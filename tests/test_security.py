@@ -39,7 +39,7 @@ WORKER_ACL = (
     "on >pw resetkeys ~{cr:ns1}:* resetchannels -@all "
     "+ping +evalsha +script|load "
     "+get +getrange +setrange +del +exists +pexpire "
-    "+hget +hmget +hkeys +hset +hsetnx +hgetall +hincrby "
+    "+hget +hmget +hkeys +hset +hsetnx +hgetall +hincrby +xadd "
     "+multi +exec"
 )
 """The least a worker needs for namespace ``ns1`` (the README quotes it). Scripts run by EVALSHA and are

@@ -275,6 +275,7 @@ class RedisStore(RedisStages):
         keys = [k.meta, k.counters, k.scores, k.clients]
         keys += [k.task(task_id) for task_id in grouped]
         keys += [k.label(h) for h in label_hashes]
+        keys += [k.history_labels, k.history]
         args: list[Any] = [batch.client_id, batch.seq, len(grouped), len(label_hashes)]
         for task_id, outcomes in grouped.items():
             args += [task_id, outcomes[0].slot, label_index[outcomes[0].label_hash], len(outcomes)]

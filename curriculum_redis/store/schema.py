@@ -46,6 +46,14 @@ MAX_STAGES = 1024
 episode was played in travels with its task id, so ``update_task_performance(task_id, score)`` needs no
 per-process bookkeeping."""
 
+HISTORY_EVERY = 1000
+"""Episodes of the shared clock between two entries of a namespace's history stream, unless its meta
+field ``history_every`` says otherwise (0: no history)."""
+HISTORY_MAXLEN = 10_000
+"""Entries the history stream keeps (``XADD MAXLEN ~``: trimmed by whole nodes, so a few more)."""
+HISTORY_MAX_FIELDS = 7000
+"""An entry with more fields than this (about 870 labels) keeps its counters but not its labels."""
+
 LUA_CONSTANTS: dict[str, int | float | str | tuple[str, ...]] = {
     "RECORD": RECORD_SIZE,
     "RECORD_FIELDS": RECORD_FIELDS,
@@ -57,5 +65,8 @@ LUA_CONSTANTS: dict[str, int | float | str | tuple[str, ...]] = {
     "MAX_STAGES": MAX_STAGES,
     "GENERIC_FIELDS": GENERIC_FIELDS,
     "INT_TASK_FIELDS": INT_TASK_FIELDS,
+    "HISTORY_EVERY": HISTORY_EVERY,
+    "HISTORY_MAXLEN": HISTORY_MAXLEN,
+    "HISTORY_MAX_FIELDS": HISTORY_MAX_FIELDS,
 }
 """Lua local name -> value, rendered into every script by ``store.scripts.lua_header``."""
