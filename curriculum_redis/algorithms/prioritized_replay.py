@@ -2,6 +2,12 @@
 
 Per task the trainer reports a score (e.g. the mean absolute GAE of the episode; any float, normalised
 with ``score_range``), which replaces the task's score or is averaged into it (``score_update``).
+
+**The score must be a learning signal, not the return**: PLR replays the tasks with the *highest* score, so
+a success flag or raw return makes it replay solved tasks. Report the episode's mean absolute value loss
+(or TD/GAE error), computed by the learner after it has seen the last transition: with
+``CurriculumEnv(..., score_when="learner")`` call ``env.report_score(value_loss)`` after the episode (see
+:func:`warn_if_return_score`, which ``CurriculumEnv`` calls when a PLR curriculum gets the return).
 Sampling, over the seen tasks (at least one outcome):
 
 - rank prioritisation: ``h_i = 1 / rank_i`` (rank 1 = highest score), ``P_S ∝ h_i^(1/β)``;
@@ -18,6 +24,7 @@ and 1 (0) when no task is unseen (seen). The result is one distribution over the
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
@@ -49,6 +56,19 @@ class PrioritizedReplayConfig(PoolConfig):
     replay_probability: float = Field(0.5, ge=0.0, le=1.0)
     """The ``fixed`` schedule's probability of replaying a seen task (``proportionate``: seen / total)."""
     tracker_ema_alpha: float = Field(0.02, gt=0.0, le=1.0)
+
+
+def warn_if_return_score(hypers: object, score_source: str) -> None:
+    """Warn when a PLR curriculum is fed ``score_source`` ('return' or 'success'), not a learner's loss."""
+    if getattr(hypers, "algorithm", None) != "prioritized_replay" or score_source not in ("return", "success"):
+        return
+    warnings.warn(
+        f"prioritized_replay gets the episode's {score_source} as its score, so it replays the tasks that "
+        "already succeed most. Give it a learning signal such as the episode's mean absolute value loss: "
+        "CurriculumEnv(..., score_when='learner') and env.report_score(loss) after the episode.",
+        UserWarning,
+        stacklevel=3,
+    )
 
 
 def rank_weights(scores: FloatArray, temperature: float) -> FloatArray:
