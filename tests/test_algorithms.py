@@ -31,6 +31,7 @@ from curriculum_redis.algorithms import (
     pool_algorithms,
     registry,
 )
+from curriculum_redis.algorithms.frontier import FrontierConfig
 from curriculum_redis.algorithms.learnability import LearnabilityConfig, learnability_distribution
 from curriculum_redis.algorithms.prioritized_replay import (
     PrioritizedReplayConfig,
@@ -60,6 +61,9 @@ CONFIGS: dict[str, PoolConfig] = {
     "prioritized_replay_ema": PrioritizedReplayConfig(num_active_tasks=8, score_update="ema", score_ema_alpha=0.3),
     "learnability": LearnabilityConfig(num_active_tasks=8, success_ema_alpha=0.3),
     "uniform": UniformConfig(num_active_tasks=8),
+    "frontier": FrontierConfig(num_active_tasks=8),
+    "frontier_tuned": FrontierConfig(num_active_tasks=8, fast_alpha=0.3, slow_alpha=0.07, gap_z=1.0,
+                                     low_success_weight=1.0, success_threshold=0.4),
 }
 CONFIGURED = sorted({cfg.algorithm for cfg in CONFIGS.values()})
 """The package's pool algorithms, each with a config here (an algorithm registered from outside, like the
@@ -369,7 +373,7 @@ def config_json(url: str, namespace: str, algorithm: PoolConfig) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["prioritized_replay", "learnability", "uniform", "learning_progress"])
+@pytest.mark.parametrize("name", ["prioritized_replay", "learnability", "uniform", "learning_progress", "frontier"])
 def test_four_processes_give_exact_counts_for_every_algorithm(redis_url: str, redis_server: Any, name: str) -> None:
     """The same worker code as the learning-progress test; only ``config.algorithm`` changes. Every task's
     stored record equals a replay of the batches, in the order Redis applied them, by the Python mirror."""

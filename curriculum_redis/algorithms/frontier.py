@@ -1,0 +1,181 @@
+"""Frontier learning progress (see README, "The algorithm"): the library's default curriculum.
+
+Per task, per outcome (Lua and Python, bit for bit): a fast and a slow EMA of success, the slow EMA of
+its square, and the count of wins. The headline score is the noise-corrected gap of the two EMAs plus a
+low-success term. Over a snapshot (numpy only) the score part ranks tasks (rank weights are robust to the
+score's scale), and a retry part draws never-solved tasks again in proportion to how stale they are and to
+how hot their label is: a start cell next to solved ones (same label) is the frontier of a reverse
+curriculum, while a label never solved anywhere (an impossible family) gets almost nothing. Designed and
+measured in the quality suite (README, "Curriculum quality").
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, ClassVar, Literal
+
+import numpy as np
+from pydantic import Field
+
+from curriculum_redis.algorithms.base import FloatArray, IndexArray, PoolAlgorithm, low_score_candidates
+from curriculum_redis.config import PoolConfig
+from curriculum_redis.errors import ConfigError
+
+if TYPE_CHECKING:
+    from curriculum_redis.store.base import ScoreSnapshot
+
+RECOMMENDED_REFRESH_EVERY_DRAWS = 10
+"""The design steers every few episodes: ``SamplerConfig(refresh_every_draws=10)`` is what was measured."""
+
+
+class FrontierConfig(PoolConfig):
+    """Frontier learning progress: rank-weighted noise-corrected LP plus retries of unsolved tasks pooled
+    over their label (see README, "The algorithm")."""
+
+    SAFE: ClassVar[frozenset[str]] = PoolConfig.SAFE | {
+        "gap_z", "low_success_weight", "min_samples", "rank_beta", "retry_mass", "retry_floor",
+        "heat_scale", "zero_slow", "rand_task_rate",
+    }  # fmt: skip
+
+    algorithm: Literal["frontier"] = "frontier"
+    fast_alpha: float = Field(0.2, gt=0.0, le=1.0)
+    slow_alpha: float = Field(0.05, gt=0.0, le=1.0)
+    gap_z: float = Field(2.0, ge=0.0)
+    """Standard deviations of the EMA gap that a task of constant success would show anyway."""
+    low_success_weight: float = Field(0.5, ge=0.0)
+    """Weight of ``fast (1 - fast)^2``, peaking at 1/3: slow learning that the EMA gap cannot see."""
+    min_samples: int = Field(2, ge=1)
+    """Below this many outcomes a task is young: ranked first."""
+    rank_beta: float = Field(0.5, gt=0.0)
+    """Rank weights ``(1/rank)^(1/beta)``; smaller focuses harder."""
+    retry_mass: float = Field(0.6, ge=0.0, le=1.0)
+    """rho: the most mass the retry of never-solved tasks takes (when their label is hot)."""
+    retry_floor: float = Field(0.01, ge=0.0)
+    """h: the retry weight of a task whose label has never been solved, relative to a hot one's 1."""
+    heat_scale: float = Field(0.2, gt=0.0)
+    """tau: a label is fully hot when one of its tasks has a fast success EMA of at least this."""
+    zero_slow: float = Field(0.05, ge=0.0, le=1.0)
+    """A task whose slow success EMA is below this counts as (hardly) never solved."""
+    rand_task_rate: float = Field(0.03, ge=0.0, le=1.0)
+
+    def model_post_init(self, __context: object) -> None:
+        if self.retry_mass + self.rand_task_rate > 1.0:
+            raise ConfigError(
+                f"retry_mass ({self.retry_mass}) + rand_task_rate ({self.rand_task_rate}) exceeds 1; lower one"
+            )
+
+
+def gap_noise_factor(fast_alpha: float, slow_alpha: float) -> float:
+    """Var(fast - slow) / Var(outcome) for i.i.d. outcomes: the gap a task shows with no learning at all."""
+    a, b = fast_alpha, slow_alpha
+    return a / (2.0 - a) + b / (2.0 - b) - 2.0 * a * b / (a + b - a * b)
+
+
+def frontier_score(fast: float, slow: float, sq: float, noise: float, z: float, w_low: float) -> float:
+    """The headline score: ``max(0, |fast - slow| - z sd) + w_low fast (1 - fast)^2`` (Lua does the same)."""
+    sd = math.sqrt(noise * max(0.0, sq - slow * slow))
+    return max(0.0, abs(fast - slow) - z * sd) + w_low * fast * (1.0 - fast) * (1.0 - fast)
+
+
+def rank_probabilities(young: np.ndarray, score: FloatArray, beta: float) -> FloatArray:
+    """``(1/rank)^(1/beta)`` normalised; young tasks rank first, then by score descending, ties in pool order."""
+    n = score.size
+    order = np.lexsort((np.arange(n), -score, ~young))
+    rank = np.empty(n)
+    rank[order] = np.arange(1, n + 1)
+    w = (1.0 / rank) ** (1.0 / beta)
+    return np.asarray(w / w.sum(), dtype=np.float64)
+
+
+def label_heat(labels: np.ndarray, fast: FloatArray, tau: float) -> FloatArray:
+    """Per task: ``min(1, max of fast over its label / tau)``."""
+    uniq, inverse = np.unique(labels, return_inverse=True)
+    best = np.zeros(uniq.size)
+    np.maximum.at(best, inverse, fast)
+    return np.asarray(np.minimum(1.0, best / tau)[inverse], dtype=np.float64)
+
+
+def frontier_distribution(
+    completions: FloatArray,
+    last_episode: FloatArray,
+    labels: np.ndarray,
+    fast: FloatArray,
+    slow: FloatArray,
+    score: FloatArray,
+    wins: FloatArray,
+    clock: int,
+    cfg: FrontierConfig,
+) -> FloatArray:
+    """Sampling probability of each task; sums to 1, never NaN (see README, "The algorithm")."""
+    n = score.size
+    if n == 0:
+        return np.zeros(0)
+    young = np.asarray(completions) < cfg.min_samples
+    p_score = rank_probabilities(young, np.asarray(score, dtype=np.float64), cfg.rank_beta)
+    zero = ~young & ((wins == 0.0) | (slow < cfg.zero_slow))
+    mass = 0.0
+    p_retry = np.zeros(n)
+    if zero.any():
+        h = cfg.retry_floor
+        heat = label_heat(labels, np.asarray(fast, dtype=np.float64), cfg.heat_scale)
+        stale = np.maximum(0.0, clock - np.asarray(last_episode)) + 1.0
+        w = np.where(zero, stale * (h + heat), 0.0)
+        mass = cfg.retry_mass * (h + float(heat[zero].max())) / (h + 1.0)
+        total = float(w.sum())
+        if total > 0.0:
+            p_retry = mass * w / total
+        else:
+            mass = 0.0
+    eps = cfg.rand_task_rate
+    probs = (1.0 - eps - mass) * p_score + p_retry + eps / n
+    return np.asarray(probs / probs.sum(), dtype=np.float64)
+
+
+class Frontier(PoolAlgorithm):
+    name = "frontier"
+    config_class = FrontierConfig
+    score_field = "frontier"
+    state_fields = ("fast", "slow", "sq", "wins")
+
+    def meta_fields(self, cfg: FrontierConfig) -> dict[str, str]:
+        return {
+            "fast_alpha": repr(float(cfg.fast_alpha)),
+            "slow_alpha": repr(float(cfg.slow_alpha)),
+            "gap_noise": repr(gap_noise_factor(cfg.fast_alpha, cfg.slow_alpha)),
+            "gap_z": repr(float(cfg.gap_z)),
+            "low_success_weight": repr(float(cfg.low_success_weight)),
+        }
+
+    def update(self, state: dict[str, float], x: float, success: float, cfg: FrontierConfig, clock: int) -> float:
+        s = success
+        if state["completions"] == 0:
+            fast, slow, sq, wins = s, s, s * s, s
+        else:
+            fast = state["fast"] + cfg.fast_alpha * (s - state["fast"])
+            slow = state["slow"] + cfg.slow_alpha * (s - state["slow"])
+            sq = state["sq"] + cfg.slow_alpha * (s * s - state["sq"])
+            wins = state["wins"] + s
+        state.update(fast=fast, slow=slow, sq=sq, wins=wins)
+        noise = gap_noise_factor(cfg.fast_alpha, cfg.slow_alpha)
+        state["frontier"] = frontier_score(fast, slow, sq, noise, cfg.gap_z, cfg.low_success_weight)
+        return state["frontier"]
+
+    def distribution(self, snapshot: ScoreSnapshot, cfg: FrontierConfig) -> FloatArray:
+        return frontier_distribution(
+            snapshot.column("completions"), snapshot.column("last_episode"), snapshot.label_hashes,
+            snapshot.column("fast"), snapshot.column("slow"), snapshot.column("frontier"),
+            snapshot.column("wins"), snapshot.episode_clock, cfg,
+        )  # fmt: skip
+
+    def eviction_candidates(
+        self, snapshot: ScoreSnapshot, cfg: FrontierConfig, limit: int
+    ) -> tuple[IndexArray, FloatArray]:
+        """Only solved tasks with a low score (mastered ones) leave the pool: a never-solved task scores 0
+        too, but it is the retry part's to draw, and may be the frontier."""
+        score = snapshot.column("frontier")
+        solved = (snapshot.column("wins") > 0.0) & (snapshot.column("slow") >= cfg.zero_slow)
+        completions = np.where(solved, snapshot.column("completions"), 0.0)
+        idx, threshold = low_score_candidates(
+            completions, score, cfg.eviction_threshold_percentile, cfg.min_presentations_for_eviction, limit
+        )
+        return idx, np.full(idx.size, threshold)
