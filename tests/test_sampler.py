@@ -129,3 +129,30 @@ def test_refresh_is_due_after_t_seconds() -> None:
     policy.refreshed()
     time.sleep(0.05)
     assert policy.tick()
+
+
+def test_first_refreshes_come_early_then_double_up_to_the_cadence() -> None:
+    policy = RefreshPolicy(every_draws=100, every_s=None, first_draws=8)
+    gaps = []
+    for _ in range(7):
+        policy.refreshed()
+        draws = 1
+        while not policy.tick():
+            draws += 1
+        gaps.append(draws)
+    assert gaps == [8, 16, 32, 64, 100, 100, 100]
+
+
+def test_without_a_time_limit_only_draws_count() -> None:
+    policy = RefreshPolicy(every_draws=3, every_s=None)
+    policy.refreshed()
+    time.sleep(0.02)
+    assert [policy.tick() for _ in range(3)] == [False, False, True]
+
+
+def test_refresh_policy_from_sampler_config() -> None:
+    from curriculum_redis.config import SamplerConfig
+
+    policy = RefreshPolicy.from_config(SamplerConfig(refresh_every_draws=50, refresh_every_s=None))
+    assert (policy.every_draws, policy.every_s, policy.first_draws) == (50, None, 8)
+    assert RefreshPolicy.from_config(SamplerConfig(refresh_every_draws=4)).first_draws == 4
