@@ -77,3 +77,14 @@ class GeneratorMismatchError(ConfigError):
             f"process's task_generator {generator!r} has fingerprint {given}. Every process of a namespace "
             "must use the same task generator: use another namespace, or drop this one."
         )
+
+
+class TLSTrustError(StoreError):
+    """The server's TLS certificate is not trusted (wrong CA, wrong host name, not TLS): a setting to fix,
+    not an outage to wait out."""
+
+    def __init__(self, where: str, reason: object) -> None:
+        super().__init__(
+            f"{where}: the TLS handshake failed ({reason}): check the CA file (ssl_ca_certs), the host name and "
+            "that the server speaks TLS on this port"
+        )

@@ -18,7 +18,14 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.retry import Retry
 
-from curriculum_redis.errors import ConfigError, CredentialsError, ScriptError, StoreError, StoreUnavailableError
+from curriculum_redis.errors import (
+    ConfigError,
+    CredentialsError,
+    ScriptError,
+    StoreError,
+    StoreUnavailableError,
+    TLSTrustError,
+)
 from curriculum_redis.store.url import parse_store_url, redact
 
 Client: TypeAlias = "redis.Redis | RedisCluster"
@@ -205,11 +212,31 @@ def picklable(kwargs: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+TRANSIENT_REPLIES = ("OOM ", "READONLY ", "LOADING ", "BUSY ", "MASTERDOWN ", "NOREPLICAS ", "TRYAGAIN ")
+"""Refusals that end by themselves or by an operator's fix on the server (memory freed, a failover done, a
+script finished): an outage to ride out (sample from the snapshot, buffer, retry), not the caller's error."""
+
+TLS_TRUST_MARKS = ("CERTIFICATE_VERIFY_FAILED", "certificate verify failed", "WRONG_VERSION_NUMBER")
+
+
+def _transient_reply(message: str) -> bool:
+    """A refusal of the server itself, or of a write inside a script (quoted after the script's own words)."""
+    return message.startswith(TRANSIENT_REPLIES) or any(
+        f"-{m}" in message or f" {m}" in message for m in ("OOM command not allowed", "READONLY You can't write")
+    )
+
+
 def mapped_error(exc: BaseException, where: str) -> StoreError | None:
     """Our error for a redis-py error (None for anything else)."""
     if isinstance(exc, redis.exceptions.AuthenticationError):
         # A subclass of ConnectionError, but no outage: buffering would only delay the same refusal.
         return CredentialsError(where, exc)
+    if isinstance(exc, redis.exceptions.ConnectionError) and any(m in str(exc) for m in TLS_TRUST_MARKS):
+        return TLSTrustError(where, exc)
+    if isinstance(exc, redis.exceptions.ReadOnlyError | redis.exceptions.OutOfMemoryError):
+        return StoreUnavailableError(f"{where} cannot take writes now: {exc}")
+    if isinstance(exc, redis.exceptions.ResponseError) and _transient_reply(str(exc)):
+        return StoreUnavailableError(f"{where} cannot take writes now: {exc}")
     if isinstance(
         exc,
         redis.exceptions.ConnectionError
@@ -240,9 +267,7 @@ class map_errors:  # lower case: used like a function, ``with map_errors(where):
     def __enter__(self) -> None:
         return None
 
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         if exc is None:
             return
         where = self._where if isinstance(self._where, str) else self._where()
