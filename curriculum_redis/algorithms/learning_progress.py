@@ -68,7 +68,7 @@ class LearningProgressConfig(PoolConfig):
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> LearningProgressConfig:
-        """A named preset (``default``, ``stable``, ``fast_learning``) with fields overridden."""
+        """A named preset (``default`` = ``reference``, ``stable``, ``fast_learning``) with fields overridden."""
         if name not in PRESETS:
             raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(sorted(PRESETS))}")
         return build(cls, {**PRESETS[name], **overrides})
@@ -76,6 +76,8 @@ class LearningProgressConfig(PoolConfig):
 
 PRESETS: dict[str, dict[str, Any]] = {
     "default": {},
+    # The library's default algorithm before frontier LP, unchanged: what a config naming it gets.
+    "reference": {},
     # Slower EMAs and more evidence before a task counts: less noise-chasing, for long runs.
     "stable": {
         "ema_timescale": 0.05,

@@ -1,0 +1,173 @@
+"""Frontier LP, the default algorithm: its update and its distribution against hand-computed values, its
+eviction, and that it is the default of ``CurriculumConfig()`` while named learning progress is unchanged.
+(Lua-vs-Python bit equality and four real processes: tests/test_algorithms.py, parametrized over it.)"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from curriculum_redis import BucketedTaskGenerator, Curriculum, CurriculumConfig, LearningProgressConfig, SamplerConfig
+from curriculum_redis.algorithms import get_algorithm, parse_config
+from curriculum_redis.algorithms.frontier import (
+    FrontierConfig,
+    frontier_distribution,
+    gap_noise_factor,
+    label_heat,
+    rank_probabilities,
+)
+from curriculum_redis.errors import ConfigError
+from curriculum_redis.store.base import ScoreSnapshot
+
+CFG = FrontierConfig()
+
+
+def test_defaults_are_the_studys() -> None:
+    ema = (CFG.fast_alpha, CFG.slow_alpha, CFG.gap_z, CFG.low_success_weight, CFG.min_samples)
+    assert ema == (0.2, 0.05, 2, 0.5, 2)
+    retry = (CFG.rank_beta, CFG.retry_mass, CFG.retry_floor, CFG.heat_scale, CFG.zero_slow)
+    assert retry == (0.5, 0.6, 0.01, 0.2, 0.05)
+    assert CFG.rand_task_rate == 0.03
+
+
+def test_gap_noise_factor_by_hand() -> None:
+    # 0.2/1.8 + 0.05/1.95 - 2*0.2*0.05/(0.25 - 0.01)
+    assert gap_noise_factor(0.2, 0.05) == pytest.approx(0.1111111111 + 0.0256410256 - 0.0833333333, abs=1e-9)
+
+
+def test_update_by_hand() -> None:
+    alg = get_algorithm("frontier")
+    state = {"completions": 0.0, "frontier": 0.0, "fast": 0.0, "slow": 0.0, "sq": 0.0, "wins": 0.0}
+    assert alg.update(state, 1.0, 1.0, CFG, 1) == 0.0  # first outcome: fast = slow = sq = wins = 1, no gap
+    assert (state["fast"], state["slow"], state["sq"], state["wins"]) == (1.0, 1.0, 1.0, 1.0)
+    state["completions"] = 1.0
+    score = alg.update(state, 0.0, 0.0, CFG, 2)
+    assert (state["fast"], state["slow"], state["sq"], state["wins"]) == pytest.approx((0.8, 0.95, 0.95, 1.0))
+    # gap 0.15 - 2 sqrt(noise * (0.95 - 0.9025)) + 0.5 * 0.8 * 0.2^2
+    noise = gap_noise_factor(0.2, 0.05)
+    assert score == pytest.approx(0.15 - 2 * math.sqrt(noise * 0.0475) + 0.016, abs=1e-12)
+    assert score == pytest.approx(0.065254, abs=1e-6)
+
+
+def test_rank_weights_put_young_tasks_first_then_score_descending_ties_in_pool_order() -> None:
+    young = np.array([False, True, False, False])
+    p = rank_probabilities(young, np.array([0.0, 0.0, 0.3, 0.0]), 0.5)
+    # ranks: task 1 (young) 1, task 2 (0.3) 2, task 0 3, task 3 4; weights 1, 1/4, 1/9, 1/16
+    total = 1 + 1 / 4 + 1 / 9 + 1 / 16
+    np.testing.assert_allclose(p, [1 / 9 / total, 1 / total, 1 / 4 / total, 1 / 16 / total])
+
+
+def test_label_heat_is_the_labels_best_fast_over_tau_capped_at_one() -> None:
+    heat = label_heat(np.array([7, 7, 9, 5]), np.array([0.0, 0.1, 0.02, 0.9]), 0.2)
+    np.testing.assert_allclose(heat, [0.5, 0.5, 0.1, 1.0])
+
+
+def four_tasks(clock: int = 50) -> dict[str, np.ndarray | int]:
+    """A young task; a half-solved one; a never-solved one beside it (same label, hot); a never-solved one
+    in a label never solved (cold)."""
+    return {
+        "completions": np.array([1.0, 5.0, 5.0, 5.0]),
+        "last_episode": np.array([49.0, 48.0, 10.0, 40.0]),
+        "labels": np.array([3, 1, 1, 2]),
+        "fast": np.array([0.0, 0.6, 0.0, 0.0]),
+        "slow": np.array([0.0, 0.5, 0.0, 0.0]),
+        "score": np.array([0.0, 0.1, 0.0, 0.0]),
+        "wins": np.array([0.0, 3.0, 0.0, 0.0]),
+        "clock": clock,
+    }
+
+
+def distribution(cfg: FrontierConfig = CFG, **changes: np.ndarray) -> np.ndarray:
+    data = {**four_tasks(), **changes}
+    return frontier_distribution(**data, cfg=cfg)  # type: ignore[arg-type]
+
+
+def test_distribution_by_hand() -> None:
+    total = 1 + 1 / 4 + 1 / 9 + 1 / 16  # ranks: young, 0.1, then the two zeros in pool order
+    p_score = np.array([1, 1 / 4, 1 / 9, 1 / 16]) / total
+    w_hot, w_cold = (50 - 10 + 1) * (0.01 + 1.0), (50 - 40 + 1) * (0.01 + 0.0)
+    mass = 0.6 * (0.01 + 1.0) / (0.01 + 1.0)  # the hottest zero task's label is fully hot: all of rho
+    p_retry = mass * np.array([0, 0, w_hot, w_cold]) / (w_hot + w_cold)
+    expected = (1 - 0.03 - mass) * p_score + p_retry + 0.03 / 4
+    np.testing.assert_allclose(distribution(), expected, rtol=1e-12)
+    assert distribution().sum() == pytest.approx(1.0)
+
+
+def test_cold_labels_get_almost_no_retry_mass() -> None:
+    # The hot label's task solved nothing either: every zero task's label is cold (heat 0).
+    p = distribution(fast=np.array([0.0, 0.0, 0.0, 0.0]), slow=np.array([0.0, 0.01, 0.0, 0.0]))
+    total = 1 + 1 / 4 + 1 / 9 + 1 / 16
+    p_score = np.array([1, 1 / 4, 1 / 9, 1 / 16]) / total
+    mass = 0.6 * 0.01 / 1.01
+    # task 1 now has slow 0.01 < zero_slow: it is zero too; weights stale * h
+    w = np.array([0, (50 - 48 + 1) * 0.01, (50 - 10 + 1) * 0.01, (50 - 40 + 1) * 0.01])
+    expected = (1 - 0.03 - mass) * p_score + mass * w / w.sum() + 0.03 / 4
+    np.testing.assert_allclose(p, expected, rtol=1e-12)
+
+
+def test_without_zero_tasks_only_the_ranks_and_the_uniform_part_remain() -> None:
+    wins = np.array([0.0, 3.0, 1.0, 1.0])
+    slow = np.array([0.0, 0.5, 0.1, 0.2])
+    total = 1 + 1 / 4 + 1 / 9 + 1 / 16
+    expected = 0.97 * np.array([1, 1 / 4, 1 / 9, 1 / 16]) / total + 0.03 / 4
+    np.testing.assert_allclose(distribution(wins=wins, slow=slow), expected, rtol=1e-12)
+
+
+def test_distribution_of_an_empty_pool_and_of_a_snapshot() -> None:
+    assert frontier_distribution(*(np.zeros(0),) * 7, clock=0, cfg=CFG).size == 0  # type: ignore[call-arg]
+    alg = get_algorithm("frontier")
+    data = four_tasks()
+    records = np.zeros(4, dtype=alg.dtype())
+    for name, column in (("completions", "completions"), ("last_episode", "last_episode"),
+                         ("label_hash", "labels"), ("fast", "fast"), ("slow", "slow"),
+                         ("frontier", "score"), ("wins", "wins")):  # fmt: skip
+        records[name] = data[column]
+    snap = ScoreSnapshot(0, records, episode_clock=50)
+    np.testing.assert_allclose(alg.distribution(snap, CFG), distribution(), rtol=1e-12)
+
+
+def test_eviction_takes_mastered_tasks_never_unsolved_ones() -> None:
+    alg = get_algorithm("frontier")
+    records = np.zeros(4, dtype=alg.dtype())
+    records["completions"] = [9, 9, 9, 1]
+    records["wins"] = [0, 9, 5, 1]
+    records["slow"] = [0.0, 0.95, 0.5, 1.0]
+    records["frontier"] = [0.0, 0.0, 0.2, 0.0]
+    cfg = CFG.model_copy(update={"min_presentations_for_eviction": 5})
+    idx, _ = alg.eviction_candidates(ScoreSnapshot(0, records), cfg, 4)
+    assert idx.tolist() == [1]
+
+
+def test_retry_mass_and_uniform_rate_cannot_exceed_one() -> None:
+    with pytest.raises((ConfigError, ValueError)):
+        FrontierConfig(retry_mass=0.9, rand_task_rate=0.2)
+
+
+def test_it_is_the_default_and_learning_progress_stays_available_unchanged() -> None:
+    gen = BucketedTaskGenerator({}, {"level": [0, 1, 2]})
+    assert CurriculumConfig(task_generator=gen).algorithm == FrontierConfig()
+    assert parse_config({}) == LearningProgressConfig()  # a mapping naming no algorithm reads as before
+    assert LearningProgressConfig.preset("reference") == LearningProgressConfig()
+    named = CurriculumConfig(task_generator=gen, algorithm={"algorithm": "learning_progress"})
+    assert named.algorithm == LearningProgressConfig()
+
+
+def test_a_curriculum_with_the_default_steers_towards_the_learnable_task() -> None:
+    """In memory, refreshed every 10 draws: a level never solved whose label is cold (impossible) gets far
+    less than a third of the draws once a learnable level shows progress, and the learnable level most."""
+    gen = BucketedTaskGenerator({}, {"level": [0, 1, 2]}, label="lvl")
+    c = Curriculum(CurriculumConfig(task_generator=gen, algorithm=FrontierConfig(num_active_tasks=12),
+                                    sampler=SamplerConfig(refresh_every_draws=10), seed=1))  # fmt: skip
+    drawn = {0: 0, 1: 0, 2: 0}
+    rng = np.random.default_rng(0)
+    for episode in range(600):
+        task = c.get_task()
+        level = int(task.env_cfg["level"])
+        drawn[level] += episode >= 300
+        # level 0 is learnt slowly, level 1 is always solved, level 2 never
+        p = {0: min(1.0, episode / 600), 1: 1.0, 2: 0.0}[level]
+        c.update_task_performance(task.task_id, float(rng.random() < p))
+    c.close()
+    assert drawn[2] < 0.15 * 300 and drawn[0] > 0.6 * 300
