@@ -71,7 +71,7 @@ def test_a_refused_batch_is_dropped_counted_and_blocks_no_later_batch(
     assert curriculum.refused == {"CR_LABEL": 3}
     assert curriculum.stats()["outcomes_refused_locally"] == 3
     assert "CR_LABEL" in caplog.text and "refused a batch of 3 outcomes" in caplog.text
-    assert int(redis_client.hget(f"{{cr:refused}}:task:{task.task_id}", "num_completed") or 0) == 16
+    assert int(redis_client.hget("{cr:refused}:counters", "num_completed") or 0) == 16
     curriculum._buffer.add(bad)
     curriculum.close()  # does not raise for it
     assert curriculum.refused == {"CR_LABEL": 4}
