@@ -46,8 +46,8 @@ sampling-only fields (the config class's ``SAFE``), or use the stored hyperparam
 
 def check_score_range(value: tuple[float, float]) -> tuple[float, float]:
     lo, hi = value
-    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-        raise ValueError(f"score_range must be two finite numbers with lo < hi, got {value}")
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi and math.isfinite(hi - lo)):
+        raise ValueError(f"score_range must be two finite numbers with lo < hi and a finite hi - lo, got {value}")
     return value
 
 
@@ -133,7 +133,10 @@ def normalize_score(raw: float, score_range: tuple[float, float]) -> float:
     """Map a raw score onto [0, 1] with the configured range, clipping; refuse NaN, inf and non-numbers."""
     if isinstance(raw, bool) or not isinstance(raw, int | float | np.floating | np.integer):
         raise InvalidScoreError(f"score must be a real number, got {type(raw).__name__} {raw!r}")
-    value = float(raw)
+    try:
+        value = float(raw)
+    except OverflowError:  # an int beyond a double, e.g. 10**400
+        raise InvalidScoreError(f"score must be finite, got an int of {int(raw).bit_length()} bits") from None
     if not math.isfinite(value):
         raise InvalidScoreError(f"score must be finite, got {value!r}")
     lo, hi = score_range
@@ -228,9 +231,9 @@ class CurriculumConfig(BaseModel):
 
     task_generator: SerializeAsAny[TaskGenerator] | None = None
     """Required by every algorithm but ``sequential``, whose stages name their own tasks."""
-    algorithm: SerializeAsAny[AlgorithmConfig] = Field(default_factory=lambda: parse_config({}))
-    """Any registered algorithm's config; the ``algorithm`` field names which (learning progress when
-    a mapping names none)."""
+    algorithm: SerializeAsAny[AlgorithmConfig] = Field(default_factory=lambda: parse_config({"algorithm": "frontier"}))
+    """Any registered algorithm's config; the ``algorithm`` field names which (frontier LP when omitted;
+    learning progress when a mapping names none, as before)."""
     seed: int = 0
     redis_url: str | None = None
     namespace: str = Field("default", min_length=1, max_length=128)
