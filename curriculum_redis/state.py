@@ -123,6 +123,12 @@ class CurriculumState(BaseModel):
     next_client_id: int = 0
     stage: StageTrack | None = None
     """The stage state of an algorithm whose state is stages (``None`` for a task pool)."""
+    history: list[tuple[str, dict[str, str]]] = Field(default_factory=list)
+    """The history stream's entries (id, fields), oldest first (see ``curriculum_redis.history``)."""
+    history_labels: dict[str, str] = Field(default_factory=dict)
+    """The per-label totals the next history entry starts from (``{cr:<ns>}:history:labels``)."""
+    history_every: int | None = None
+    """The namespace's history interval when one was set (``None``: the default)."""
 
     @field_validator("hypers", mode="before")
     @classmethod

@@ -363,7 +363,8 @@ class RedisStore(RedisStages):
         hashes = [int(h) for h in self._call(lambda: self.client.hkeys(k.labels))]
         pipe = self.client.pipeline(transaction=False)
         pipe.hset(k.meta, "ttl_ms", ttl_ms)
-        for key in [k.meta, k.counters, k.scores, k.labels, k.clients, *map(k.task, ids), *map(k.label, hashes)]:
+        keys = [k.meta, k.counters, k.scores, k.labels, k.clients, k.history, k.history_labels]
+        for key in [*keys, *map(k.task, ids), *map(k.label, hashes)]:
             pipe.pexpire(key, ttl_ms)
         self._call(pipe.execute)
 

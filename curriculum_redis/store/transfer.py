@@ -83,12 +83,14 @@ def export_state(
         pipe.hgetall(keys.counters)
         pipe.hgetall(keys.labels)
         pipe.hgetall(keys.clients)
+        pipe.xrange(keys.history)
+        pipe.hgetall(keys.history_labels)
         for task_id in ids:
             pipe.hgetall(keys.task(task_id))
         for h in first.label_hashes.tolist():
             pipe.hgetall(keys.label(h))
         with map_errors(where):
-            meta, counters, labels_raw, clients, *rows = pipe.execute()
+            meta, counters, labels_raw, clients, history, history_labels, *rows = pipe.execute()
         if b"hypers" not in meta:
             raise StoreError(f"namespace {keys.namespace!r} does not exist on {where}")
         if int(meta.get(b"pool_version", -1)) == first.pool_version:
@@ -112,6 +114,9 @@ def export_state(
         label_stats=label_stats,
         counters=current_counters({text(n): int(v) for n, v in counters.items()}),
         client_seqs={int(c): int(s) for c, s in clients.items()},
+        history=[(text(i), {text(f): text(v) for f, v in fields.items()}) for i, fields in history],
+        history_labels={text(f): text(v) for f, v in history_labels.items()},
+        history_every=int(meta[b"history_every"]) if b"history_every" in meta else None,
     )
 
 
@@ -146,7 +151,14 @@ def import_state(
         "pool_size": len(state.tasks),
         **meta_fields(hypers),
     }
+    if state.history_every is not None:
+        meta["history_every"] = str(state.history_every)
     pipe.hset(keys.meta, mapping=cast(Mapping[Any, Any], meta))
+    pipe.delete(keys.history, keys.history_labels)
+    for entry_id, entry in state.history:  # the same ids: the entries keep their times
+        pipe.xadd(keys.history, cast(dict[Any, Any], entry), id=entry_id)
+    if state.history_labels:
+        pipe.hset(keys.history_labels, mapping=cast(Mapping[Any, Any], state.history_labels))
     pipe.hset(keys.counters, mapping=cast(Mapping[Any, Any], current_counters(state.counters)))
     if state.labels:
         pipe.hset(keys.labels, mapping={str(h): v for h, v in state.labels.items()})
