@@ -218,7 +218,8 @@ class SamplerConfig(BaseModel):
 
     refresh_every_draws: int = Field(1000, ge=1)
     refresh_every_s: float | None = Field(1.0, gt=0.0)
-    """Also refresh when the snapshot is this old; ``None``: by draw count only (reproducible runs)."""
+    """Also refresh when the snapshot is this old. ``None``: by draw count only, and the process that makes the
+    ``Curriculum`` draws from ``seed`` alone, so a seeded run repeats (give each worker process its own seed)."""
     first_refresh_after_draws: int = Field(8, ge=1)
     """The first refresh after attaching comes after this many draws, each next gap twice the last up to
     ``refresh_every_draws``: the algorithm steers from the first episodes."""

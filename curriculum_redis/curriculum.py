@@ -68,11 +68,7 @@ class Curriculum:
         self._attached = False
         self._client_id = 0
         self._seq = 0
-        # The process that made the curriculum draws from the seed alone (a run repeats exactly); a forked or
-        # unpickled worker mixes in its pid so workers sharing a config draw different tasks.
-        origin = self._pid == getattr(self, "_origin_pid", None)
-        seed = [self.config.seed] if origin else [self.config.seed, self._pid]
-        self._view: TaskView = self._make_view(self.hypers, np.random.default_rng(seed))
+        self._view: TaskView = self._make_view(self.hypers, self._view_rng(self._pid))
         self._policy = RefreshPolicy.from_config(self.config.sampler)
         self._buffer = OutcomeBuffer(self.config.buffer)
         self._last_counters: dict[str, int] = {}
@@ -81,6 +77,14 @@ class Curriculum:
         """Outcomes the store refused, by reason (the error code, e.g. ``CR_LABEL``): dropped, never re-sent."""
         self._retry_store_at = 0.0
         self._atexit: Callable[[], None] | None = None
+
+    def _view_rng(self, salt: int) -> np.random.Generator:
+        """Workers sharing a config draw differently: the seed is mixed with ``salt`` (the client id). With
+        ``refresh_every_s=None`` (reproducible runs) the process that made the curriculum draws from the seed
+        alone, so a run repeats; its forked or unpickled copies still mix in their salt."""
+        if self.config.sampler.refresh_every_s is None and self._pid == getattr(self, "_origin_pid", None):
+            return np.random.default_rng(self.config.seed)
+        return np.random.default_rng([self.config.seed, salt])
 
     def _make_view(self, hypers: AlgorithmConfig, rng: np.random.Generator) -> TaskView:
         return find_algorithm(hypers.algorithm).view(hypers, rng, self.config)
@@ -118,7 +122,7 @@ class Curriculum:
         if self.config.task_generator is not None and isinstance(self.hypers, PoolConfig):
             check_generator(self.store, self.config.task_generator)
         self._client_id = self.store.register_client()
-        self._view = self._make_view(self.hypers, np.random.default_rng([self.config.seed, self._client_id]))
+        self._view = self._make_view(self.hypers, self._view_rng(self._client_id))
         self._attached = True
         ref = weakref.ref(self)
 
@@ -345,7 +349,7 @@ class Curriculum:
         # The checkpoint's client table may hold this client's id with a higher seq: start afresh.
         self._client_id = self.store.register_client()
         self._seq = 0
-        self._view = self._make_view(self.hypers, np.random.default_rng([self.config.seed, self._client_id]))
+        self._view = self._make_view(self.hypers, self._view_rng(self._client_id))
         self._view.load(self.store)
         self._policy.refreshed()
 
