@@ -3,6 +3,11 @@
 A refresh reads the packed scores in one call, fills the pool up to capacity, evicts what the algorithm
 finds least useful (each eviction re-checked and replaced in one atomic call on the store) and rebuilds the
 distribution the sampler draws from; between refreshes, drawing a task needs no network round trip.
+
+With a finite generator the pool holds each configuration at most once: new tasks are drawn without
+replacement from the ids not in the pool (the store also refuses an id it already holds, atomically, so
+processes filling the pool at once make no duplicate); a space that fits in ``num_active_tasks`` is held
+whole and never evicted; an evicted configuration may come back in a later replacement.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from curriculum_redis.tasks import Task, TaskGenerator
 
 TASK_ID_LIMIT = 2**31
 """New task ids are drawn from [1, 2**31): short, readable keys, and exact as doubles."""
+FINITE_LISTED = 1_000_000
+"""A finite space up to this size is listed to draw new ids without replacement; a larger one is sampled."""
 
 
 class PoolView:
@@ -66,11 +73,12 @@ class PoolView:
     def refresh(self, store: CurriculumStore) -> None:
         """Read the scores, fill or prune the pool, and rebuild the local distribution."""
         snap = store.snapshot()
-        capacity = self.hypers.num_active_tasks
+        space = None if self.config is None else self.generator.size
+        capacity = self.hypers.num_active_tasks if space is None else min(self.hypers.num_active_tasks, space)
         if snap.size < capacity:
-            store.create_tasks([self._new_task() for _ in range(capacity - snap.size)])
+            store.create_tasks(self._new_tasks(capacity - snap.size, snap.task_ids))
             snap = store.snapshot()
-        elif self._evict(store, snap):
+        elif (space is None or space > capacity) and self._evict(store, snap):
             snap = store.snapshot()
         self.install(snap)
         ttl_s = None if self.config is None else self.config.ttl_s
@@ -83,22 +91,40 @@ class PoolView:
         self._pool_version = -1
         self.install(store.snapshot())
 
-    def _new_task(self) -> Task:
-        return self.generator.get_task(int(self._rng.integers(1, TASK_ID_LIMIT)))
+    def _new_tasks(self, n: int, held: npt.NDArray[np.int64]) -> list[Task]:
+        """``n`` new tasks; from a finite generator, distinct ids not in ``held`` (fewer when none are left)."""
+        generator = self.generator
+        space = generator.size
+        if space is None:
+            return [generator.get_task(int(self._rng.integers(1, TASK_ID_LIMIT))) for _ in range(n)]
+        taken = set(held.tolist())
+        if space <= FINITE_LISTED:
+            free = np.setdiff1d(np.arange(1, space + 1, dtype=np.int64), np.asarray(sorted(taken), dtype=np.int64))
+            picked = free if free.size <= n else np.sort(self._rng.choice(free, n, replace=False))
+            return [generator.get_task(int(i)) for i in picked]
+        ids: list[int] = []
+        while len(ids) < min(n, space - len(taken)):
+            task_id = int(self._rng.integers(1, space + 1))
+            if task_id not in taken:
+                taken.add(task_id)
+                ids.append(task_id)
+        return [generator.get_task(i) for i in ids]
 
     def _evict(self, store: CurriculumStore, snap: ScoreSnapshot) -> bool:
         """Evict up to ``max_evictions_per_refresh`` tasks, each replaced in the same atomic call."""
         hypers = self.hypers
         evictions = []
         failing = np.flatnonzero(snap.column("consecutive_failures") >= hypers.max_consecutive_failures)
-        for index in failing[: hypers.max_evictions_per_refresh]:
-            evictions.append(Eviction(int(snap.task_ids[index]), self._new_task(), "failures",
-                                      min_failures=hypers.max_consecutive_failures))  # fmt: skip
+        failing = failing[: hypers.max_evictions_per_refresh]
         budget = hypers.max_evictions_per_refresh - len(failing)
         # The server re-checks each candidate's stored score against the bound the algorithm gives.
         candidates, max_scores = self.algorithm.eviction_candidates(snap, hypers, budget)
-        for index, max_score in zip(candidates.tolist(), max_scores.tolist(), strict=True):
-            evictions.append(Eviction(int(snap.task_ids[index]), self._new_task(), "low_score",
+        fresh = iter(self._new_tasks(len(failing) + len(candidates), snap.task_ids))
+        for index, replacement in zip(failing.tolist(), fresh, strict=False):
+            evictions.append(Eviction(int(snap.task_ids[index]), replacement, "failures",
+                                      min_failures=hypers.max_consecutive_failures))  # fmt: skip
+        for index, max_score, replacement in zip(candidates.tolist(), max_scores.tolist(), fresh, strict=False):
+            evictions.append(Eviction(int(snap.task_ids[index]), replacement, "low_score",
                                       min_presentations=hypers.min_presentations_for_eviction,
                                       max_score=float(max_score)))  # fmt: skip
         return any([store.evict_and_replace(eviction) == "evicted" for eviction in evictions])

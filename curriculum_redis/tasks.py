@@ -3,11 +3,15 @@
 Configs are never stored in Redis. Any process, on any machine, regenerates a task's config from its
 id, so generators must be deterministic: they draw from ``numpy.random.default_rng`` seeded with the
 task id (never ``hash()`` or global random state), and serialise to JSON so a config file names them.
+
+A *finite* generator (``size`` is not ``None``) enumerates its configurations instead: task id ``k`` in
+``1..size`` is the ``k``-th one, so each configuration has exactly one id and the pool holds it at most once.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
@@ -73,9 +77,7 @@ class Span(BaseModel):
         return f"{self.lo}..{self.hi}"
 
 
-def always_tagged(
-    model: BaseModel, tag: str, handler: SerializerFunctionWrapHandler, info: SerializationInfo
-) -> Any:
+def always_tagged(model: BaseModel, tag: str, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
     """``handler(model)`` with the discriminator field ``tag`` put back when a dump left it out.
 
     ``exclude_defaults``/``exclude_unset`` drop a discriminator that holds its default (every subclass's
@@ -111,7 +113,21 @@ class TaskGenerator(BaseModel):
     def _keep_kind(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
         return always_tagged(self, "kind", handler, info)
 
+    @property
+    def size(self) -> int | None:
+        """How many configurations the generator enumerates (ids ``1..size``); ``None`` when infinite."""
+        return None
+
+    def task_ids(self) -> range:
+        """Every task id of a finite generator, one per configuration."""
+        if self.size is None:
+            raise ConfigError(f"{type(self).__name__} is not finite: it has no list of task ids")
+        return range(1, self.size + 1)
+
     def get_task(self, task_id: int) -> Task:
+        size = self.size
+        if size is not None and not 1 <= task_id <= size:
+            raise ConfigError(f"this finite generator's task ids are 1..{size}, got {task_id}")
         if not 0 <= task_id <= MAX_TASK_ID:
             raise ConfigError(f"task_id must be in [0, 2**53), got {task_id}")
         return self.generate(task_id)
@@ -166,16 +182,25 @@ def _set_path(cfg: dict[str, Any], dotted: str, value: Any) -> None:
 
 
 class BucketedTaskGenerator(TaskGenerator):
-    """Draws one value per bucket (a list of choices or a :class:`Span`) and writes it at a dot path.
+    """Writes one value per bucket (a list of choices or a :class:`Span`) at a dot path.
+
+    By default each task id draws its values at random (an infinite generator). With ``finite=True`` the
+    ids enumerate every combination of the buckets (lists, or :class:`Span` of integers), one id each.
 
     The label names the chosen bucket of each path, e.g. ``maze:size=8,walls=0.1..0.3``, so per-label
-    statistics group tasks by bucket.
+    statistics group tasks by bucket. ``label_keys`` keeps only those paths in it; ``label_format`` replaces
+    it with a format string over the chosen values, each named by its path with dots as underscores
+    (``"dist={start[dist]}"`` when the ``start`` values are dicts holding a ``dist``): many configurations
+    can then share one label, whose statistics they pool.
     """
 
     kind: Literal["bucketed"] = "bucketed"
     base: dict[str, Any] = Field(default_factory=dict)
     buckets: dict[str, list[Any] | Span]
     label: str = "bucketed"
+    finite: bool = False
+    label_keys: list[str] | None = None
+    label_format: str | None = None
 
     def __init__(
         self,
@@ -187,6 +212,16 @@ class BucketedTaskGenerator(TaskGenerator):
         # pydantic calls __init__ when validating too: a Span arriving as a mapping must stay one.
         choices = {path: v if isinstance(v, Span | Mapping) else list(v) for path, v in (buckets or {}).items()}
         BaseModel.__init__(self, base=dict(base or {}), buckets=choices, label=label, **data)
+
+    @model_serializer(mode="wrap")
+    def _keep_kind(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        # Options left at their defaults are not written: a generator dumps as it did before they existed.
+        data = always_tagged(self, "kind", handler, info)
+        if isinstance(data, dict):
+            for name in ("finite", "label_keys", "label_format"):
+                if name in data and data[name] == type(self).model_fields[name].default:
+                    del data[name]
+        return data
 
     @field_validator("buckets")
     @classmethod
@@ -200,23 +235,71 @@ class BucketedTaskGenerator(TaskGenerator):
                 raise ValueError(f"bucket {path!r} has no values")
         return buckets
 
+    @model_validator(mode="after")
+    def _check_options(self) -> BucketedTaskGenerator:
+        unknown = sorted(set(self.label_keys or ()) - set(self.buckets))
+        if unknown:
+            raise ValueError(f"label_keys names no bucket: {unknown} (buckets: {sorted(self.buckets)})")
+        if self.finite:
+            for path, choices in self.buckets.items():
+                if isinstance(choices, Span) and not (isinstance(choices.lo, int) and isinstance(choices.hi, int)):
+                    raise ValueError(f"finite=True needs countable buckets: {path!r} is a Span of floats")
+        if self.label_format is not None:
+            try:
+                self._format_label(self._values(0 if self.finite else None, _task_rng(1)))
+            except (KeyError, IndexError, AttributeError, ValueError) as exc:
+                raise ValueError(f"label_format {self.label_format!r} does not apply to the buckets: {exc!r}") from exc
+        return self
+
+    @staticmethod
+    def _count(choices: list[Any] | Span) -> int:
+        return len(choices) if isinstance(choices, list) else int(choices.hi) - int(choices.lo) + 1
+
+    @property
+    def size(self) -> int | None:
+        if not self.finite:
+            return None
+        return int(np.prod([self._count(c) for c in self.buckets.values()], dtype=object))
+
+    def _values(self, index: int | None, rng: np.random.Generator) -> dict[str, Any]:
+        """The value of each bucket: the ``index``-th combination (last bucket fastest), or random draws."""
+        if index is None:
+            return {
+                path: choices.draw(rng) if isinstance(choices, Span) else choices[int(rng.integers(len(choices)))]
+                for path, choices in self.buckets.items()
+            }
+        values: dict[str, Any] = {}
+        for path, choices in reversed(self.buckets.items()):
+            index, pick = divmod(index, self._count(choices))
+            values[path] = int(choices.lo) + pick if isinstance(choices, Span) else choices[pick]
+        return {path: values[path] for path in self.buckets}
+
+    def _format_label(self, values: dict[str, Any]) -> str:
+        assert self.label_format is not None
+        return self.label_format.format_map({path.replace(".", "_"): v for path, v in values.items()})
+
     def generate(self, task_id: int) -> Task:
-        rng = _task_rng(task_id)
+        values = self._values(task_id - 1 if self.finite else None, _task_rng(task_id))
         cfg = copy.deepcopy(self.base)
-        parts = []
-        for path, choices in self.buckets.items():
-            if isinstance(choices, Span):
-                value: Any = choices.draw(rng)
-                parts.append(f"{path}={choices}")
-            else:
-                value = choices[int(rng.integers(len(choices)))]
-                parts.append(f"{path}={value}")
-            _set_path(cfg, path, value)
+        for path, value in values.items():
+            _set_path(cfg, path, copy.deepcopy(value))
+        if self.label_format is not None:
+            return Task(task_id, f"{self.label}:{self._format_label(values)}", cfg)
+        keys = self.label_keys if self.label_keys is not None else list(self.buckets)
+        # A random Span value is named by its range (all its tasks share the label); an enumerated one by itself.
+        parts = [
+            f"{path}={self.buckets[path] if isinstance(self.buckets[path], Span) and not self.finite else values[path]}"
+            for path in keys
+        ]
         return Task(task_id, f"{self.label}:{','.join(parts)}", cfg)
 
 
 class TaskGeneratorSet(TaskGenerator):
-    """Picks one of several generators by weight (from the task id), then lets it generate the task."""
+    """Picks one of several generators by weight (from the task id), then lets it generate the task.
+
+    When every generator is finite the set is too: its ids run through the first generator's ids, then the
+    second's (offset by the first's size), and so on; weights do not apply then (each configuration once).
+    """
 
     kind: Literal["set"] = "set"
     generators: list[SerializeAsAny[TaskGenerator]]
@@ -243,14 +326,29 @@ class TaskGeneratorSet(TaskGenerator):
     def _check_weights(self) -> TaskGeneratorSet:
         if self.weights is not None:
             if len(self.weights) != len(self.generators):
-                raise ValueError(
-                    f"weights has {len(self.weights)} entries for {len(self.generators)} generators"
-                )
+                raise ValueError(f"weights has {len(self.weights)} entries for {len(self.generators)} generators")
             if any(not np.isfinite(w) or w < 0 for w in self.weights) or sum(self.weights) <= 0:
                 raise ValueError(f"weights must be finite, >= 0 and not all zero, got {self.weights}")
+        finite = [g.size is not None for g in self.generators]
+        if any(finite) and not all(finite):
+            raise ValueError("a TaskGeneratorSet mixes finite and infinite generators: make all finite or none")
+        if all(finite) and self.weights is not None:
+            raise ValueError("weights do not apply to a set of finite generators: each configuration is held once")
         return self
 
+    @property
+    def size(self) -> int | None:
+        sizes = [g.size for g in self.generators]
+        return None if any(n is None for n in sizes) else sum(n for n in sizes if n is not None)
+
     def generate(self, task_id: int) -> Task:
+        if self.size is not None:
+            local = task_id
+            for generator in self.generators:
+                assert generator.size is not None
+                if local <= generator.size:
+                    return dataclasses.replace(generator.generate(local), task_id=task_id)
+                local -= generator.size
         weights = np.asarray(self.weights if self.weights is not None else [1.0] * len(self.generators))
         cdf = np.cumsum(weights / weights.sum())
         pick = int(np.searchsorted(cdf, _task_rng(task_id, 1).random(), side="right"))
