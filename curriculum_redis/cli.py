@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import redis
 from rich.console import Console
 
-from curriculum_redis import admin, reader, tables
+from curriculum_redis import admin, reader, tables, watch
 from curriculum_redis.config import MismatchPolicy
 from curriculum_redis.errors import ConfigError, CredentialsError, CurriculumError, HyperparameterMismatchError
 from curriculum_redis.shutdown import EXIT_INTERRUPTED, TerminatedBySignal, stop_on_signals
@@ -177,6 +177,17 @@ def cmd_import(args: argparse.Namespace, console: Console) -> int:
         raise CurriculumError(f"namespace {exc.namespace!r} already exists: pass --replace to overwrite it") from exc
     verb = "replaced" if info.replaced else "created"
     console.print(f"{verb} namespace {info.namespace!r} from {args.path}: {info.tasks} tasks, {info.labels} labels")
+    return 0
+
+
+def cmd_watch(args: argparse.Namespace, console: Console) -> int:
+    _require(args, "curriculum")
+    return int(_with_client(args, lambda client: watch.run(client, _namespace(args), console, args.once, args.every)))
+
+
+def cmd_plot(args: argparse.Namespace, console: Console) -> int:
+    _require(args, "curriculum")
+    console.print(_with_client(args, lambda client: watch.plot(client, _namespace(args), args.out)))
     return 0
 
 
@@ -369,6 +380,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--reset-to", type=int, default=None, metavar="INDEX", help="move every env to this stage")
     sub.add_argument("--yes", action="store_true", help="confirm --reset-to")
     sub.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    sub = add("watch", cmd_watch, "A live view of a namespace: counters, episodes/s, per-label share and success.")
+    sub.add_argument("--once", action="store_true", help="print one frame and exit (for pipes and scripts)")
+    sub.add_argument("--every", type=_positive_float, default=1.0, help="seconds between frames (%(default)s)")
+    sub = add("plot", cmd_plot, "Draw a namespace's history (share, success per label, churn) to a PNG.")
+    sub.add_argument("--out", type=Path, default=Path("curriculum.png"), help="the PNG to write (%(default)s)")
 
     sub = add("namespaces", cmd_namespaces, "List the namespaces on the server.")
     sub.add_argument("--json", action="store_true", help="print JSON instead of a table")
