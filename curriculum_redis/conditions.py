@@ -116,6 +116,9 @@ class _Token:
         return f"{self.text!r}"
 
 
+ASCII_DIGITS = frozenset("0123456789")
+
+
 def _tokenize(text: str) -> list[_Token]:
     tokens: list[_Token] = []
     i, n = 0, len(text)
@@ -124,9 +127,11 @@ def _tokenize(text: str) -> list[_Token]:
         if c in " \t\r\n":
             i += 1
             continue
-        if c.isdigit() or (c == "." and i + 1 < n and text[i + 1].isdigit()):
+        # ASCII digits only: str.isdigit() is also true of '²' and other digits no number here is made of.
+        if c in ASCII_DIGITS or (c == "." and i + 1 < n and text[i + 1] in ASCII_DIGITS):
             match = _NUMBER.match(text, i)
-            assert match is not None
+            if match is None:
+                raise ConditionError(f"malformed number at {text[i : i + 8]!r}", text, i)
             end = match.end()
             if end < n and (text[end].isalnum() or text[end] in "._"):
                 raise ConditionError(f"malformed number {text[i : end + 1]!r}", text, i)
@@ -135,7 +140,8 @@ def _tokenize(text: str) -> list[_Token]:
             continue
         if c.isascii() and (c.isalpha() or c == "_"):
             match = _NAME.match(text, i)
-            assert match is not None
+            if match is None:
+                raise ConditionError(f"malformed name at {text[i : i + 8]!r}", text, i)
             tokens.append(_Token("name", match.group(), i))
             i = match.end()
             continue

@@ -22,7 +22,7 @@ from curriculum_redis.algorithms import Algorithm, find_algorithm
 from curriculum_redis.algorithms.base import TaskView
 from curriculum_redis.config import AlgorithmConfig, CurriculumConfig, MismatchPolicy, PoolConfig, reconcile_hypers
 from curriculum_redis.errors import ScriptError, StoreUnavailableError
-from curriculum_redis.identity import check_generator
+from curriculum_redis.identity import check_generator, probe_generator
 from curriculum_redis.outcomes import OutcomeBuffer
 from curriculum_redis.sampler import RefreshPolicy
 from curriculum_redis.state import CurriculumState
@@ -115,6 +115,8 @@ class Curriculum:
             self._attach()
 
     def _attach(self) -> None:
+        if self.config.task_generator is not None and isinstance(self.given, PoolConfig):
+            probe_generator(self.config.task_generator)
         stored = self.store.attach(self.given)
         if stored is not None:
             where = f"namespace {self.store.namespace!r}"

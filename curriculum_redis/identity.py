@@ -14,7 +14,13 @@ from curriculum_redis.errors import GeneratorMismatchError
 from curriculum_redis.store.base import CurriculumStore
 from curriculum_redis.store.connection import map_errors, text
 
-__all__ = ["check_generator", "generator_fingerprint"]
+__all__ = ["check_generator", "generator_fingerprint", "probe_generator"]
+
+
+def probe_generator(generator: Any) -> None:
+    """Make one task before anything is written: a generator whose labels cannot be stored (e.g. a lone
+    surrogate) is refused with a ConfigError before attaching creates the namespace."""
+    generator.get_task(1)
 
 
 def generator_fingerprint(generator: Any) -> str:

@@ -13,7 +13,8 @@ from integrity_workers import run_worker
 
 from curriculum_redis import BufferConfig, Curriculum, CurriculumConfig, LearningProgressConfig, SamplerConfig, admin
 from curriculum_redis.cli import main
-from curriculum_redis.errors import ConfigError, GeneratorMismatchError
+from curriculum_redis.conditions import ConditionError, compile_condition
+from curriculum_redis.errors import ConfigError, GeneratorMismatchError, InvalidScoreError
 from curriculum_redis.store.base import Outcome
 from curriculum_redis.store.keys import NamespaceKeys
 from curriculum_redis.store.redis import RedisStore
@@ -118,3 +119,32 @@ def test_drop_and_import_replace_never_delete_a_foreign_key(
     assert main(["--redis-url", redis_url, "drop", "a", "--yes"]) == 0
     assert all(redis_client.exists(key) for key in FOREIGN)
     assert not redis_client.keys("{cr:a}:[^z]*")
+
+
+# -- the library's own errors, before anything is written -----------------------------------------
+
+
+def test_a_score_beyond_a_double_is_an_invalid_score(redis_url: str) -> None:
+    with Curriculum(make_config(redis_url, "huge-score")) as curriculum:
+        task = curriculum.get_task()
+        with pytest.raises(InvalidScoreError):
+            curriculum.update_task_performance(task.task_id, 10**400)
+
+
+def test_a_score_range_whose_width_overflows_is_refused() -> None:
+    with pytest.raises(ValueError, match="finite hi - lo"):
+        LearningProgressConfig(score_range=(-1e308, 1e308))
+
+
+def test_a_label_with_a_lone_surrogate_is_refused_before_anything_is_written(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    with pytest.raises(ConfigError, match="not valid Unicode"):
+        Curriculum(make_config(redis_url, "surrogate", label="bad\udc80")).get_task()
+    assert redis_client.keys("{cr:surrogate}:*") == []
+
+
+@pytest.mark.parametrize("condition", ["episodes>²", "success_rate>0.5 and episodes>٣", "episodes>²0"])
+def test_a_stop_condition_with_unicode_digits_is_a_condition_error(condition: str) -> None:
+    with pytest.raises(ConditionError):
+        compile_condition(condition)
