@@ -21,7 +21,7 @@ import numpy as np
 from curriculum_redis.algorithms import Algorithm, find_algorithm
 from curriculum_redis.algorithms.base import TaskView
 from curriculum_redis.config import AlgorithmConfig, CurriculumConfig, MismatchPolicy, PoolConfig, reconcile_hypers
-from curriculum_redis.errors import ScriptError, StoreUnavailableError
+from curriculum_redis.errors import ConfigError, ScriptError, StoreUnavailableError
 from curriculum_redis.identity import check_generator, probe_generator
 from curriculum_redis.outcomes import OutcomeBuffer
 from curriculum_redis.sampler import RefreshPolicy
@@ -170,6 +170,13 @@ class Curriculum:
         if self._buffer.stale():
             self._flush_quietly()
         return task
+
+    def sample(self, k: int) -> list[Task]:
+        """``k`` tasks at once, one per sub-environment of a vectorised environment; each is drawn exactly
+        as :meth:`get_task` draws (the view refreshes mid-way when due), so k may exceed the pool."""
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ConfigError(f"sample(k) needs a whole number k >= 1, not {k!r}")
+        return [self.get_task() for _ in range(k)]
 
     def update_task_performance(self, task_id: int, score: float) -> None:
         """Report one episode's score. Buffered; written in batches (``flush()`` forces it)."""
