@@ -12,6 +12,7 @@ from finite_workers import fill_and_run
 
 from curriculum_redis import BufferConfig, ConfigError, Curriculum, CurriculumConfig, LearningProgressConfig
 from curriculum_redis.config import SamplerConfig
+from curriculum_redis.store.base import Eviction
 from curriculum_redis.tasks import BucketedTaskGenerator, Span, TaskGenerator, TaskGeneratorSet
 
 CELLS = [{"cell": c, "dist": c % 4} for c in range(20)]
@@ -146,4 +147,17 @@ def test_processes_filling_the_pool_at_once_make_no_duplicate(redis_url: str, po
     assert len(ids) == len(set(ids)) == expected
     assert curriculum.stats()["num_created"] == expected
     assert set().union(*drawn) <= set(ids)
+    curriculum.close()
+
+
+def test_the_store_refuses_an_id_it_already_holds(store_url: str | None) -> None:
+    curriculum = Curriculum(config(store_url, "refuse", 8))
+    curriculum.get_task()
+    store, gen = curriculum.store, cells()
+    held = pool_ids(curriculum)
+    assert store.create_tasks([gen.get_task(i) for i in held]) == []
+    victim, other = held[0], held[1]
+    eviction = Eviction(victim, gen.get_task(other), "failures", min_failures=0)
+    assert store.evict_and_replace(eviction) == "replacement_exists"
+    assert sorted(pool_ids(curriculum)) == sorted(held)
     curriculum.close()
