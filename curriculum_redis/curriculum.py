@@ -146,7 +146,7 @@ class Curriculum:
             atexit.unregister(self._atexit)
         if self._attached and self._pid == os.getpid():
             try:
-                self.flush()
+                self._flush(strict=False)
             except StoreUnavailableError:
                 log.warning("store unreachable at close: %d outcomes not written", self._buffer.pending_outcomes)
         self.store.close()
@@ -198,22 +198,28 @@ class Curriculum:
 
     def flush(self) -> None:
         """Write every buffered outcome now. Raises StoreUnavailableError if the store is down
-        (the outcomes stay buffered and go out with the next flush)."""
+        (the outcomes stay buffered and go out with the next flush), and the first ScriptError if the store
+        refused a batch (dropped and counted in :attr:`refused`; the later batches are written first)."""
         self._flush()
 
-    def _flush(self) -> RecordResult | None:
-        """Flush; the reply to the last batch written, if any."""
+    def _flush(self, strict: bool = True) -> RecordResult | None:
+        """Flush; the reply to the last batch written, if any. A refused batch never blocks the later ones;
+        ``strict`` (an explicit call) raises its error once they are written, the hot path only logs it."""
         self._ensure_ready()
         self._seal()
         result = None
+        refusal: ScriptError | None = None
         while self._buffer.pending:
             try:
                 result = self.store.record(self._buffer.pending[0])
             except ScriptError as exc:
                 self._refuse(exc)
+                refusal = refusal or exc
                 continue
             self._buffer.acknowledge()
             self._view.on_recorded(result)
+        if strict and refusal is not None:
+            raise refusal
         return result
 
     def _refuse(self, exc: ScriptError) -> None:
@@ -246,7 +252,7 @@ class Curriculum:
             self._seal()
             return
         try:
-            self.flush()
+            self._flush(strict=False)
         except StoreUnavailableError as exc:
             self._went_offline(exc)
         else:
@@ -286,7 +292,7 @@ class Curriculum:
         self._ensure_ready()
         # Our own buffered outcomes go first: eviction must see them, and must not orphan them.
         if not self._buffer.is_empty():
-            self.flush()
+            self._flush(strict=False)
         self._view.refresh(self.store)
         self._policy.refreshed()
         self._back_online()
@@ -333,7 +339,6 @@ class Curriculum:
         """
         out = self._observe().stats(self.store, self._last_counters)
         out["outcomes_dropped_locally"] = float(self._buffer.dropped_outcomes)
-        out["outcomes_refused_locally"] = float(self.refused_outcomes)
         return out
 
     def label_table(self) -> dict[str, dict[str, float]]:

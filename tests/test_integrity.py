@@ -14,7 +14,7 @@ from integrity_workers import run_worker
 from curriculum_redis import BufferConfig, Curriculum, CurriculumConfig, LearningProgressConfig, SamplerConfig, admin
 from curriculum_redis.cli import main
 from curriculum_redis.conditions import ConditionError, compile_condition
-from curriculum_redis.errors import ConfigError, GeneratorMismatchError, InvalidScoreError
+from curriculum_redis.errors import ConfigError, GeneratorMismatchError, InvalidScoreError, ScriptError
 from curriculum_redis.store.base import Outcome
 from curriculum_redis.store.keys import NamespaceKeys
 from curriculum_redis.store.redis import RedisStore
@@ -70,12 +70,18 @@ def test_a_refused_batch_is_dropped_counted_and_blocks_no_later_batch(
             curriculum.update_task_performance(task.task_id, 0.25)
         curriculum.flush()
     assert curriculum.refused == {"CR_LABEL": 3}
-    assert curriculum.stats()["outcomes_refused_locally"] == 3
+    assert curriculum.refused_outcomes == 3
     assert "CR_LABEL" in caplog.text and "refused a batch of 3 outcomes" in caplog.text
     assert int(redis_client.hget("{cr:refused}:counters", "num_completed") or 0) == 16
     curriculum._buffer.add(bad)
+    curriculum._seal()
+    curriculum._buffer.add(Outcome(task.task_id, task.label_hash, 0.5))
+    with pytest.raises(ScriptError, match="CR_LABEL"):  # an explicit flush says so, after writing the rest
+        curriculum.flush()
+    assert int(redis_client.hget("{cr:refused}:counters", "num_completed") or 0) == 17
+    curriculum._buffer.add(bad)
     curriculum.close()  # does not raise for it
-    assert curriculum.refused == {"CR_LABEL": 4}
+    assert curriculum.refused == {"CR_LABEL": 5}
 
 
 # -- namespace isolation ---------------------------------------------------------------------------
