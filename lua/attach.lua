@@ -5,7 +5,8 @@
 -- The scores string is allocated at its full size (capacity records) once, so it never regrows.
 -- Returns: '' when this call stored the hyperparameters, else the stored hypers JSON.
 -- Errors: CR_ALGORITHM when the namespace runs another algorithm (meta 'algorithm' vs the given one);
---   CR_SCHEMA when the namespace was written by another schema version; CR_ARGS on bad input.
+--   CR_SCHEMA when the namespace was written by another schema version; CR_ARGS on bad input;
+--   CR_CORRUPT when meta is missing but the scores exist (never silently re-created).
 local meta = KEYS[1]
 if #KEYS ~= 2 then return redis.error_reply('CR_ARGS attach.lua takes 2 keys, got ' .. #KEYS) end
 if #ARGV < 3 or (#ARGV - 3) % 2 ~= 0 then
@@ -24,6 +25,13 @@ if stored then
   end
   -- The stored hypers go back to the caller, who refuses another algorithm with both names in its error.
   return stored
+end
+
+-- No meta but pool keys: meta was lost (evicted, deleted). Creating it afresh would wipe the scores and
+-- leave the task hashes orphaned; refuse, so an operator repairs or drops the namespace.
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  return redis.error_reply('CR_CORRUPT ' .. meta .. ' is missing but ' .. KEYS[2] ..
+    ' exists: run curriculum-redis check --repair, or drop the namespace')
 end
 
 local fields = {'schema_version', ARGV[1], 'hypers', ARGV[2], 'created_at', ARGV[3], 'pool_version', '0',

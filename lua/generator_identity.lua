@@ -5,7 +5,7 @@
 -- Errors: CR_NO_NAMESPACE when meta does not exist (attach first); CR_ARGS on bad input.
 -- Two generators in one namespace make the same task ids mean different tasks (and different label
 -- hashes, which record_outcomes refuses), so the first one's fingerprint is kept and others are refused.
-if #KEYS ~= 1 or #ARGV ~= 1 or #ARGV[1] == 0 or #ARGV[1] > 128 then
+if #KEYS ~= 1 or #ARGV ~= 1 or #ARGV[1] == 0 or #ARGV[1] > 64 then
   return redis.error_reply('CR_ARGS generator_identity.lua takes 1 key and 1 non-empty fingerprint')
 end
 if redis.call('EXISTS', KEYS[1]) == 0 then

@@ -16,7 +16,9 @@
 -- Returns: {applied (1, or 0 for an already-applied batch), outcomes counted, of which outcomes for tasks
 --   no longer in the pool (counted, not an error)}
 -- Errors (raised before any write): CR_NO_NAMESPACE, CR_ARGS, CR_LABEL (task/label mismatch),
---   CR_ALGORITHM (the namespace runs another algorithm than the one spliced in below).
+--   CR_ALGORITHM (the namespace runs another algorithm than the one spliced in below), CR_CORRUPT (a task
+--   in the pool without its hash: run `curriculum-redis check --repair`), CR_OVERFLOW (a counter this
+--   batch would push past 2^53, where HINCRBY could fail after earlier writes).
 -- This file is the generic part; store.scripts.record_script splices one lua/algorithm_<name>.lua at the
 -- @ALGORITHM@ marker, which defines ALGORITHM, SCORE_FIELD, STATE_FIELDS, HYPERS and update().
 -- Record (RECORD_FIELDS doubles): task_id, label_hash, completions, score_sum, last_score, consecutive_failures,
@@ -115,6 +117,28 @@ for _, label in ipairs(labels) do
   label.n, label.lp_ema, label.score_sum = tonumber(v[1]) or 0, tonumber(v[2]) or 0, tonumber(v[3]) or 0
   label.successes, label.samples, label.completions = tonumber(v[4]) or 0, tonumber(v[5]) or 0, 0
   label.known = v[6] ~= false
+end
+
+-- Structural checks, still before the first write: a pooled task's hash must exist (writing it would
+-- re-create it without label_hash and slot), and no counter may overflow when incremented below.
+local increment = 1
+for _, task in ipairs(tasks) do
+  increment = increment + #task.values
+  if task.state and redis.call('EXISTS', task.key) == 0 then
+    return redis.error_reply('CR_CORRUPT task ' .. task.id .. ' is in the pool but ' .. task.key ..
+      ' is missing: run curriculum-redis check --repair')
+  end
+end
+for _, label in ipairs(labels) do increment = increment + label.sampled end
+local totals = redis.call('HMGET', counters, 'num_completed', 'num_batches', 'num_failures', 'num_scheduled',
+  'num_outcomes_for_evicted_tasks')
+for i = 1, #totals do
+  if totals[i] and not tonumber(totals[i]) then
+    return redis.error_reply('CR_CORRUPT ' .. counters .. ' holds ' .. totals[i] .. ', not a count')
+  end
+  if (tonumber(totals[i]) or 0) + increment > MAX_TASK_ID + 1 then  -- 2^53: past it, counts are inexact
+    return redis.error_reply('CR_OVERFLOW a counter of ' .. counters .. ' would pass 2^53: the namespace is corrupt')
+  end
 end
 
 -- 2. Apply. update() mirrors the algorithm's Python update operation for operation.

@@ -154,3 +154,54 @@ def test_a_label_with_a_lone_surrogate_is_refused_before_anything_is_written(
 def test_a_stop_condition_with_unicode_digits_is_a_condition_error(condition: str) -> None:
     with pytest.raises(ConditionError):
         compile_condition(condition)
+
+
+# -- structural checks before the first write ------------------------------------------------------
+
+
+def trained(redis_url: str, namespace: str, episodes: int = 40) -> Curriculum:
+    curriculum = Curriculum(make_config(redis_url, namespace))
+    for _ in range(episodes):
+        curriculum.update_task_performance(curriculum.get_task().task_id, 0.5)
+    curriculum.flush()
+    return curriculum
+
+
+def dump(client: redis.Redis, namespace: str) -> dict[bytes, bytes]:
+    return {key: client.dump(key) or b"" for key in client.keys(f"{{cr:{namespace}}}:*")}
+
+
+def test_attach_refuses_a_namespace_whose_meta_was_lost(redis_url: str, redis_client: redis.Redis) -> None:
+    trained(redis_url, "no-meta").close()
+    redis_client.delete("{cr:no-meta}:meta")
+    before = dump(redis_client, "no-meta")
+    with pytest.raises(ScriptError, match="CR_CORRUPT"):
+        Curriculum(make_config(redis_url, "no-meta")).get_task()
+    assert dump(redis_client, "no-meta") == before  # the scores are not wiped
+
+
+def test_a_batch_for_a_task_whose_hash_was_lost_is_refused_with_nothing_written(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    curriculum = trained(redis_url, "no-task")
+    task = curriculum.get_task()
+    redis_client.delete(f"{{cr:no-task}}:task:{task.task_id}")
+    before = dump(redis_client, "no-task")
+    curriculum.update_task_performance(task.task_id, 0.5)
+    with pytest.raises(ScriptError, match="CR_CORRUPT"):
+        curriculum.flush()
+    assert dump(redis_client, "no-task") == before
+    curriculum.close()
+
+
+def test_a_counter_about_to_overflow_refuses_the_batch_before_any_write(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    curriculum = trained(redis_url, "overflow")
+    redis_client.hset("{cr:overflow}:counters", "num_completed", 2**63 - 1)
+    before = dump(redis_client, "overflow")
+    curriculum.update_task_performance(curriculum.get_task().task_id, 0.5)
+    with pytest.raises(ScriptError, match="CR_OVERFLOW"):
+        curriculum.flush()
+    assert dump(redis_client, "overflow") == before
+    curriculum.close()
