@@ -26,7 +26,6 @@ from curriculum_redis import (
     StoreUnavailableError,
 )
 from curriculum_redis.algorithms.sequential import (
-    MAX_STAGES,
     SequentialConfig,
     StageConfig,
     StageCurriculumConfig,
@@ -38,6 +37,7 @@ from curriculum_redis.env import CurriculumEnv
 from curriculum_redis.stage_curriculum import StageCurriculum
 from curriculum_redis.store.base import StageState
 from curriculum_redis.store.keys import NamespaceKeys
+from curriculum_redis.store.schema import MAX_STAGES
 from curriculum_redis.store.scripts import script_sources
 
 pytestmark = pytest.mark.redis

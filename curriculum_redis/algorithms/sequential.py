@@ -40,7 +40,6 @@ from curriculum_redis.tasks import Task, TaskGenerator
 
 __all__ = [
     "LOCAL_ID_LIMIT",
-    "MAX_STAGES",
     "Sequential",
     "SequentialConfig",
     "Stage",
