@@ -1,4 +1,4 @@
-"""Watching the demo run: the counters polled into label shares, shown as a bar or as plain lines."""
+"""Watching the demo run: progress from the counters, label shares from the run's history in Redis."""
 
 from __future__ import annotations
 
@@ -12,6 +12,11 @@ from curriculum_redis.curriculum import Curriculum
 from curriculum_redis.demo.report import Series
 from curriculum_redis.demo.student import KINDS, SimulatedStudent, TaskKind, label_kind
 from curriculum_redis.demo.workers import Workers
+from curriculum_redis.history import History, read_history, set_interval
+from curriculum_redis.store.redis import RedisStore
+
+HISTORY_POINTS = 200
+"""History entries the demo asks for over its run: the picture's resolution."""
 
 
 def label_samples(stats: dict[str, float]) -> dict[str, float]:
@@ -28,35 +33,42 @@ def episodes_done(stats: dict[str, float]) -> int:
 
 @dataclass
 class Recorder:
-    """Polls the curriculum's counters: progress, label sampling shares, and the learner's mastery."""
+    """Polls the curriculum's counters (progress), its history in Redis (label sampling shares by
+    episodes, not by poll), and the learner's mastery."""
 
     monitor: Curriculum
     learner: SimulatedStudent
     started: float
     series: Series = field(default_factory=Series)
     history: list[tuple[int, int]] = field(default_factory=list)
-    _last: dict[str, float] = field(default_factory=dict)
     last_stats: dict[str, float] = field(default_factory=dict)
 
     def poll(self) -> int:
         stats = self.monitor.stats()
         self.last_stats = stats
-        samples = label_samples(stats)
-        delta = {label: n - self._last.get(label, 0.0) for label, n in samples.items()}
-        total = sum(delta.values())
         done = episodes_done(stats)
-        if total > 0:
-            index = len(self.series.seconds)
-            self.series.seconds.append(round(time.monotonic() - self.started, 3))
-            self.series.episodes.append(done)
-            for label, d in sorted(delta.items()):
-                column = self.series.share.setdefault(label, [0.0] * index)
-                column.append(d / total)
-            for column in self.series.share.values():
-                column.extend([0.0] * (index + 1 - len(column)))
-            self._last = samples
+        store = self.monitor.store
+        if isinstance(store, RedisStore):  # the demo's picture is the run's history, by episodes
+            self.series = series_of(read_history(store.client, self.monitor.config.namespace))
         self.history.append((done, self.learner.mastered_levels()))
         return done
+
+    def keep_history(self, total: int) -> None:
+        """About HISTORY_POINTS entries over ``total`` episodes, however short the run."""
+        store = self.monitor.store
+        if isinstance(store, RedisStore):
+            self.monitor.refresh()  # attaches (the namespace must exist to hold an interval)
+            set_interval(store.client, self.monitor.config.namespace, max(1, total // HISTORY_POINTS))
+
+
+def series_of(history: History) -> Series:
+    """The label shares of each history interval, with their server times since the first point."""
+    start = history.points[0].time_s if history.points else 0.0
+    return Series(
+        seconds=[round(p.time_s - start, 3) for p in history.points[1:]],
+        episodes=history.episodes,
+        share=history.share(),
+    )
 
 
 def watch(
@@ -71,6 +83,7 @@ def watch(
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
+    recorder.keep_history(total)
     live = progress and console.is_terminal
     lines = _ProgressLines(console, total, levels) if progress and not live else None
     with Progress(*columns, console=console, disable=not live, refresh_per_second=4) as bars:

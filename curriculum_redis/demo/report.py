@@ -54,7 +54,7 @@ class RedisInfo(BaseModel):
 
 
 class Series(BaseModel):
-    """Sampling share of each label between consecutive polls of the counters."""
+    """Sampling share of each label in each interval of the run's history (curriculum_redis.history)."""
 
     seconds: list[float] = Field(default_factory=list)
     episodes: list[int] = Field(default_factory=list)
@@ -233,36 +233,32 @@ def redis_cli_commands(info: RedisInfo, task_key: str | None = None) -> list[str
 
 
 def plot_sampling_share(report: DemoReport, path: Path) -> Path | None:
-    """A PNG of each label's sampling share over the run (and levels mastered, LP vs uniform).
+    """A PNG of each label's sampling share over the run's history (drawn as ``curriculum-redis plot``
+    draws it, by episodes) and of levels mastered, LP vs uniform.
 
     Returns None when matplotlib is not installed (the ``plot`` extra).
     """
+    from curriculum_redis.plots import PlotError, draw_share, new_figure
+
     try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
+        fig, (top, bottom) = new_figure(2, 8)
+    except PlotError:
         return None
     series = report.series
-    fig = Figure(figsize=(12, 8), layout="constrained")
-    FigureCanvasAgg(fig)
-    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(2, 1))
     learnable = sorted(label for label, row in report.labels.items() if row.kind == "learnable")
     colors = _colormap(len(learnable))
-    for label, values in sorted(series.share.items()):
+
+    def style(label: str) -> dict[str, Any]:
         kind = label_kind(label)
-        marker = "o" if len(values) < 20 else None
         if kind == "impossible":
-            style: dict[str, Any] = {"color": "tab:red", "linestyle": "--", "linewidth": 2}
-        elif kind == "mastered":
-            style = {"color": "tab:gray", "linestyle": ":", "linewidth": 2}
-        else:
-            style = {"color": colors[learnable.index(label)] if label in learnable else None}
-        top.plot(series.episodes, values, label=label.removeprefix("student:"), marker=marker, **style)
-    top.set_ylabel("sampling share (between polls)")
-    top.set_ylim(0.0, 1.0)
+            return {"color": "tab:red", "linestyle": "--", "linewidth": 2}
+        if kind == "mastered":
+            return {"color": "tab:gray", "linestyle": ":", "linewidth": 2}
+        return {"color": colors[learnable.index(label)] if label in learnable else None}
+
+    draw_share(top, series.episodes, series.share, style, limit=len(series.share))
+    top.set_ylabel("sampling share (per history interval)")
     top.set_title(f"Learning-progress curriculum: {report.episodes:,} episodes, {report.workers} workers")
-    top.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
-    top.grid(alpha=0.3)
     learners = (("learning progress", report.lp, "tab:blue"), ("uniform", report.uniform, "tab:orange"))
     for name, result, color in learners:
         if result.history:
