@@ -23,10 +23,12 @@ from curriculum_redis.algorithms.base import TaskView
 from curriculum_redis.config import AlgorithmConfig, CurriculumConfig, MismatchPolicy, PoolConfig, reconcile_hypers
 from curriculum_redis.errors import ConfigError, ScriptError, StoreUnavailableError
 from curriculum_redis.identity import check_generator, probe_generator
+from curriculum_redis.integrity import check_eviction_policy
 from curriculum_redis.outcomes import OutcomeBuffer
 from curriculum_redis.sampler import RefreshPolicy
 from curriculum_redis.state import CurriculumState
 from curriculum_redis.store.base import CurriculumStore, Outcome, RecordResult
+from curriculum_redis.store.connection import map_errors
 from curriculum_redis.store.memory import MemoryStore
 from curriculum_redis.store.redis import RedisStore
 from curriculum_redis.tasks import Task
@@ -117,6 +119,10 @@ class Curriculum:
     def _attach(self) -> None:
         if self.config.task_generator is not None and isinstance(self.given, PoolConfig):
             probe_generator(self.config.task_generator)
+        if isinstance(self.store, RedisStore):
+            ttl = self.config.ttl_s is not None
+            with map_errors(lambda: self.store.where):  # type: ignore[attr-defined]
+                check_eviction_policy(self.store.client, self.store.where, ttl, self.config.on_evicting_server)
         stored = self.store.attach(self.given)
         if stored is not None:
             where = f"namespace {self.store.namespace!r}"

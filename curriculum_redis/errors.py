@@ -88,3 +88,7 @@ class TLSTrustError(StoreError):
             f"{where}: the TLS handshake failed ({reason}): check the CA file (ssl_ca_certs), the host name and "
             "that the server speaks TLS on this port"
         )
+
+
+class EvictionPolicyError(StoreError):
+    """The server may evict the namespace's keys (its ``maxmemory-policy``): a lost key corrupts the curriculum."""
