@@ -243,6 +243,9 @@ class CurriculumConfig(BaseModel):
     on_mismatch: MismatchPolicy = "error"
     ttl_s: float | None = Field(None, gt=0.0)
     """Keys of the namespace expire this long after the last live writer refreshed them (None: never)."""
+    on_evicting_server: Literal["error", "warn"] = "error"
+    """What attaching does when the server's ``maxmemory-policy`` may evict the namespace's keys (``allkeys-*``,
+    or ``volatile-*`` with ``ttl_s``): refuse (an EvictionPolicyError), or log a warning and go on."""
 
     @field_validator("task_generator", mode="before")
     @classmethod
