@@ -29,6 +29,8 @@ from curriculum_redis.algorithms import DEFAULT_ALGORITHM
 from curriculum_redis.algorithms.sequential import SequentialConfig
 from curriculum_redis.config import MismatchPolicy, PoolConfig, reconcile_hypers
 from curriculum_redis.errors import CheckpointError, ConfigError, StoreError
+from curriculum_redis.integrity import CheckReport as CheckReport  # admin.CheckReport
+from curriculum_redis.integrity import check_namespace as check_namespace  # admin.check_namespace
 from curriculum_redis.state import SCHEMA_VERSION, STATE_FORMAT, CurriculumState
 from curriculum_redis.store.connection import Client
 from curriculum_redis.store.keys import NAMESPACE_FORBIDDEN, NamespaceKeys, validate_namespace

@@ -8,6 +8,7 @@ truth for the pool: every other count is derived from it.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -22,7 +23,7 @@ from curriculum_redis.store.keys import NamespaceKeys
 from curriculum_redis.store.schema import INT_TASK_FIELDS
 from curriculum_redis.store.transfer import scan_namespace
 
-__all__ = ["CheckReport", "check_eviction_policy", "check_namespace", "eviction_policy"]
+__all__ = ["CheckReport", "add_check_command", "check_eviction_policy", "check_namespace", "eviction_policy"]
 
 log = logging.getLogger(__name__)
 
@@ -172,3 +173,26 @@ def _check_task(
         )
         return [lambda p: p.hset(key, mapping={"slot": slot, "label_hash": h})]
     return []
+
+
+def add_check_command(add: Any) -> None:
+    """The CLI's ``check`` command (``add`` is the CLI's sub-command factory)."""
+    sub = add("check", _cmd_check, "Verify a pool namespace's invariants; --repair fixes what is derivable.")
+    sub.add_argument("--repair", action="store_true", help="repair what the pool's records determine")
+    sub.add_argument("--json", action="store_true", help="print JSON instead of lines")
+
+
+def _cmd_check(args: Any, console: Any) -> int:
+    """Exit 0 when the namespace is sound (or was repaired whole), 1 when a problem remains."""
+    from curriculum_redis import cli  # the CLI's URL and client helpers (cli imports this module)
+
+    namespace = cli._namespace(args)
+    report = cli._with_client(args, lambda client: check_namespace(client, namespace, repair=args.repair))
+    remaining = [p for p in report.problems if p not in report.repaired]
+    if args.json:
+        print(json.dumps({"namespace": namespace, "problems": report.problems, "repaired": report.repaired}))
+    else:
+        for problem in report.problems:
+            console.print(("repaired: " if problem in report.repaired else "problem: ") + problem, markup=False)
+        console.print(f"namespace {namespace!r}: " + ("sound" if not remaining else f"{len(remaining)} problems"))
+    return 1 if remaining else 0

@@ -9,7 +9,14 @@ import pytest
 import redis
 from redis_servers import ServerFactory
 
-from curriculum_redis import BucketedTaskGenerator, BufferConfig, Curriculum, CurriculumConfig, LearningProgressConfig
+from curriculum_redis import (
+    BucketedTaskGenerator,
+    BufferConfig,
+    Curriculum,
+    CurriculumConfig,
+    LearningProgressConfig,
+    admin,
+)
 from curriculum_redis.errors import EvictionPolicyError
 from curriculum_redis.integrity import check_namespace
 
@@ -107,3 +114,19 @@ def test_lost_meta_and_counters_are_reported_not_invented(redis_url: str, redis_
     redis_client.delete("{cr:lost}:meta")
     report = check_namespace(redis_client, "lost", repair=True)
     assert any("meta" in p for p in report.problems) and report.repaired == []
+
+
+def test_the_cli_check_finds_and_repairs(
+    redis_url: str, redis_client: redis.Redis, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from curriculum_redis.cli import main
+
+    train(redis_url, "cli-check")
+    assert main(["--redis-url", redis_url, "--namespace", "cli-check", "check"]) == 0
+    redis_client.hset("{cr:cli-check}:meta", "pool_size", 64)
+    redis_client.hset("{cr:cli-check}:task:987654321", "slot", 1)
+    assert main(["--redis-url", redis_url, "--namespace", "cli-check", "check"]) == 1
+    assert "pool_size is 64" in capsys.readouterr().out
+    assert main(["--redis-url", redis_url, "--namespace", "cli-check", "check", "--repair", "--json"]) == 0
+    assert main(["--redis-url", redis_url, "--namespace", "cli-check", "check"]) == 0
+    assert admin.check_namespace(redis_client, "cli-check").ok
