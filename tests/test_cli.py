@@ -17,7 +17,7 @@ from curriculum_redis.demo.student import SimulatedStudent, student_task_generat
 
 pytestmark = pytest.mark.redis
 
-COMMANDS = ["demo", "inspect", "stats", "labels", "namespaces", "drop", "snapshot", "export", "import"]
+COMMANDS = ["demo", "inspect", "stats", "labels", "watch", "plot", "namespaces", "drop", "snapshot", "export", "import"]
 EPISODES = 3000
 TASKS = 16
 UNREACHABLE = "redis://user:secret@127.0.0.1:1"
