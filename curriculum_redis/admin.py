@@ -32,6 +32,7 @@ from curriculum_redis.errors import CheckpointError, ConfigError, StoreError
 from curriculum_redis.integrity import CheckReport as CheckReport  # admin.CheckReport
 from curriculum_redis.integrity import check_namespace as check_namespace  # admin.check_namespace
 from curriculum_redis.state import SCHEMA_VERSION, STATE_FORMAT, CurriculumState
+from curriculum_redis.state_checks import semantic_problem
 from curriculum_redis.store.connection import Client
 from curriculum_redis.store.keys import NAMESPACE_FORBIDDEN, NamespaceKeys, validate_namespace
 from curriculum_redis.store.redis import RedisStore
@@ -284,7 +285,7 @@ def inconsistency(state: CurriculumState) -> str | None:
         for name, value in stats.model_dump().items():
             if isinstance(value, float) and not math.isfinite(value):
                 return f"label {stats.label!r} has {name}={value!r}"
-    return None
+    return semantic_problem(state)
 
 
 def _snapshot_cluster(client: RedisCluster, timeout_s: float, namespace: str | None) -> SnapshotInfo:

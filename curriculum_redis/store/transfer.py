@@ -17,6 +17,7 @@ from curriculum_redis.algorithms import algorithm_of
 from curriculum_redis.config import PoolConfig, parse_algorithm_json
 from curriculum_redis.errors import StoreError
 from curriculum_redis.state import LABEL_STAT_FIELDS, SCHEMA_VERSION, CurriculumState, LabelStats, TaskRecord
+from curriculum_redis.state_checks import semantic_problem
 from curriculum_redis.store.base import ScoreSnapshot, current_counters
 from curriculum_redis.store.connection import Client, map_errors, text
 from curriculum_redis.store.keys import NamespaceKeys
@@ -134,6 +135,9 @@ def import_state(
         raise StoreError(f"a state of the {hypers.algorithm} algorithm holds no task pool")
     if len(state.tasks) > hypers.num_active_tasks:
         raise StoreError(f"state holds {len(state.tasks)} tasks for num_active_tasks={hypers.num_active_tasks}")
+    problem = semantic_problem(state)
+    if problem:
+        raise StoreError(f"refusing to import a state that no namespace can hold (nothing written): {problem}")
     with map_errors(where):
         existing = (
             keys.fixed
