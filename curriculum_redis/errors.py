@@ -92,3 +92,15 @@ class TLSTrustError(StoreError):
 
 class EvictionPolicyError(StoreError):
     """The server may evict the namespace's keys (its ``maxmemory-policy``): a lost key corrupts the curriculum."""
+
+
+class ScriptsNotLoadedError(StoreError):
+    """The server lacks the library's Lua scripts and this user may not load them (an ACL without
+    SCRIPT LOAD): an admin must load them, retrying cannot help."""
+
+    def __init__(self, reason: object) -> None:
+        super().__init__(
+            f"the curriculum's Lua scripts are not loaded on the server and this user may not load them ({reason}): "
+            "run `curriculum-redis load-scripts` (or admin.load_scripts(client)) as an admin user after every "
+            "restart, failover or SCRIPT FLUSH"
+        )
