@@ -357,3 +357,12 @@ def import_namespace(
             reconcile_hypers(current, state.hypers, on_mismatch, f"namespace {namespace!r}")
     store.import_state(state.model_copy(update={"namespace": namespace}))
     return ImportInfo(namespace, len(state.tasks), len(state.labels), existing is not None)
+
+
+def load_scripts(client: Client) -> dict[str, str]:
+    """Load every Lua script the library runs and return their SHA1s by name: the admin step for
+    workers whose ACL allows EVALSHA but neither EVAL nor SCRIPT LOAD (so they cannot run arbitrary Lua).
+    Run it again after a restart, a failover or SCRIPT FLUSH: the script cache is not persisted."""
+    from curriculum_redis.store.scripts import every_source  # loads the algorithms, which import admin's imports
+
+    return {name: str(client.script_load(source)) for name, source in every_source().items()}
