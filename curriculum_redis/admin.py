@@ -363,6 +363,6 @@ def load_scripts(client: Client) -> dict[str, str]:
     """Load every Lua script the library runs and return their SHA1s by name: the admin step for
     workers whose ACL allows EVALSHA but neither EVAL nor SCRIPT LOAD (so they cannot run arbitrary Lua).
     Run it again after a restart, a failover or SCRIPT FLUSH: the script cache is not persisted."""
-    from curriculum_redis.store.scripts import every_source  # loads the algorithms, which import admin's imports
+    from curriculum_redis.store.scripts import every_source  # kept local: admin.py imports are shared
 
     return {name: str(client.script_load(source)) for name, source in every_source().items()}
