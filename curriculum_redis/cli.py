@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import redis
 from rich.console import Console
 
-from curriculum_redis import admin, integrity, reader, tables, watch
+from curriculum_redis import admin, integrity, reader, script_command, tables, watch
 from curriculum_redis.config import MismatchPolicy
 from curriculum_redis.errors import ConfigError, CredentialsError, CurriculumError, HyperparameterMismatchError
 from curriculum_redis.shutdown import EXIT_INTERRUPTED, TerminatedBySignal, stop_on_signals
@@ -394,7 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("target", metavar="NAMESPACE", help="the namespace to delete")
     sub.add_argument("--yes", action="store_true", help="confirm the deletion")
     integrity.add_check_command(add)
-
+    script_command.add_load_scripts_command(add)
     sub = add("snapshot", cmd_snapshot, "Write an RDB snapshot (BGSAVE) and wait until it is on disk.")
     sub.add_argument("--timeout", type=_positive_float, default=60.0, help="seconds to wait (%(default)s)")
     sub.add_argument("--json", action="store_true", help="print JSON instead of a sentence")

@@ -15,8 +15,10 @@ from typing import Any
 
 import redis
 from redis.backoff import ExponentialWithJitterBackoff
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoPermissionError, NoScriptError
 from redis.retry import Retry
+
+from curriculum_redis.errors import ScriptsNotLoadedError
 
 
 class ScriptRunner:
@@ -42,7 +44,10 @@ class ScriptRunner:
             return self._conn.read_response()
         except NoScriptError:  # the script cache was flushed (a restart, a failover, SCRIPT FLUSH)
             self._conn.send_command("SCRIPT", "LOAD", self._source)
-            self._conn.read_response()
+            try:
+                self._conn.read_response()
+            except NoPermissionError as exc:  # an ACL without SCRIPT LOAD: the admin loads the scripts
+                raise ScriptsNotLoadedError(exc) from exc
             self._conn.send_command("EVALSHA", self.sha, len(keys), *keys, *args)
             return self._conn.read_response()
 
@@ -50,3 +55,9 @@ class ScriptRunner:
         if self._conn is not None and self._pid == os.getpid():
             self._conn.disconnect()
         self._conn = None
+
+
+def load_refused(exc: NoPermissionError) -> ScriptsNotLoadedError | None:
+    """Our error when ``exc`` is the refusal of SCRIPT LOAD (redis-py's ``Script`` loads on NOSCRIPT),
+    None for another refusal (a key outside the user's ACL)."""
+    return ScriptsNotLoadedError(exc) if "script" in str(exc).lower() else None

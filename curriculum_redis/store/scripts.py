@@ -23,7 +23,7 @@ from redis.commands.core import Script
 import curriculum_redis
 from curriculum_redis import conditions
 from curriculum_redis.errors import ConfigError, StoreError
-from curriculum_redis.store.fastpath import ScriptRunner
+from curriculum_redis.store.fastpath import ScriptRunner, load_refused
 from curriculum_redis.store.schema import LUA_CONSTANTS
 
 ALGORITHM_PREFIX = "algorithm_"
@@ -147,6 +147,17 @@ def record_source(algorithm: str) -> str:
     return record_script(script_sources()["record_outcomes"], algorithm)
 
 
+def every_source() -> dict[str, str]:
+    """Every script a store may run, by name: the scripts, and record_outcomes composed with each
+    algorithm found (what an admin loads for workers that may not load scripts themselves)."""
+    from curriculum_redis.algorithms import pool_algorithms  # the algorithms import this module
+
+    sources = {name: source for name, source in script_sources().items() if name != "record_outcomes"}
+    for algorithm in sorted(pool_algorithms()):
+        sources[f"record_outcomes:{algorithm}"] = source_of(f"record_outcomes:{algorithm}")
+    return sources
+
+
 def source_of(name: str) -> str:
     """A script's source; ``record_outcomes:<algorithm>`` is record_outcomes.lua with the algorithm's
     update spliced in (each algorithm's composed script has its own sha)."""
@@ -181,7 +192,10 @@ class ScriptSet:
         script = self._scripts.get(name)
         if script is None:
             script = self._scripts[name] = self._client.register_script(source_of(name))
-        return script(keys=list(keys), args=list(args))
+        try:
+            return script(keys=list(keys), args=list(args))
+        except redis.exceptions.NoPermissionError as exc:
+            raise (load_refused(exc) or exc) from exc
 
     def close(self) -> None:
         """Close the runners' connections (the store closes its own client)."""
