@@ -33,6 +33,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks import baseline_shm  # noqa: E402
+from benchmarks.history_cost import bench_history  # noqa: E402
 from curriculum_redis import (  # noqa: E402
     BucketedTaskGenerator,
     BufferConfig,
@@ -373,6 +374,12 @@ def print_table(results: dict[str, Any]) -> None:
             f"{row['task_hash_bytes']:.0f}",
         )
     console.print(table)
+    h = results["history"]
+    console.print(
+        f"history (server µs per 64-outcome record call): off {h['server_us_off']:.1f}, default interval "
+        f"{h['server_us_default']:.1f}, an XADD every call {h['server_us_every_batch']:.1f}: "
+        f"XADD {h['xadd_server_us']:.1f} µs per entry, label mirror {h['mirror_server_us']:.1f} µs per call"
+    )
 
 
 def plot(results: dict[str, Any], path: Path) -> None:
@@ -432,6 +439,7 @@ def main(argv: list[str] | None = None) -> int:
         results["get_task"] = bench_get_task(url, sizes)
         results["floor"] = bench_floor(url, sizes)
         results["refresh"] = bench_refresh_and_memory(url, sizes)
+        results["history"] = bench_history(url, sizes.floor_calls, sizes.rounds)
         results["seconds"] = time.time() - started
     finally:
         if server is not None:
