@@ -28,7 +28,8 @@ from curriculum_redis import (
     StoreUnavailableError,
 )
 from curriculum_redis.demo.binaries import free_port
-from curriculum_redis.errors import TLSTrustError
+from curriculum_redis import admin, cli
+from curriculum_redis.errors import ScriptsNotLoadedError, TLSTrustError
 
 GENERATOR = BucketedTaskGenerator({}, {"level": [0, 1, 2, 3]}, label="grid")
 DEBIAN_REDIS = "/usr/bin/redis-server"
@@ -38,15 +39,17 @@ if os.access(DEBIAN_REDIS, os.X_OK):
 
 WORKER_ACL = (
     "on >pw resetkeys ~{cr:ns1}:* resetchannels -@all "
-    "+ping +evalsha +script|load "
+    "+ping +info +evalsha "
     "+get +getrange +setrange +del +exists +pexpire "
-    "+hget +hmget +hkeys +hset +hsetnx +hgetall +hincrby +xadd "
+    "+hget +hmget +hkeys +hset +hsetnx +hgetall +hincrby +xadd +xrange "
     "+multi +exec"
 )
-"""The least a worker needs for namespace ``ns1`` (the README quotes it). Scripts run by EVALSHA and are
-loaded again with SCRIPT LOAD after a restart or SCRIPT FLUSH; the commands they run inside Lua are checked
-against the ACL too; reads outside scripts are HGET/HGETALL/HKEYS; touch() adds HSET + PEXPIRE; get_state()
-is a MULTI/EXEC of HGETALLs. PING is only redis-py's health check on a connection idle for 30 s."""
+"""The least a worker needs for namespace ``ns1`` (the README quotes it). Scripts run by EVALSHA only: an
+admin loads them (``admin.load_scripts``, ``curriculum-redis load-scripts``), so the worker can run no Lua of
+its own (no EVAL, no SCRIPT LOAD). The commands the scripts run are checked against the ACL too; reads
+outside scripts are HGET/HGETALL/HKEYS; touch() adds HSET + PEXPIRE; get_state() is a MULTI/EXEC of
+HGETALLs and an XRANGE; attaching reads INFO memory (the eviction policy check). PING is only redis-py's health
+check on a connection idle for 30 s."""
 
 
 def make_config(url: str, namespace: str, **extra: Any) -> CurriculumConfig:
@@ -120,23 +123,37 @@ def test_a_least_privilege_acl_user_runs_its_namespace_and_cannot_read_another(
     with Curriculum(make_config(server.url, "ns2")) as other:  # someone else's namespace, made by the admin
         run_episodes(other, 20)
     assert root.execute_command("ACL", "SETUSER", "worker", *WORKER_ACL.split())
+    root.script_flush()
+    assert set(admin.load_scripts(root)) >= {"attach", "create_tasks", "record_outcomes:learning_progress"}
     root.acl_log_reset()
     url = f"redis://worker:pw@127.0.0.1:{server.port}/0"
 
     with Curriculum(make_config(url, "ns1", ttl_s=600.0)) as curriculum:
         run_episodes(curriculum, 300)
-        root.script_flush()  # the worker must be allowed to load the scripts again
+        root.script_flush()  # a restart or failover: the worker may not load the scripts back
+        task_id = curriculum.get_task().task_id  # from the local view: no refresh is due
+        for _ in range(5):
+            curriculum.update_task_performance(task_id, 0.5)
+        with pytest.raises(ScriptsNotLoadedError, match="load-scripts"):
+            curriculum.flush()  # at once, not after retries; the batch stays buffered
+        assert cli.main(["--redis-url", server.url, "load-scripts"]) == 0  # the admin step
         run_episodes(curriculum, 300)
         stats = curriculum.stats()
-        assert handled(stats) == 600 and stats["num_evicted"] > 0 and stats["num_failures"] > 0
+        assert handled(stats) == 605 and stats["num_evicted"] > 0 and stats["num_failures"] > 0
         assert curriculum.label_table()
         assert curriculum.get_state().counters["num_completed"] == stats["num_completed"]
-    # Nothing was refused, except redis-py's optional CLIENT SETINFO on connect (not needed, ignored by it).
-    # Redis names the refused entry "client", Valkey "client|setinfo".
+    # Nothing was refused but the worker's one SCRIPT LOAD after the flush, and redis-py's optional CLIENT
+    # SETINFO on connect (not needed, ignored by it). Redis names such entries "client", Valkey "client|setinfo".
     denied = {(entry["object"].split("|")[0], entry["reason"]) for entry in root.acl_log()}
-    assert denied <= {("client", "command")}, denied
+    assert ("script", "command") in denied and denied <= {("client", "command"), ("script", "command")}, denied
 
     worker = redis.Redis.from_url(url)
+    with pytest.raises(redis.exceptions.NoPermissionError):  # no Lua of its own: it cannot freeze the server
+        worker.eval("while true do end", 0)
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        worker.script_load("while true do end")
+    with pytest.raises(redis.exceptions.ResponseError):  # NOPERM on Redis 7, an unknown command on 6.2
+        worker.execute_command("FUNCTION", "LOAD", "#!lua name=x\nredis.register_function('x', function() end)")
     with pytest.raises(redis.exceptions.NoPermissionError):
         worker.hgetall("{cr:ns2}:meta")
     with pytest.raises(redis.exceptions.NoPermissionError):

@@ -44,6 +44,9 @@ from curriculum_redis.store.transfer import task_record
 __all__ = ["RedisStore", "meta_fields"]
 
 T = TypeVar("T")
+CREATE_CHUNK = 64
+"""Tasks per create_tasks script call: Redis runs nothing else during a script, and one call costs about
+15-50 µs per task (README, Performance), so a pool of any legal size is filled in calls of a few ms."""
 
 
 def meta_fields(hypers: PoolConfig) -> dict[str, str]:
@@ -257,6 +260,13 @@ class RedisStore(RedisStages):
         return secrets.randbits(52) + 1
 
     def create_tasks(self, tasks: Sequence[Any]) -> list[int]:
+        """Each chunk of :data:`CREATE_CHUNK` tasks in one atomic call; the script stops at capacity."""
+        created: list[int] = []
+        for start in range(0, len(tasks), CREATE_CHUNK):
+            created += self._create_chunk(tasks[start : start + CREATE_CHUNK])
+        return created
+
+    def _create_chunk(self, tasks: Sequence[Any]) -> list[int]:
         k = self.keys
         keys = [k.meta, k.counters, k.scores, k.labels]
         args: list[Any] = [len(tasks)]
