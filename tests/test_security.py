@@ -26,9 +26,10 @@ from curriculum_redis import (
     SamplerConfig,
     StoreError,
     StoreUnavailableError,
+    admin,
+    cli,
 )
 from curriculum_redis.demo.binaries import free_port
-from curriculum_redis import admin, cli
 from curriculum_redis.errors import ScriptsNotLoadedError, TLSTrustError
 
 GENERATOR = BucketedTaskGenerator({}, {"level": [0, 1, 2, 3]}, label="grid")
