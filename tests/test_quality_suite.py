@@ -91,3 +91,25 @@ def test_smoke_mode_runs_every_benchmark_and_row(tmp_path: Path, capsys: pytest.
         assert info["rows"]["oracle (privileged)"]["impossible_share"]["mean"] == 0.0
     assert (tmp_path / "quality_envs.png").stat().st_size > 0
     assert "| library default |" in capsys.readouterr().out
+
+
+def test_grouped_frozenlake_tasks_share_a_label_per_3x3_block_of_start_cells() -> None:
+    bench = FrozenLakeBenchmark("corridor", "corridor", 10)
+    space = bench.space()
+    assert space.grouped is not None
+    labels: dict[str, set[int]] = {}
+    for task_id in range(1, 400):
+        task = space.grouped.get_task(task_id)
+        assert space.configs[space.key(task.env_cfg)] == task.env_cfg
+        labels.setdefault(task.label, set()).add(int(task.env_cfg["start"]))
+    ncol = 12
+    for cells in labels.values():  # one block each: at most 9 cells, all in the same 3x3 block
+        assert len(cells) <= 9 and len({(c // ncol // 3, c % ncol // 3) for c in cells}) == 1
+    assert 1 < len(labels) < space.size
+
+
+def test_a_frontier_row_runs_through_the_library_with_block_labels() -> None:
+    bench = FrozenLakeBenchmark("sealed", "sealed", 60, checkpoints=2)
+    row = next(r for r in quality_envs.standard_rows() if r.grouped)
+    result = run_one(bench, row, seed=0)
+    assert 0.0 <= result["impossible_share"] <= 1.0 and len(result["curve"]) == 2

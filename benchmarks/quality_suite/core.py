@@ -42,6 +42,9 @@ class TaskSpace:
     generator: TaskGenerator
     key: Callable[[Mapping[str, Any]], int]
     """The task index of an env config."""
+    grouped: TaskGenerator | None = None
+    """The same tasks, labelled by a group of neighbouring tasks (FrozenLake: 3x3 blocks of start cells), for
+    rows that pool progress over a label; ``None`` where ``generator``'s labels already group tasks."""
 
     @property
     def size(self) -> int:
@@ -95,12 +98,22 @@ class Row:
     """``td``: report the episode's mean |TD error| after the episode (prioritized level replay's value loss)."""
     factory: CustomFactory | None = None
     note: str = ""
+    grouped: bool = False
+    """Use the space's ``grouped`` generator (labels shared by neighbouring tasks) where it has one."""
+
+
+FRONTIER_SAMPLER = {"refresh_every_draws": 10, "refresh_every_s": 1e9}
+"""The refresh the frontier design needs: every 10 draws, by draw count (no wall clock: reproducible)."""
 
 
 def library_rows() -> list[Row]:
     """The library as a user would run it: its default, then every algorithm with default settings."""
     return [
-        Row("library default", "library", note="CurriculumConfig() default algorithm"),
+        Row("library default", "library", note="CurriculumConfig() default algorithm and sampler"),
+        Row("frontier, refresh 10", "library", {"algorithm": "frontier"}, FRONTIER_SAMPLER,
+            note="FrontierConfig() with the recommended SamplerConfig(refresh_every_draws=10)"),
+        Row("frontier, refresh 10, block labels", "library", {"algorithm": "frontier"}, FRONTIER_SAMPLER,
+            grouped=True, note="as above; FrozenLake labels are 3x3 blocks of start cells"),
         Row("learning_progress", "library", {"algorithm": "learning_progress"}),
         Row("prioritized_replay (|TD|)", "library", {"algorithm": "prioritized_replay"}, score="td",
             note="score = mean |TD error|, reported after the episode (not via CurriculumEnv)"),
@@ -119,7 +132,8 @@ def success_score(total_return: float, info: dict[str, Any]) -> float:
 
 def build_sampler(row: Row, space: TaskSpace, seed: int) -> CurriculumLike | None:
     if row.kind == "library":
-        data: dict[str, Any] = {"task_generator": space.generator, "seed": seed}
+        generator = space.grouped if row.grouped and space.grouped is not None else space.generator
+        data: dict[str, Any] = {"task_generator": generator, "seed": seed}
         if row.algorithm is not None:
             data["algorithm"] = row.algorithm
         if row.sampler is not None:

@@ -24,7 +24,7 @@ import numpy as np
 from gymnasium.envs.toy_text.frozen_lake import generate_random_map
 
 from benchmarks.quality_suite.core import BoolArray, FloatArray, TaskSpace
-from curriculum_redis import BucketedTaskGenerator
+from curriculum_redis import BucketedTaskGenerator, SingleTaskGenerator, TaskGeneratorSet
 
 HORIZON = 100
 MOVES = ((0, -1), (1, 0), (0, 1), (-1, 0))
@@ -190,7 +190,16 @@ class FrozenLakeBenchmark:
         impossible = np.array([best[c] <= 0.0 for c in cells])
         generator = BucketedTaskGenerator(buckets={"start": cells}, label=f"frozenlake-{self.map_name}")
         return TaskSpace([{"start": c} for c in cells], impossible, ~impossible, generator,
-                         lambda cfg: index[int(cfg["start"])])  # fmt: skip
+                         lambda cfg: index[int(cfg["start"])], self._blocks(cells))  # fmt: skip
+
+    def _blocks(self, cells: list[int]) -> TaskGeneratorSet:
+        """One task per start cell, uniformly, labelled by its 3x3 block of the map (a label a user can
+        choose without knowing the maze)."""
+        ncol = int(self._env().unwrapped.ncol)  # type: ignore[attr-defined]
+        return TaskGeneratorSet([
+            SingleTaskGenerator({"start": c}, label=f"{self.map_name}-block-{c // ncol // 3}-{c % ncol // 3}")
+            for c in cells
+        ])  # fmt: skip
 
     def solved_threshold(self) -> FloatArray:
         cells, best, _ = self._layout()
