@@ -131,7 +131,9 @@ class PoolView:
 
     def install(self, snap: ScoreSnapshot) -> None:
         ids = snap.task_ids
-        if snap.pool_version != self._pool_version or len(self._tasks) != ids.size:
+        # A version can repeat once a namespace is dropped or imported anew: the ids must match too.
+        same = snap.pool_version == self._pool_version and len(self._tasks) == ids.size
+        if not same or not all(i in self._tasks for i in ids.tolist()):
             generator = self.generator
             self._tasks = {i: self._tasks.get(i) or generator.get_task(i) for i in ids.tolist()}
             self._slots = snap.slot_of()
