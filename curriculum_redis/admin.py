@@ -36,7 +36,7 @@ from curriculum_redis.state_checks import semantic_problem
 from curriculum_redis.store.connection import Client
 from curriculum_redis.store.keys import NAMESPACE_FORBIDDEN, NamespaceKeys, validate_namespace
 from curriculum_redis.store.redis import RedisStore
-from curriculum_redis.store.transfer import scan_namespace
+from curriculum_redis.store.transfer import replace_namespace
 
 MAGIC = b"CRDSEXP1"
 DIGEST_SIZE = 32
@@ -169,10 +169,14 @@ def reset_stage(client: Client, namespace: str, index: int) -> int:
 
 def drop_namespace(client: Client, namespace: str) -> int:
     """Delete one namespace's keys (found by SCAN on its hash tag, never FLUSHDB); returns how many."""
-    keys = scan_namespace(client, namespace, NamespaceKeys(namespace).pattern)
-    for start in range(0, len(keys), 500):
-        client.unlink(*keys[start : start + 500])
-    return len(keys)
+    keys = NamespaceKeys(namespace)
+
+    def unlink(pipe: Any, existing: list[str]) -> None:
+        for start in range(0, len(existing), 500):
+            pipe.unlink(*existing[start : start + 500])
+
+    # One transaction, retried if a task was created meanwhile: workers see the namespace whole or gone.
+    return sum(replace_namespace(client, keys, "the server", [keys.pattern], unlink))
 
 
 def _persistence(client: redis.Redis) -> dict[str, Any]:

@@ -16,3 +16,24 @@ def run_worker(config_json: str, episodes: int) -> str:
     except Exception as exc:
         return f"{type(exc).__name__}: {exc}"
     return "ok"
+
+
+def churn_through_drops(config_json: str, n_outcomes: int, seed: int) -> int:
+    """Episodes with aggressive eviction while an admin drops and re-imports the namespace; returns how many
+    draws found the pool empty (the namespace was dropped between a refresh's steps)."""
+    import numpy as np
+
+    from curriculum_redis.sampler import EmptyPoolError
+
+    curriculum = Curriculum(CurriculumConfig.model_validate_json(config_json))
+    rng = np.random.default_rng(seed)
+    empty = 0
+    for _ in range(n_outcomes):
+        try:
+            task = curriculum.get_task()
+        except EmptyPoolError:
+            empty += 1
+            continue
+        curriculum.update_task_performance(task.task_id, float(rng.random() < 0.3))
+    curriculum.close()
+    return empty

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 import numpy as np
+import redis
 from redis.cluster import RedisCluster
 
 from curriculum_redis.algorithms import algorithm_of
@@ -22,6 +23,9 @@ from curriculum_redis.store.base import ScoreSnapshot, current_counters
 from curriculum_redis.store.connection import Client, map_errors, text
 from curriculum_redis.store.keys import NamespaceKeys
 from curriculum_redis.store.schema import INT_TASK_FIELDS
+
+WATCH_RETRIES = 50
+"""Attempts of an atomic replace while workers keep creating or evicting tasks."""
 
 EXPORT_ATTEMPTS = 100
 
@@ -46,9 +50,7 @@ def format_field(value: Any) -> str:
 
 
 def task_record(task_id: int, raw: dict[str, str]) -> TaskRecord:
-    values: dict[str, Any] = {
-        n: (int(v) if n in INT_TASK_FIELDS else float(v)) for n, v in raw.items() if n != "label"
-    }
+    values: dict[str, Any] = {n: (int(v) if n in INT_TASK_FIELDS else float(v)) for n, v in raw.items() if n != "label"}
     return TaskRecord(task_id=task_id, label=raw.get("label", ""), **values)
 
 
@@ -138,15 +140,41 @@ def import_state(
     problem = semantic_problem(state)
     if problem:
         raise StoreError(f"refusing to import a state that no namespace can hold (nothing written): {problem}")
-    with map_errors(where):
-        existing = (
-            keys.fixed
-            + scan_namespace(client, keys.namespace, keys.task_pattern)
-            + scan_namespace(client, keys.namespace, keys.label_pattern)
-        )
-    pipe = client.pipeline(transaction=True)
-    if existing:
-        pipe.delete(*existing)
+
+    def write(pipe: Any, existing: list[str]) -> None:
+        if existing:
+            pipe.delete(*existing)
+        _write_state(pipe, keys, state, hypers, meta_fields)
+
+    replace_namespace(client, keys, where, [keys.task_pattern, keys.label_pattern], write)
+
+
+def replace_namespace(
+    client: Client, keys: NamespaceKeys, where: str, patterns: list[str], write: Callable[[Any, list[str]], None]
+) -> list[Any]:
+    """Run ``write(pipe, existing keys)`` in one MULTI/EXEC that fails, and is retried, if a task was created
+    or evicted since the keys were listed (each such script writes meta, which is WATCHed): no task hash
+    created meanwhile survives as an orphan. A cluster pipeline cannot WATCH: there it is one MULTI/EXEC.
+    Returns the transaction's replies."""
+    for _ in range(WATCH_RETRIES):
+        with client.pipeline(transaction=True) as pipe:
+            try:
+                with map_errors(where):
+                    if not isinstance(client, RedisCluster):
+                        pipe.watch(keys.meta)
+                    existing = [*keys.fixed, *(k for p in patterns for k in scan_namespace(client, keys.namespace, p))]
+                    pipe.multi()
+                    write(pipe, existing)
+                    replies: list[Any] = pipe.execute()
+                return replies
+            except redis.exceptions.WatchError:
+                continue
+    raise StoreError(f"namespace {keys.namespace!r} on {where} kept changing: stop its workers and try again")
+
+
+def _write_state(
+    pipe: Any, keys: NamespaceKeys, state: CurriculumState, hypers: PoolConfig, meta_fields: Callable[..., Any]
+) -> None:
     meta: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "hypers": hypers.model_dump_json(),
@@ -181,5 +209,3 @@ def import_state(
     pipe.set(keys.scores, records.tobytes())
     for h, stats in state.label_stats.items():
         pipe.hset(keys.label(h), mapping={n: format_field(v) for n, v in stats.model_dump().items()})
-    with map_errors(where):
-        pipe.execute()
