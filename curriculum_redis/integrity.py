@@ -163,8 +163,9 @@ def _check_task(
 ) -> list[Fix]:
     key = keys.task(task_id)
     stored = {text(k): text(v) for k, v in pipe.hgetall(key).items()}
-    if not stored:
-        report.problems.append(f"task {task_id} is in slot {slot} but {key} is missing (rebuilt from its record)")
+    if not stored or not set(record) <= set(stored):
+        what = "missing" if not stored else "partial"
+        report.problems.append(f"task {task_id} is in slot {slot} but {key} is {what} (rebuilt from its record)")
         values = {n: (int(v) if n in INT_TASK_FIELDS else v) for n, v in record.items()}
         return [lambda p: p.hset(key, mapping={**values, "slot": slot})]
     if stored.get("slot") != str(slot) or stored.get("label_hash") != str(h):

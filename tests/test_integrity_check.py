@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 import redis
@@ -130,3 +131,22 @@ def test_the_cli_check_finds_and_repairs(
     assert main(["--redis-url", redis_url, "--namespace", "cli-check", "check", "--repair", "--json"]) == 0
     assert main(["--redis-url", redis_url, "--namespace", "cli-check", "check"]) == 0
     assert admin.check_namespace(redis_client, "cli-check").ok
+
+
+@pytest.mark.parametrize("damage", ["deleted", "partial"])
+def test_readers_name_a_lost_task_hash_and_the_repair(
+    redis_url: str, redis_client: redis.Redis, damage: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from curriculum_redis.cli import main
+
+    ns = f"readers-{damage}"
+    train(redis_url, ns)
+    key = sorted(redis_client.keys(f"{{cr:{ns}}}:task:*"))[0]
+    redis_client.delete(key)
+    if damage == "partial":
+        redis_client.hset(key, "completions", 3)
+    for command in (["inspect"], ["export", str(tmp_path / "x.crx")]):
+        assert main(["--redis-url", redis_url, "--namespace", ns, *command]) == 1
+        assert "check --repair" in capsys.readouterr().err
+    assert main(["--redis-url", redis_url, "--namespace", ns, "check", "--repair"]) == 0
+    assert main(["--redis-url", redis_url, "--namespace", ns, "inspect"]) == 0

@@ -104,6 +104,11 @@ def export_state(
     tasks = []
     for task_id, row in zip(ids, rows[: len(ids)], strict=True):
         raw = {text(f): text(v) for f, v in row.items()}
+        if "label_hash" not in raw or "slot" not in raw:  # lost or re-created by hand: no traceback, a way out
+            raise StoreError(
+                f"task {task_id} is in the pool of namespace {keys.namespace!r} but {keys.task(task_id)} is "
+                f"missing or partial: run `curriculum-redis --namespace {keys.namespace} check --repair`"
+            )
         raw["label"] = labels.get(int(raw["label_hash"]), "")
         tasks.append(task_record(task_id, raw))
     with map_errors(where):
