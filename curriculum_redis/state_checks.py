@@ -20,8 +20,8 @@ COUNT_LIMIT = 2**53
 UNIT_FIELD_PREFIXES = ("p_",)
 UNIT_FIELD_SUFFIXES = ("_ema",)
 """Algorithm state fields that are probabilities or EMAs of scores in [0, 1]."""
-NON_NEGATIVE_FIELDS = frozenset({"lp", "learnability"})
-"""Headline scores that are never negative."""
+NON_NEGATIVE_FIELDS = frozenset({"lp"})
+"""Fields that are never negative (learning progress is an absolute difference of two EMAs)."""
 
 
 def _count(name: str, value: int) -> str | None:
