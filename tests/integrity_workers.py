@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from curriculum_redis import Curriculum, CurriculumConfig
 
 
@@ -37,3 +39,17 @@ def churn_through_drops(config_json: str, n_outcomes: int, seed: int) -> int:
         curriculum.update_task_performance(task.task_id, float(rng.random() < 0.3))
     curriculum.close()
     return empty
+
+
+def pool_config(url: str, namespace: str, *, levels: int = 8, pool: int = 16, **kwargs: Any) -> CurriculumConfig:
+    """A learning-progress pool of ``pool`` tasks over ``levels`` levels, batches of 8: the tests' namespace."""
+    from curriculum_redis import BucketedTaskGenerator, BufferConfig, LearningProgressConfig
+
+    return CurriculumConfig(
+        task_generator=BucketedTaskGenerator({}, {"level": list(range(levels))}, label="grid"),
+        algorithm=LearningProgressConfig(num_active_tasks=pool),
+        redis_url=url,
+        namespace=namespace,
+        buffer=BufferConfig(batch_size=8),
+        **kwargs,
+    )

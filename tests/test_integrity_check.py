@@ -8,29 +8,16 @@ from pathlib import Path
 
 import pytest
 import redis
+from integrity_workers import pool_config
 from redis_servers import ServerFactory
 
-from curriculum_redis import (
-    BucketedTaskGenerator,
-    BufferConfig,
-    Curriculum,
-    CurriculumConfig,
-    LearningProgressConfig,
-    admin,
-)
+from curriculum_redis import Curriculum, CurriculumConfig, admin
 from curriculum_redis.errors import EvictionPolicyError
 from curriculum_redis.integrity import check_namespace
 
 
 def make_config(url: str, namespace: str, **kwargs: object) -> CurriculumConfig:
-    return CurriculumConfig(
-        task_generator=BucketedTaskGenerator({}, {"level": [0, 1, 2, 3, 4, 5, 6, 7]}, label="grid"),
-        algorithm=LearningProgressConfig(num_active_tasks=16),
-        redis_url=url,
-        namespace=namespace,
-        buffer=BufferConfig(batch_size=8),
-        **kwargs,  # type: ignore[arg-type]
-    )
+    return pool_config(url, namespace, **kwargs)
 
 
 def train(url: str, namespace: str) -> None:

@@ -9,28 +9,16 @@ from typing import Any
 
 import pytest
 import redis
+from integrity_workers import pool_config
 
-from curriculum_redis import (
-    BucketedTaskGenerator,
-    BufferConfig,
-    Curriculum,
-    CurriculumConfig,
-    LearningProgressConfig,
-    admin,
-)
+from curriculum_redis import Curriculum, CurriculumConfig, admin
 from curriculum_redis.cli import main
 from curriculum_redis.errors import CheckpointError, StoreError
 from curriculum_redis.state import CurriculumState
 
 
 def make_config(url: str, namespace: str) -> CurriculumConfig:
-    return CurriculumConfig(
-        task_generator=BucketedTaskGenerator({}, {"level": [0, 1, 2, 3, 4, 5]}, label="grid"),
-        algorithm=LearningProgressConfig(num_active_tasks=8),
-        redis_url=url,
-        namespace=namespace,
-        buffer=BufferConfig(batch_size=8),
-    )
+    return pool_config(url, namespace, levels=6, pool=8)
 
 
 def first_task(raw: dict[str, Any]) -> dict[str, Any]:
