@@ -136,7 +136,9 @@ def test_a_least_privilege_acl_user_runs_its_namespace_and_cannot_read_another(
         for _ in range(5):
             curriculum.update_task_performance(task_id, 0.5)
         with pytest.raises(ScriptsNotLoadedError, match="load-scripts"):
-            curriculum.flush()  # at once, not after retries; the batch stays buffered
+            curriculum.store.snapshot()  # a read: redis-py's Script, whose SCRIPT LOAD is refused
+        with pytest.raises(ScriptsNotLoadedError, match="load-scripts"):
+            curriculum.flush()  # a write, on its own connection: at once, not after retries; the batch stays
         assert cli.main(["--redis-url", server.url, "load-scripts"]) == 0  # the admin step
         run_episodes(curriculum, 300)
         stats = curriculum.stats()
