@@ -53,9 +53,34 @@ def _task_problem(task: TaskRecord, capacity: int) -> str | None:
     return None
 
 
+def _numbers_problem(where: str, fields: dict[str, str]) -> str | None:
+    """Stored counts and times are numbers the scripts increment: each numeric value in [0, 2^53)."""
+    for name, raw in fields.items():
+        try:
+            value = float(raw)
+        except ValueError:
+            continue  # a name, not a number
+        if not 0.0 <= value < COUNT_LIMIT:  # also refuses nan and inf
+            return f"{where} {name} is {raw}, outside [0, 2^53)"
+    return None
+
+
+def _stage_problem(state: CurriculumState) -> str | None:
+    track = state.stage
+    if track is None:
+        return None
+    if any(x not in (0, 1) for x in track.window):
+        return "the stage window holds values other than 0 and 1"
+    problem = _numbers_problem("stage", track.stage) or _numbers_problem("stage history", track.history)
+    for client, seq in track.clients.items():
+        problem = problem or _count(f"stage client id {client}", client) or _count(f"stage seq of {client}", seq)
+    return problem
+
+
 def semantic_problem(state: CurriculumState) -> str | None:
     """The first value of ``state`` that a real namespace cannot hold, or None."""
     problem = _count("pool_version", state.pool_version) or _count("next_client_id", state.next_client_id)
+    problem = problem or _stage_problem(state) or _numbers_problem("history label total", state.history_labels)
     for name, value in state.counters.items():
         problem = problem or _count(f"counter {name}", value)
     for client, seq in state.client_seqs.items():

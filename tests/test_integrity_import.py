@@ -87,3 +87,23 @@ def test_a_hostile_export_is_refused_with_nothing_written(
     with Curriculum(make_config(redis_url, "target")) as target, pytest.raises(StoreError):
         target.load_state(state)
     assert {k: redis_client.dump(k) for k in redis_client.keys("*")} == before
+
+
+def test_a_hostile_stage_export_is_refused(redis_url: str, redis_client: redis.Redis, tmp_path: Path) -> None:
+    from curriculum_redis import StageCurriculum
+    from curriculum_redis.algorithms.sequential import SequentialConfig
+
+    stages = SequentialConfig.model_validate(
+        {"stages": [{"name": "easy", "env_cfg": {"level": 0}}, {"name": "hard", "env_cfg": {"level": 1}}]}
+    )
+    curriculum = StageCurriculum(stages, redis_url, "stages-src")
+    for _ in range(5):
+        curriculum.record_episode(0, True)
+    path = tmp_path / "stages.crx"
+    admin.export_namespace(redis_client, "stages-src", path)
+    raw = admin.decode_state(path.read_bytes()).model_dump(mode="json")
+    episodes = next(k for k in raw["stage"]["history"] if k.endswith(":episodes"))
+    raw["stage"]["history"][episodes] = str(2**63 - 1)
+    with pytest.raises(CheckpointError, match="2\\^53"):
+        admin.import_namespace(redis_client, "stages-dst", write(raw, tmp_path / "hostile.crx"))
+    assert redis_client.keys("{cr:stages-dst}:*") == []
