@@ -180,15 +180,10 @@ def cmd_import(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
-def cmd_watch(args: argparse.Namespace, console: Console) -> int:
+def cmd_history(args: argparse.Namespace, console: Console) -> int:
+    """``watch`` and ``plot``: both read the namespace's history (curriculum_redis.watch does the work)."""
     _require(args, "curriculum")
-    return int(_with_client(args, lambda client: watch.run(client, _namespace(args), console, args.once, args.every)))
-
-
-def cmd_plot(args: argparse.Namespace, console: Console) -> int:
-    _require(args, "curriculum")
-    console.print(_with_client(args, lambda client: watch.plot(client, _namespace(args), args.out)))
-    return 0
+    return int(_with_client(args, lambda client: watch.command(client, _namespace(args), args, console)))
 
 
 # --------------------------------------------------------------------------- helpers
@@ -381,10 +376,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--yes", action="store_true", help="confirm --reset-to")
     sub.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
-    sub = add("watch", cmd_watch, "A live view of a namespace: counters, episodes/s, per-label share and success.")
+    sub = add("watch", cmd_history, "A live view of a namespace: counters, episodes/s, per-label share and success.")
     sub.add_argument("--once", action="store_true", help="print one frame and exit (for pipes and scripts)")
     sub.add_argument("--every", type=_positive_float, default=1.0, help="seconds between frames (%(default)s)")
-    sub = add("plot", cmd_plot, "Draw a namespace's history (share, success per label, churn) to a PNG.")
+    sub = add("plot", cmd_history, "Draw a namespace's history (share, success per label, churn) to a PNG.")
     sub.add_argument("--out", type=Path, default=Path("curriculum.png"), help="the PNG to write (%(default)s)")
 
     sub = add("namespaces", cmd_namespaces, "List the namespaces on the server.")

@@ -7,6 +7,7 @@ reads, so watching a run changes nothing; ``--once`` prints one frame, which fit
 
 from __future__ import annotations
 
+import argparse
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from curriculum_redis.history import History, read_history, read_interval
 from curriculum_redis.store.connection import Client, text
 from curriculum_redis.store.keys import NamespaceKeys
 
-__all__ = ["Frame", "plot", "read_frame", "render", "run", "sparkline"]
+__all__ = ["Frame", "command", "plot", "read_frame", "render", "run", "sparkline"]
 
 SPARK = "▁▂▃▄▅▆▇█"
 SPARK_POINTS = 16
@@ -114,6 +115,14 @@ def render(frame: Frame) -> Group:
     if len(ranked) > MAX_ROWS:
         caption += f"; {len(ranked) - MAX_ROWS} more labels"
     return Group(head, table, Text(caption, style="dim"))
+
+
+def command(client: Client, namespace: str, args: argparse.Namespace, console: Console) -> int:
+    """The ``watch`` (``--once``, ``--every``) and ``plot`` (``--out``) commands of the CLI."""
+    if args.command == "plot":
+        console.print(plot(client, namespace, args.out))
+        return 0
+    return run(client, namespace, console, args.once, args.every)
 
 
 def plot(client: Client, namespace: str, path: Path) -> str:
