@@ -33,12 +33,14 @@ from curriculum_redis.store.memory import MemoryStore
 from curriculum_redis.store.redis import RedisStore
 from curriculum_redis.tasks import Task
 
-__all__ = ["OFFLINE_RETRY_S", "Curriculum"]
+__all__ = ["OFFLINE_RETRY_MAX_S", "OFFLINE_RETRY_S", "Curriculum"]
 
 log = logging.getLogger(__name__)
 
 OFFLINE_RETRY_S = 0.5
-"""After the store fails to answer, how long the hot path goes without trying it again."""
+"""After the store fails to answer, how long the hot path goes without trying it again; doubled after each
+further failure (an OOM or a read-only primary can last), up to ``OFFLINE_RETRY_MAX_S``."""
+OFFLINE_RETRY_MAX_S = 8.0
 
 
 class Curriculum:
@@ -78,6 +80,7 @@ class Curriculum:
         self.refused: dict[str, int] = {}
         """Outcomes the store refused, by reason (the error code, e.g. ``CR_LABEL``): dropped, never re-sent."""
         self._retry_store_at = 0.0
+        self._retry_delay = OFFLINE_RETRY_S
         self._atexit: Callable[[], None] | None = None
 
     def _view_rng(self, salt: int) -> np.random.Generator:
@@ -268,19 +271,22 @@ class Curriculum:
         return time.monotonic() < self._retry_store_at
 
     def _went_offline(self, exc: StoreUnavailableError) -> None:
-        """Back off for ``OFFLINE_RETRY_S``: the hot path keeps serving from the local view meanwhile."""
+        """Back off (``OFFLINE_RETRY_S``, doubling): the hot path keeps serving from the local view meanwhile."""
         if self._retry_store_at == 0.0:
             log.warning(
                 "store unreachable: sampling from the last snapshot, buffering outcomes (%d pending): %s",
                 self.pending_outcomes,
                 exc,
             )
-        self._retry_store_at = time.monotonic() + OFFLINE_RETRY_S
+        else:
+            self._retry_delay = min(self._retry_delay * 2, OFFLINE_RETRY_MAX_S)
+        self._retry_store_at = time.monotonic() + self._retry_delay
 
     def _back_online(self) -> None:
         if self._retry_store_at:
             log.warning("store reachable again; writing the outcomes buffered meanwhile")
         self._retry_store_at = 0.0
+        self._retry_delay = OFFLINE_RETRY_S
 
     @property
     def dropped_outcomes(self) -> int:
