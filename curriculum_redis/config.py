@@ -232,9 +232,9 @@ class CurriculumConfig(BaseModel):
 
     task_generator: SerializeAsAny[TaskGenerator] | None = None
     """Required by every algorithm but ``sequential``, whose stages name their own tasks."""
-    algorithm: SerializeAsAny[AlgorithmConfig] = Field(default_factory=lambda: parse_config({"algorithm": "frontier"}))
-    """Any registered algorithm's config; the ``algorithm`` field names which (frontier LP when omitted;
-    learning progress when a mapping names none, as before)."""
+    algorithm: SerializeAsAny[AlgorithmConfig] = Field(default_factory=lambda: parse_config({}))
+    """Any registered algorithm's config; the ``algorithm`` field names which (learning progress when
+    a mapping names none)."""
     seed: int = 0
     redis_url: str | None = None
     namespace: str = Field("default", min_length=1, max_length=128)

@@ -10,7 +10,6 @@ from typing import Any, Literal
 import pytest
 from pydantic import ValidationError
 
-from curriculum_redis.algorithms.frontier import FrontierConfig
 from curriculum_redis.algorithms.learnability import LearnabilityConfig
 from curriculum_redis.algorithms.learning_progress import LearningProgressConfig
 from curriculum_redis.algorithms.prioritized_replay import PrioritizedReplayConfig
@@ -74,7 +73,7 @@ def test_curriculum_config_defaults_run_in_memory_with_error_policy() -> None:
     assert cfg.redis_url is None
     assert cfg.namespace == "default"
     assert cfg.on_mismatch == "error"
-    assert cfg.algorithm == FrontierConfig()
+    assert cfg.algorithm == LearningProgressConfig()
     assert cfg.buffer == BufferConfig()
     assert cfg.sampler == SamplerConfig()
 
@@ -358,8 +357,8 @@ def test_a_sparse_dump_of_every_algorithm_reads_back_as_the_same_config(algorith
     back = CurriculumConfig.model_validate_json(text)
     assert back == cfg
     assert type(back.algorithm) is type(algorithm)
-    dumped = json.loads(text).get("algorithm")  # absent only when it is the default (frontier)
-    assert dumped["algorithm"] == algorithm.algorithm if dumped is not None else algorithm == FrontierConfig()
+    dumped = json.loads(text).get("algorithm")  # absent only when it is the default (learning progress)
+    assert dumped["algorithm"] == algorithm.algorithm if dumped is not None else algorithm == LearningProgressConfig()
 
 
 @pytest.mark.parametrize("exclude", ["exclude_defaults", "exclude_unset", "exclude_none"])

@@ -1,4 +1,4 @@
-"""Frontier learning progress (see README, "The algorithm"): the library's default curriculum.
+"""Frontier learning progress (see README, "The algorithm"): a curriculum for finite task spaces.
 
 Per task, per outcome (Lua and Python, bit for bit): a fast and a slow EMA of success, the slow EMA of
 its square, and the count of wins. The headline score is the noise-corrected gap of the two EMAs plus a
