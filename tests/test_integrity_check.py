@@ -69,7 +69,7 @@ def test_each_derivable_damage_is_found_and_repaired(redis_url: str, redis_clien
     ns = f"damage-{damage}"
     train(redis_url, ns)
     task_key = sorted(redis_client.keys(f"{{cr:{ns}}}:task:*"))[0]
-    label_key = sorted(redis_client.keys(f"{{cr:{ns}}}:label:*"))[0]
+    label_key = f"{{cr:{ns}}}:label:{int(redis_client.hget(task_key, 'label_hash') or 0)}".encode()  # a pooled label
     before = redis_client.hgetall(task_key)
     if damage == "pool_size":
         redis_client.hset(f"{{cr:{ns}}}:meta", "pool_size", 64)
