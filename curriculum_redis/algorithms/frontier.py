@@ -32,9 +32,9 @@ class FrontierConfig(PoolConfig):
     """Frontier learning progress: rank-weighted noise-corrected LP plus retries of unsolved tasks pooled
     over their label (see README, "The algorithm")."""
 
+    # Sampling-only fields; gap_z and low_success_weight shape the stored score (the Lua update reads them).
     SAFE: ClassVar[frozenset[str]] = PoolConfig.SAFE | {
-        "gap_z", "low_success_weight", "min_samples", "rank_beta", "retry_mass", "retry_floor",
-        "heat_scale", "zero_slow", "rand_task_rate",
+        "min_samples", "rank_beta", "retry_mass", "retry_floor", "heat_scale", "zero_slow", "rand_task_rate",
     }  # fmt: skip
 
     algorithm: Literal["frontier"] = "frontier"
