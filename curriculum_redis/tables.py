@@ -129,7 +129,6 @@ HEADLINE = (
     "num_scheduled",
     "num_active_tasks",
     "num_failures",
-    "num_outcomes_for_unknown_tasks",
     "num_outcomes_for_evicted_tasks",
     "num_batches",
     "num_duplicate_batches",
