@@ -157,14 +157,28 @@ def _task_rng(task_id: int, stream: int = 0) -> np.random.Generator:
 
 
 class SingleTaskGenerator(TaskGenerator):
-    """Every task id maps to the same environment config."""
+    """Every task id maps to the same environment config. With ``finite=True`` it is one configuration
+    (task id 1), so a finite ``TaskGeneratorSet`` of them lists hand-picked configs, each with its own label."""
 
     kind: Literal["single"] = "single"
     env_cfg: dict[str, Any] = Field(default_factory=dict)
     label: str = "default"
+    finite: bool = False
 
     def __init__(self, env_cfg: Mapping[str, Any] | None = None, label: str = "default", **data: Any) -> None:
         BaseModel.__init__(self, env_cfg=dict(env_cfg or {}), label=label, **data)
+
+    @property
+    def size(self) -> int | None:
+        return 1 if self.finite else None
+
+    @model_serializer(mode="wrap")
+    def _keep_kind(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        # Left at its default, ``finite`` is not written: the generator dumps as it did before it existed.
+        data = always_tagged(self, "kind", handler, info)
+        if isinstance(data, dict) and data.get("finite") is False:
+            del data["finite"]
+        return data
 
     def generate(self, task_id: int) -> Task:
         return Task(task_id, self.label, copy.deepcopy(self.env_cfg))

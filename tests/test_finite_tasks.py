@@ -13,7 +13,7 @@ from finite_workers import fill_and_run
 from curriculum_redis import BufferConfig, ConfigError, Curriculum, CurriculumConfig, LearningProgressConfig
 from curriculum_redis.config import SamplerConfig
 from curriculum_redis.store.base import Eviction
-from curriculum_redis.tasks import BucketedTaskGenerator, Span, TaskGenerator, TaskGeneratorSet
+from curriculum_redis.tasks import BucketedTaskGenerator, SingleTaskGenerator, Span, TaskGenerator, TaskGeneratorSet
 
 CELLS = [{"cell": c, "dist": c % 4} for c in range(20)]
 
@@ -59,6 +59,20 @@ def test_finite_generators_serialise_and_infinite_ones_dump_as_before() -> None:
     assert infinite.size is None and set(infinite.model_dump()) == {"kind", "base", "buckets", "label"}
     with pytest.raises(ConfigError, match="not finite"):
         infinite.task_ids()
+
+
+def test_hand_listed_configurations_each_with_its_own_label_form_a_finite_set() -> None:
+    # How a user labels tasks by a function of their config: one finite single-task generator per config.
+    starts = [5, 17, 30, 31]
+    gen = TaskGeneratorSet([SingleTaskGenerator({"start": s}, label=f"block-{s // 12}", finite=True) for s in starts])
+    assert gen.size == 4
+    assert [gen.get_task(i).env_cfg["start"] for i in gen.task_ids()] == starts
+    assert [gen.get_task(i).label for i in gen.task_ids()] == ["block-0", "block-1", "block-2", "block-2"]
+    assert TaskGenerator.from_data(gen.model_dump(mode="json")) == gen
+    assert set(SingleTaskGenerator({"a": 1}).model_dump()) == {"kind", "env_cfg", "label"}  # dumps as before
+    cur = Curriculum(CurriculumConfig(task_generator=gen, algorithm=LearningProgressConfig(num_active_tasks=64)))
+    assert sorted(cur.probabilities()) == [1, 2, 3, 4]  # the whole space, each once
+    cur.close()
 
 
 @pytest.mark.parametrize(

@@ -51,12 +51,25 @@ def test_update_by_hand() -> None:
     assert score == pytest.approx(0.065254, abs=1e-6)
 
 
-def test_rank_weights_put_young_tasks_first_then_score_descending_ties_in_pool_order() -> None:
+def test_rank_weights_put_young_tasks_first_then_score_descending_ties_sharing_their_ranks() -> None:
     young = np.array([False, True, False, False])
     p = rank_probabilities(young, np.array([0.0, 0.0, 0.3, 0.0]), 0.5)
-    # ranks: task 1 (young) 1, task 2 (0.3) 2, task 0 3, task 3 4; weights 1, 1/4, 1/9, 1/16
+    # ranks: task 1 (young) 1, task 2 (0.3) 2, tasks 0 and 3 share ranks 3 and 4: (1/9 + 1/16) / 2 each
     total = 1 + 1 / 4 + 1 / 9 + 1 / 16
-    np.testing.assert_allclose(p, [1 / 9 / total, 1 / total, 1 / 4 / total, 1 / 16 / total])
+    tied = (1 / 9 + 1 / 16) / 2 / total
+    np.testing.assert_allclose(p, [tied, 1 / total, 1 / 4 / total, tied])
+
+
+def test_rank_weights_do_not_depend_on_pool_order() -> None:
+    # A pool's order follows its generator's (which may list easy tasks first): permuting it permutes p.
+    rng = np.random.default_rng(5)
+    young = rng.random(40) < 0.2
+    score = np.round(rng.random(40), 1) * (rng.random(40) < 0.5)  # many ties, many zeros
+    p = rank_probabilities(young, score, 0.5)
+    for _ in range(5):
+        perm = rng.permutation(40)
+        np.testing.assert_allclose(rank_probabilities(young[perm], score[perm], 0.5), p[perm], rtol=1e-12)
+    assert np.ptp(p[young]) == pytest.approx(0.0, abs=1e-15)  # young tasks all tie
 
 
 def test_label_heat_is_the_labels_best_fast_over_tau_capped_at_one() -> None:
@@ -85,8 +98,9 @@ def distribution(cfg: FrontierConfig = CFG, **changes: np.ndarray) -> np.ndarray
 
 
 def test_distribution_by_hand() -> None:
-    total = 1 + 1 / 4 + 1 / 9 + 1 / 16  # ranks: young, 0.1, then the two zeros in pool order
-    p_score = np.array([1, 1 / 4, 1 / 9, 1 / 16]) / total
+    total = 1 + 1 / 4 + 1 / 9 + 1 / 16  # ranks: young, 0.1, then the two zeros sharing ranks 3 and 4
+    tied = (1 / 9 + 1 / 16) / 2
+    p_score = np.array([1, 1 / 4, tied, tied]) / total
     w_hot, w_cold = (50 - 10 + 1) * (0.01 + 1.0), (50 - 40 + 1) * (0.01 + 0.0)
     mass = 0.6 * (0.01 + 1.0) / (0.01 + 1.0)  # the hottest zero task's label is fully hot: all of rho
     p_retry = mass * np.array([0, 0, w_hot, w_cold]) / (w_hot + w_cold)
@@ -99,7 +113,7 @@ def test_cold_labels_get_almost_no_retry_mass() -> None:
     # The hot label's task solved nothing either: every zero task's label is cold (heat 0).
     p = distribution(fast=np.array([0.0, 0.0, 0.0, 0.0]), slow=np.array([0.0, 0.01, 0.0, 0.0]))
     total = 1 + 1 / 4 + 1 / 9 + 1 / 16
-    p_score = np.array([1, 1 / 4, 1 / 9, 1 / 16]) / total
+    p_score = np.array([1, 1 / 4, (1 / 9 + 1 / 16) / 2, (1 / 9 + 1 / 16) / 2]) / total
     mass = 0.6 * 0.01 / 1.01
     # task 1 now has slow 0.01 < zero_slow: it is zero too; weights stale * h
     w = np.array([0, (50 - 48 + 1) * 0.01, (50 - 10 + 1) * 0.01, (50 - 40 + 1) * 0.01])
@@ -111,7 +125,8 @@ def test_without_zero_tasks_only_the_ranks_and_the_uniform_part_remain() -> None
     wins = np.array([0.0, 3.0, 1.0, 1.0])
     slow = np.array([0.0, 0.5, 0.1, 0.2])
     total = 1 + 1 / 4 + 1 / 9 + 1 / 16
-    expected = 0.97 * np.array([1, 1 / 4, 1 / 9, 1 / 16]) / total + 0.03 / 4
+    tied = (1 / 9 + 1 / 16) / 2  # tasks 2 and 3 both score 0
+    expected = 0.97 * np.array([1, 1 / 4, tied, tied]) / total + 0.03 / 4
     np.testing.assert_allclose(distribution(wins=wins, slow=slow), expected, rtol=1e-12)
 
 

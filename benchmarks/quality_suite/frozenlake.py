@@ -188,16 +188,21 @@ class FrozenLakeBenchmark:
         cells, best, _ = self._layout()
         index = {cell: i for i, cell in enumerate(cells)}
         impossible = np.array([best[c] <= 0.0 for c in cells])
-        generator = BucketedTaskGenerator(buckets={"start": cells}, label=f"frozenlake-{self.map_name}")
+        # The library's pool follows the generator's order, and ties between equal scores follow the pool:
+        # cells in map order would put the goal's neighbours first and leak the reverse curriculum.
+        order = [int(c) for c in np.random.default_rng(2024).permutation(cells)]
+        generator = BucketedTaskGenerator(buckets={"start": order}, label=f"frozenlake-{self.map_name}",
+                                          finite=True)
         return TaskSpace([{"start": c} for c in cells], impossible, ~impossible, generator,
-                         lambda cfg: index[int(cfg["start"])], self._blocks(cells))  # fmt: skip
+                         lambda cfg: index[int(cfg["start"])], self._blocks(order))  # fmt: skip
 
     def _blocks(self, cells: list[int]) -> TaskGeneratorSet:
         """One task per start cell, uniformly, labelled by its 3x3 block of the map (a label a user can
         choose without knowing the maze)."""
         ncol = int(self._env().unwrapped.ncol)  # type: ignore[attr-defined]
         return TaskGeneratorSet([
-            SingleTaskGenerator({"start": c}, label=f"{self.map_name}-block-{c // ncol // 3}-{c % ncol // 3}")
+            SingleTaskGenerator({"start": c}, label=f"{self.map_name}-block-{c // ncol // 3}-{c % ncol // 3}",
+                                finite=True)
             for c in cells
         ])  # fmt: skip
 

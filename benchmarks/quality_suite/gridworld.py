@@ -92,13 +92,14 @@ class GridBenchmark:
         configs = _configs()
         index = {(c["size"], c["max_steps"]): i for i, c in enumerate(configs)}
         impossible = np.array([c["max_steps"] < shortest_path(c["size"]) for c in configs])
-        # One generator per budget kind, weighted by its number of rooms: uniform over the tasks.
-        tight = [c["max_steps"] for c in configs if c["max_steps"] < shortest_path(c["size"])]
+        # Sizes in a fixed random order: the pool follows it, so sorted sizes would hand the easy rooms first.
+        shuffled = [int(x) for x in np.random.default_rng(2024).permutation(SIZES)]
         generator = TaskGeneratorSet(generators=[
-            BucketedTaskGenerator(buckets={"size": list(SIZES)}, base={"budget": "2x"}, label="room"),
+            BucketedTaskGenerator(buckets={"size": shuffled}, base={"budget": "2x"}, label="room",
+                                  finite=True),
             BucketedTaskGenerator(buckets={"size": list(IMPOSSIBLE_SIZES)}, base={"budget": "short"},
-                                  label="room-short"),
-        ], weights=[len(SIZES), len(tight)])  # fmt: skip
+                                  label="room-short", finite=True),
+        ])  # fmt: skip
         return TaskSpace(configs, impossible, ~impossible, generator, lambda cfg: index[_resolve(cfg)])
 
     def solved_threshold(self) -> FloatArray:

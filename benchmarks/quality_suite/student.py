@@ -97,7 +97,7 @@ class ChainBenchmark:
     checkpoints: int = 40
 
     def space(self) -> TaskSpace:
-        return _space(_chain_configs(), student_task_generator(n_levels=N_CHAIN_LEVELS),
+        return _space(_chain_configs(), student_task_generator(n_levels=N_CHAIN_LEVELS, finite=True),
                       lambda c: (c["kind"], int(c["level"])))  # fmt: skip
 
     def solved_threshold(self) -> FloatArray:
@@ -132,8 +132,8 @@ class FamiliesBenchmark:
 
     def space(self) -> TaskSpace:
         generator = TaskGeneratorSet(generators=[
-            BucketedTaskGenerator(buckets={"kind": [kind], "family": [1, 2, 3]}, label="student")
-            for kind in ("learnable", "mastered", "impossible")
+            BucketedTaskGenerator(buckets={"kind": [kind], "family": [1, 2, 3]}, label="student", finite=True)
+            for kind in ("impossible", "mastered", "learnable")  # the pool follows this order: useful ones last
         ])  # fmt: skip
         return _space(_family_configs(), generator, lambda c: (c["kind"], int(c["family"])))
 

@@ -78,12 +78,19 @@ def frontier_score(fast: float, slow: float, sq: float, noise: float, z: float, 
 
 
 def rank_probabilities(young: np.ndarray, score: FloatArray, beta: float) -> FloatArray:
-    """``(1/rank)^(1/beta)`` normalised; young tasks rank first, then by score descending, ties in pool order."""
+    """``(1/rank)^(1/beta)`` normalised; young tasks rank first, then by score descending. Tied tasks share
+    the mean weight of the ranks they span, so the pool's order (which follows the generator's, and may
+    encode difficulty) never decides who is drawn."""
     n = score.size
-    order = np.lexsort((np.arange(n), -score, ~young))
-    rank = np.empty(n)
-    rank[order] = np.arange(1, n + 1)
-    w = (1.0 / rank) ** (1.0 / beta)
+    key = np.where(young, np.inf, score)
+    order = np.argsort(-key, kind="stable")
+    weight = (1.0 / np.arange(1, n + 1)) ** (1.0 / beta)
+    sorted_key = key[order]
+    starts = np.flatnonzero(np.r_[True, sorted_key[1:] != sorted_key[:-1]])
+    sizes = np.diff(np.r_[starts, n])
+    shared = np.repeat(np.add.reduceat(weight, starts) / sizes, sizes)
+    w = np.empty(n)
+    w[order] = shared
     return np.asarray(w / w.sum(), dtype=np.float64)
 
 

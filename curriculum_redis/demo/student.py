@@ -51,12 +51,15 @@ BASE_SKILL = 1.0
 """``skill_0``: what the student knows before level 1, so level 1 is within reach from the start."""
 
 
-def student_task_generator(n_levels: int = 6, mastered: int = 1, impossible: int = 1) -> TaskGeneratorSet:
+def student_task_generator(
+    n_levels: int = 6, mastered: int = 1, impossible: int = 1, finite: bool = False
+) -> TaskGeneratorSet:
     """Tasks of every kind, each (kind, level) bucket equally likely, labelled like
     ``student:kind=learnable,level=3`` or ``student:kind=impossible,level=1``.
 
     The env config is ``{"kind": ..., "level": ...}``. ``mastered`` and ``impossible`` give how many
-    levels (hence labels) of those kinds exist; 0 leaves the kind out.
+    levels (hence labels) of those kinds exist; 0 leaves the kind out. ``finite``: one task id per
+    (kind, level), so a pool holds each once.
     """
     if n_levels < 1:
         raise ValueError(f"n_levels must be >= 1, got {n_levels}")
@@ -67,9 +70,9 @@ def student_task_generator(n_levels: int = 6, mastered: int = 1, impossible: int
     for kind, levels in (("learnable", n_levels), ("mastered", mastered), ("impossible", impossible)):
         if levels:
             buckets: dict[str, list[Any]] = {"kind": [kind], "level": list(range(1, levels + 1))}
-            generators.append(BucketedTaskGenerator(buckets=buckets, label=LABEL_PREFIX))
+            generators.append(BucketedTaskGenerator(buckets=buckets, label=LABEL_PREFIX, finite=finite))
             weights.append(float(levels))
-    return TaskGeneratorSet(generators=generators, weights=weights)
+    return TaskGeneratorSet(generators=generators, weights=None if finite else weights)
 
 
 def task_kind(env_cfg: Mapping[str, Any]) -> tuple[TaskKind, int]:
