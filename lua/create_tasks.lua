@@ -4,7 +4,8 @@
 -- ARGV[1] n, then per task i: task_id, label_hash, label string
 -- New keys expire like the rest of the namespace when meta holds ttl_ms (see RedisStore.touch).
 -- Returns: the ids created, in order. Ids already in the pool are skipped; creation stops at capacity.
--- Errors: CR_NO_NAMESPACE (no hyperparameters stored), CR_ARGS (bad ids or counts), CR_CORRUPT.
+-- Errors, all before the first write: CR_NO_NAMESPACE (no hyperparameters stored), CR_ARGS (bad ids or
+--   counts), CR_CORRUPT (a used slot past pool_size, a count that is not one), CR_OVERFLOW.
 local meta, counters, scores, labels = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local n = tonumber(ARGV[1])
 if not n or n < 0 or n ~= math.floor(n) then return redis.error_reply('CR_ARGS n must be a count') end
@@ -40,6 +41,25 @@ if free > 0 then
     end
   end
 end
+
+-- Every count incremented below must stay a count: checked before the first write.
+local to_create, per_label, seen = 0, {}, {}
+for i = 1, n do
+  if size + to_create >= capacity then break end
+  local task, label_key = KEYS[5 + 2 * (i - 1)], KEYS[6 + 2 * (i - 1)]
+  if not seen[task] and redis.call('EXISTS', task) == 0 then
+    seen[task] = true
+    to_create = to_create + 1
+    per_label[label_key] = (per_label[label_key] or 0) + 1
+  end
+end
+local increments = {{counters, 'num_created', to_create}, {meta, 'pool_version', 1}}
+for label_key, count in pairs(per_label) do
+  increments[#increments + 1] = {label_key, 'created', count}
+  increments[#increments + 1] = {label_key, 'active', count}
+end
+local refused = counts_fit(increments)
+if refused then return refused end
 
 local created = {}
 for i = 1, n do

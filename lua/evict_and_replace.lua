@@ -9,7 +9,7 @@
 -- The new keys expire like the rest of the namespace when meta holds ttl_ms (see RedisStore.touch).
 -- Returns: 'evicted', or why nothing happened: 'victim_gone' (another process evicted it first),
 --   'victim_not_evictable' (it no longer qualifies on the server), 'replacement_exists'.
--- Errors (before any write): CR_NO_NAMESPACE, CR_ARGS, CR_LABEL.
+-- Errors (before any write): CR_NO_NAMESPACE, CR_ARGS, CR_LABEL, CR_CORRUPT, CR_OVERFLOW.
 local meta, counters, scores, labels = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local victim, fresh, victim_label, fresh_label = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 -- @INCLUDE new_task@
@@ -33,6 +33,9 @@ local v = redis.call('HMGET', victim, 'label_hash', 'completions', 'slot', 'cons
 if not v[1] then return 'victim_gone' end
 if redis.call('EXISTS', fresh) == 1 then return 'replacement_exists' end
 local slot = v[3]
+if not tonumber(slot) then
+  return redis.error_reply('CR_CORRUPT ' .. victim .. ' has no slot: run curriculum-redis check --repair')
+end
 if v[1] ~= ARGV[2] then
   return redis.error_reply('CR_LABEL victim ' .. victim_id .. ' has label hash ' .. tostring(v[1]) ..
     ', the request says ' .. ARGV[2])
@@ -47,6 +50,10 @@ else
   qualifies = tonumber(v[2]) >= min_presentations and score <= max_score
 end
 if not qualifies then return 'victim_not_evictable' end
+
+local refused = counts_fit({{victim_label, 'evicted', 1}, {victim_label, 'active', -1}, {fresh_label, 'created', 1},
+  {fresh_label, 'active', 1}, {counters, 'num_evicted', 1}, {counters, 'num_created', 1}, {meta, 'pool_version', 1}})
+if refused then return refused end
 
 -- The victim leaves nothing behind: its hash is deleted and its slot record overwritten whole.
 redis.call('DEL', victim)

@@ -15,7 +15,7 @@ from curriculum_redis import BufferConfig, Curriculum, CurriculumConfig, Learnin
 from curriculum_redis.cli import main
 from curriculum_redis.conditions import ConditionError, compile_condition
 from curriculum_redis.errors import ConfigError, GeneratorMismatchError, InvalidScoreError, ScriptError
-from curriculum_redis.store.base import Outcome
+from curriculum_redis.store.base import Eviction, Outcome
 from curriculum_redis.store.keys import NamespaceKeys
 from curriculum_redis.store.redis import RedisStore
 from curriculum_redis.tasks import BucketedTaskGenerator
@@ -205,3 +205,93 @@ def test_a_counter_about_to_overflow_refuses_the_batch_before_any_write(
         curriculum.flush()
     assert dump(redis_client, "overflow") == before
     curriculum.close()
+
+
+def contents(client: redis.Redis, namespace: str) -> dict[bytes, Any]:
+    """Each key's value (DUMP bytes of a hash change with its encoding, its contents do not)."""
+    out: dict[bytes, Any] = {}
+    for key in client.keys(f"{{cr:{namespace}}}:*"):
+        kind = client.type(key)
+        out[key] = client.hgetall(key) if kind == b"hash" else client.get(key) if kind == b"string" else kind
+    return out
+
+
+def store_of(redis_url: str, namespace: str) -> RedisStore:
+    store = RedisStore.from_url(redis_url, namespace)
+    store.attach(make_config(redis_url, namespace).algorithm)
+    return store
+
+
+@pytest.mark.parametrize(
+    ("key", "field", "value", "error"),
+    [
+        ("counters", "num_evicted", 2**63 - 1, "CR_OVERFLOW"),
+        ("counters", "num_created", 2**53, "CR_OVERFLOW"),
+        ("meta", "pool_version", 2**63 - 1, "CR_OVERFLOW"),
+        ("victim_label", "active", -(2**63), "CR_OVERFLOW"),
+        ("fresh_label", "created", "many", "CR_CORRUPT"),
+    ],
+)
+def test_an_eviction_whose_counts_would_break_is_refused_before_any_write(
+    redis_url: str, redis_client: redis.Redis, key: str, field: str, value: Any, error: str
+) -> None:
+    curriculum = trained(redis_url, f"evict-{key}-{field}")
+    namespace = curriculum.config.namespace
+    store = store_of(redis_url, namespace)
+    generator = curriculum.config.task_generator
+    assert generator is not None
+    victim = curriculum.get_task()
+    fresh = generator.get_task(10**9)
+    keys = NamespaceKeys(namespace)
+    target = {"counters": keys.counters, "meta": keys.meta, "victim_label": keys.label(victim.label_hash),
+              "fresh_label": keys.label(fresh.label_hash)}[key]  # fmt: skip
+    redis_client.hset(target, field, value)
+    before = contents(redis_client, namespace)
+    with pytest.raises(ScriptError, match=error):
+        store.evict_and_replace(Eviction(victim.task_id, fresh, min_presentations=0))
+    assert contents(redis_client, namespace) == before
+    store.close()
+    curriculum.close()
+
+
+def test_a_victim_without_its_slot_is_corruption_not_a_lua_error(redis_url: str, redis_client: redis.Redis) -> None:
+    curriculum = trained(redis_url, "evict-no-slot")
+    store = store_of(redis_url, "evict-no-slot")
+    victim = curriculum.get_task()
+    redis_client.hdel(NamespaceKeys("evict-no-slot").task(victim.task_id), "slot")
+    before = contents(redis_client, "evict-no-slot")
+    assert curriculum.config.task_generator is not None
+    with pytest.raises(ScriptError, match=r"CR_CORRUPT .* has no slot"):
+        store.evict_and_replace(
+            Eviction(victim.task_id, curriculum.config.task_generator.get_task(10**9), min_presentations=0)
+        )
+    assert contents(redis_client, "evict-no-slot") == before
+    store.close()
+    curriculum.close()
+
+
+@pytest.mark.parametrize(
+    ("key", "field", "value", "error"),
+    [
+        ("counters", "num_created", 2**63 - 1, "CR_OVERFLOW"),
+        ("meta", "pool_version", 2**63 - 1, "CR_OVERFLOW"),
+        ("label", "active", 2**62, "CR_OVERFLOW"),
+        ("label", "created", "1.5", "CR_CORRUPT"),
+    ],
+)
+def test_a_creation_whose_counts_would_break_is_refused_before_any_write(
+    redis_url: str, redis_client: redis.Redis, key: str, field: str, value: Any, error: str
+) -> None:
+    namespace = f"create-{key}-{field}"
+    store = store_of(redis_url, namespace)  # attached, no task yet
+    generator = make_config(redis_url, namespace).task_generator
+    assert generator is not None
+    tasks = [generator.get_task(i) for i in range(1, 9)]
+    keys = NamespaceKeys(namespace)
+    target = {"counters": keys.counters, "meta": keys.meta, "label": keys.label(tasks[3].label_hash)}[key]
+    redis_client.hset(target, field, value)
+    before = contents(redis_client, namespace)
+    with pytest.raises(ScriptError, match=error):
+        store.create_tasks(tasks)
+    assert contents(redis_client, namespace) == before
+    store.close()
