@@ -1,5 +1,6 @@
 """curriculum_redis: a curriculum (learning progress and other algorithms) whose shared state lives in Redis."""
 
+from curriculum_redis.algorithms.frontier import FrontierConfig
 from curriculum_redis.algorithms.learnability import LearnabilityConfig
 from curriculum_redis.algorithms.learning_progress import LearningProgressConfig
 from curriculum_redis.algorithms.prioritized_replay import PrioritizedReplayConfig
@@ -41,6 +42,7 @@ __all__ = [
     "CurriculumConfig",
     "CurriculumError",
     "CurriculumState",
+    "FrontierConfig",
     "HyperparameterMismatchError",
     "InvalidScoreError",
     "LearnabilityConfig",

@@ -25,7 +25,7 @@ import redis
 from pydantic import ValidationError
 from redis.cluster import RedisCluster
 
-from curriculum_redis.algorithms import DEFAULT_ALGORITHM
+from curriculum_redis.algorithms import STORED_DEFAULT_ALGORITHM
 from curriculum_redis.algorithms.sequential import SequentialConfig
 from curriculum_redis.config import MismatchPolicy, PoolConfig, reconcile_hypers
 from curriculum_redis.errors import CheckpointError, ConfigError, StoreError
@@ -55,7 +55,7 @@ class NamespaceInfo:
     completions: int
     schema_version: int
     created_at: float
-    kind: str = DEFAULT_ALGORITHM
+    kind: str = STORED_DEFAULT_ALGORITHM
     episodes: int = 0
     stage: int | None = None
     num_stages: int | None = None
@@ -135,7 +135,7 @@ def _namespace_info(client: Client, namespace: str) -> NamespaceInfo:
         tasks=int(meta[2] or 0),
         completions=found["episodes"],
         schema_version=int(meta[0] or 0),
-        kind=str(algorithm or DEFAULT_ALGORITHM),
+        kind=str(algorithm or STORED_DEFAULT_ALGORITHM),
         **found,
     )
 

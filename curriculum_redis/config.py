@@ -88,6 +88,11 @@ class AlgorithmConfig(BaseModel):
         names = list(dict.fromkeys([*mine, *theirs]))
         return {n: (mine.get(n), theirs.get(n)) for n in names if mine.get(n) != theirs.get(n)}
 
+    def refresh_every_draws(self) -> int:
+        """How often a process should refresh its snapshot when ``SamplerConfig`` leaves it to the algorithm:
+        a distribution that changes slowly needs few refreshes (each one reads the whole pool)."""
+        return 1000
+
 
 _CONFIG_CLASSES: dict[str, type[AlgorithmConfig]] = {}
 """Algorithm name -> config class: every subclass of :class:`AlgorithmConfig` that declares its own
@@ -216,7 +221,9 @@ class SamplerConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    refresh_every_draws: int = Field(1000, ge=1)
+    refresh_every_draws: int | None = Field(None, ge=1)
+    """Refresh after this many draws; ``None``: as the algorithm recommends (``AlgorithmConfig.refresh_every_draws``:
+    1000 for most, every ~10 draws for ``frontier``, which steers episode by episode)."""
     refresh_every_s: float | None = Field(1.0, gt=0.0)
     """Also refresh when the snapshot is this old. ``None``: by draw count only, and the process that makes the
     ``Curriculum`` draws from ``seed`` alone, so a seeded run repeats (give each worker process its own seed)."""

@@ -73,7 +73,7 @@ class Curriculum:
         self._client_id = 0
         self._seq = 0
         self._view: TaskView = self._make_view(self.hypers, self._view_rng(self._pid))
-        self._policy = RefreshPolicy.from_config(self.config.sampler)
+        self._policy = RefreshPolicy.from_config(self.config.sampler, self.given.refresh_every_draws())
         self._buffer = OutcomeBuffer(self.config.buffer)
         self._last_counters: dict[str, int] = {}
         self._closed = False

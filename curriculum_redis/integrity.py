@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import redis
 
-from curriculum_redis.algorithms import DEFAULT_ALGORITHM, get_algorithm
+from curriculum_redis.algorithms import STORED_DEFAULT_ALGORITHM, get_algorithm
 from curriculum_redis.errors import EvictionPolicyError, NamespaceNotFoundError
 from curriculum_redis.store.base import ScoreSnapshot
 from curriculum_redis.store.connection import Client, text
@@ -113,7 +113,7 @@ def _inspect(pipe: Any, keys: NamespaceKeys, report: CheckReport) -> list[Fix]:
             report.problems.append(f"{keys.meta} is missing (not derivable: drop the namespace or import a checkpoint)")
             return []
         raise NamespaceNotFoundError(keys.namespace, "this server")
-    dtype = get_algorithm(meta.get("algorithm", DEFAULT_ALGORITHM)).dtype()
+    dtype = get_algorithm(meta.get("algorithm", STORED_DEFAULT_ALGORITHM)).dtype()
     snapshot = ScoreSnapshot.from_bytes(int(meta.get("pool_version", 0)), pipe.get(keys.scores) or b"", dtype)
     fixes: list[Fix] = []
     occupied = snapshot.size

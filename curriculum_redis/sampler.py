@@ -74,8 +74,10 @@ class RefreshPolicy:
         self._deadline = 0.0
 
     @classmethod
-    def from_config(cls, config: SamplerConfig) -> RefreshPolicy:
-        return cls(config.refresh_every_draws, config.refresh_every_s, config.first_refresh_after_draws)
+    def from_config(cls, config: SamplerConfig, recommended_every_draws: int = 1000) -> RefreshPolicy:
+        """``recommended_every_draws`` (the algorithm's) applies when the config leaves the cadence open."""
+        every = config.refresh_every_draws if config.refresh_every_draws is not None else recommended_every_draws
+        return cls(every, config.refresh_every_s, config.first_refresh_after_draws)
 
     @property
     def gap(self) -> int:

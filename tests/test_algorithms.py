@@ -239,10 +239,10 @@ def test_a_config_file_names_the_algorithm(name: str) -> None:
     assert CurriculumConfig.model_validate_json(config.model_dump_json()) == config
 
 
-def test_a_config_without_a_name_is_learning_progress_and_an_unknown_name_is_refused() -> None:
+def test_a_config_without_a_name_is_the_default_algorithm_and_an_unknown_name_is_refused() -> None:
     generator = GENERATOR.model_dump(mode="json")
     config = CurriculumConfig.model_validate({"task_generator": generator, "algorithm": {"num_active_tasks": 4}})
-    assert config.algorithm == LearningProgressConfig(num_active_tasks=4)
+    assert config.algorithm == FrontierConfig(num_active_tasks=4)
     with pytest.raises(ValueError):
         CurriculumConfig.model_validate({"task_generator": generator, "algorithm": {"algorithm": "nope"}})
     with pytest.raises(ValueError):  # another algorithm's field

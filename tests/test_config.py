@@ -10,6 +10,7 @@ from typing import Any, Literal
 import pytest
 from pydantic import ValidationError
 
+from curriculum_redis.algorithms.frontier import FrontierConfig
 from curriculum_redis.algorithms.learnability import LearnabilityConfig
 from curriculum_redis.algorithms.learning_progress import LearningProgressConfig
 from curriculum_redis.algorithms.prioritized_replay import PrioritizedReplayConfig
@@ -73,7 +74,7 @@ def test_curriculum_config_defaults_run_in_memory_with_error_policy() -> None:
     assert cfg.redis_url is None
     assert cfg.namespace == "default"
     assert cfg.on_mismatch == "error"
-    assert cfg.algorithm == LearningProgressConfig()
+    assert cfg.algorithm == FrontierConfig()
     assert cfg.buffer == BufferConfig()
     assert cfg.sampler == SamplerConfig()
 
@@ -509,7 +510,7 @@ def test_parse_config_reads_configs_mappings_and_json() -> None:
     assert parse_config(cfg) is cfg
     assert parse_config(cfg.model_dump()) == cfg
     assert parse_config(cfg.model_dump_json()) == cfg
-    assert parse_config({}) == LearningProgressConfig()
+    assert parse_config({}) == FrontierConfig()  # the default algorithm
     with pytest.raises(ConfigError, match="mapping"):
         parse_config([1, 2])
     with pytest.raises(ConfigError, match="JSON object"):

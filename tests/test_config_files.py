@@ -16,7 +16,7 @@ from curriculum_redis.errors import ConfigError
 from curriculum_redis.tasks import BucketedTaskGenerator, SingleTaskGenerator, Span
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "configs"
-ALGORITHMS = ["learning_progress", "prioritized_replay", "learnability", "uniform", "sequential"]
+ALGORITHMS = ["frontier", "learning_progress", "prioritized_replay", "learnability", "uniform", "sequential"]
 POOL_ALGORITHMS = [name for name in ALGORITHMS if name != "sequential"]
 
 

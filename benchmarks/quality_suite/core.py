@@ -102,19 +102,14 @@ class Row:
     """Use the space's ``grouped`` generator (labels shared by neighbouring tasks) where it has one."""
 
 
-FRONTIER_SAMPLER = {"refresh_every_draws": 10, "refresh_every_s": 1e9}
-"""The refresh the frontier design needs: every 10 draws, by draw count (no wall clock: reproducible)."""
-
-
 def library_rows() -> list[Row]:
-    """The library as a user would run it: its default, then every algorithm with default settings."""
+    """The library as a user would run it: its default (frontier), then every algorithm with default settings."""
     return [
-        Row("library default", "library", note="CurriculumConfig() default algorithm and sampler"),
-        Row("frontier, refresh 10", "library", {"algorithm": "frontier"}, FRONTIER_SAMPLER,
-            note="FrontierConfig() with the recommended SamplerConfig(refresh_every_draws=10)"),
-        Row("frontier, refresh 10, block labels", "library", {"algorithm": "frontier"}, FRONTIER_SAMPLER,
-            grouped=True, note="as above; FrozenLake labels are 3x3 blocks of start cells"),
-        Row("learning_progress", "library", {"algorithm": "learning_progress"}),
+        Row("library default", "library", note="CurriculumConfig() default algorithm (frontier) and sampler"),
+        Row("library default, block labels", "library", grouped=True,
+            note="as above; FrozenLake labels are 3x3 blocks of start cells (a TaskGeneratorSet)"),
+        Row("learning_progress", "library", {"algorithm": "learning_progress"},
+            note="LearningProgressConfig(): the default before, the replaced system's algorithm"),
         Row("prioritized_replay (|TD|)", "library", {"algorithm": "prioritized_replay"}, score="td",
             note="score = mean |TD error|, reported after the episode (not via CurriculumEnv)"),
         Row("learnability", "library", {"algorithm": "learnability"}),

@@ -21,8 +21,12 @@ if TYPE_CHECKING:
     ALGORITHMS: dict[str, PoolAlgorithm]
     """The pool algorithms by name (:func:`pool_algorithms`, read when first asked for)."""
 
-DEFAULT_ALGORITHM = "learning_progress"
-"""The algorithm of a config that names none, and of a namespace whose meta names none."""
+DEFAULT_ALGORITHM = "frontier"
+"""The algorithm of a config that names none: the one that won the quality suite (README, "Curriculum
+quality")."""
+
+STORED_DEFAULT_ALGORITHM = "learning_progress"
+"""The algorithm of a namespace whose meta names none: those were written before meta named it."""
 
 ENTRY_POINT_GROUP = "curriculum_redis.algorithms"
 """Entry-point group under which another distribution publishes the modules of its algorithms."""
@@ -80,6 +84,7 @@ __all__ = [
     "ALGORITHMS",
     "DEFAULT_ALGORITHM",
     "ENTRY_POINT_GROUP",
+    "STORED_DEFAULT_ALGORITHM",
     "Algorithm",
     "PoolAlgorithm",
     "algorithm_of",

@@ -25,7 +25,9 @@ if TYPE_CHECKING:
     from curriculum_redis.store.base import ScoreSnapshot
 
 RECOMMENDED_REFRESH_EVERY_DRAWS = 10
-"""The design steers every few episodes: ``SamplerConfig(refresh_every_draws=10)`` is what was measured."""
+"""The design steers every few episodes: a refresh every 10 draws is what was measured (256-task pools)."""
+RECORDS_READ_PER_DRAW = 25
+"""Larger pools refresh less often, so that refreshing reads at most about this many task records a draw."""
 
 
 class FrontierConfig(PoolConfig):
@@ -56,7 +58,10 @@ class FrontierConfig(PoolConfig):
     """tau: a label is fully hot when one of its tasks has a fast success EMA of at least this."""
     zero_slow: float = Field(0.05, ge=0.0, le=1.0)
     """A task whose slow success EMA is below this counts as (hardly) never solved."""
-    rand_task_rate: float = Field(0.03, ge=0.0, le=1.0)
+    rand_task_rate: float = Field(0.25, ge=0.0, le=1.0)
+
+    def refresh_every_draws(self) -> int:
+        return max(RECOMMENDED_REFRESH_EVERY_DRAWS, self.num_active_tasks // RECORDS_READ_PER_DRAW)
 
     def model_post_init(self, __context: object) -> None:
         if self.retry_mass + self.rand_task_rate > 1.0:

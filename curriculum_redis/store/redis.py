@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import redis
 
-from curriculum_redis.algorithms import DEFAULT_ALGORITHM, algorithm_of, get_algorithm
+from curriculum_redis.algorithms import STORED_DEFAULT_ALGORITHM, algorithm_of, get_algorithm
 from curriculum_redis.config import AlgorithmConfig, PoolConfig, parse_config
 from curriculum_redis.errors import ScriptError, StoreError
 from curriculum_redis.state import SCHEMA_VERSION, CurriculumState, LabelStats, TaskRecord
@@ -227,7 +227,7 @@ class RedisStore(RedisStages):
         if self._algorithm_name is None:
             raw = self._call(lambda: self.client.hget(self.keys.meta, "algorithm"))
             if raw is None:
-                return DEFAULT_ALGORITHM  # no namespace yet: the script says CR_NO_NAMESPACE
+                return STORED_DEFAULT_ALGORITHM  # no namespace yet: the script says CR_NO_NAMESPACE
             self._algorithm_name = text(raw)
         return self._algorithm_name
 
@@ -331,7 +331,7 @@ class RedisStore(RedisStages):
 
     @staticmethod
     def _from_bytes(version: int, blob: bytes, name: bytes | str | None, clock: Any) -> ScoreSnapshot:
-        algorithm = get_algorithm(text(name) if name else DEFAULT_ALGORITHM)
+        algorithm = get_algorithm(text(name) if name else STORED_DEFAULT_ALGORITHM)
         return ScoreSnapshot.from_bytes(version, blob, algorithm.dtype(), int(clock or 0))
 
     def read_task(self, task_id: int) -> TaskRecord | None:
