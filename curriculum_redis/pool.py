@@ -12,6 +12,7 @@ whole and never evicted; an evicted configuration may come back in a later repla
 
 from __future__ import annotations
 
+import logging
 import time
 
 import numpy as np
@@ -25,6 +26,8 @@ from curriculum_redis.stats import flatten_labels, label_table, pool_stats
 from curriculum_redis.store.base import COUNTERS, CurriculumStore, Eviction, Outcome, RecordResult, ScoreSnapshot
 from curriculum_redis.store.schema import MAX_TASK_ID
 from curriculum_redis.tasks import Task, TaskGenerator
+
+log = logging.getLogger(__name__)
 
 TASK_ID_LIMIT = 2**31
 """New task ids are drawn from [1, 2**31): short, readable keys, and exact as doubles."""
@@ -80,6 +83,11 @@ class PoolView:
             snap = store.snapshot()
         elif (space is None or space > capacity) and self._evict(store, snap):
             snap = store.snapshot()
+        if snap.size == 0 and self._snapshot is not None and self._snapshot.size > 0:
+            # The namespace was dropped between this refresh's steps (an admin's drop or import): keep
+            # sampling the last pool rather than fail every draw; the next refresh fills the new one.
+            log.warning("the pool was empty on refresh (namespace dropped or replaced?); sampling the last one")
+            return
         self.install(snap)
         ttl_s = None if self.config is None else self.config.ttl_s
         if ttl_s is not None and time.monotonic() >= self._next_touch:

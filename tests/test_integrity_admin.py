@@ -54,6 +54,6 @@ def test_drop_and_import_replace_during_churn_leave_no_orphans(
             time.sleep(0.05)
         empty = sum(running.get(timeout=300))
     assert drops > 3 and imports > 3
-    print(f"{drops} drops, {imports} imports, {empty} draws found the pool empty")
+    assert empty == 0  # a refresh that finds the pool dropped keeps sampling the last one
     report = admin.check_namespace(redis_client, "busy")
     assert not [p for p in report.problems if "orphan" in p or "active=" in p or "missing" in p], report.problems

@@ -41,7 +41,7 @@ if os.access(DEBIAN_REDIS, os.X_OK):
 WORKER_ACL = (
     "on >pw resetkeys ~{cr:ns1}:* resetchannels -@all "
     "+ping +info +evalsha "
-    "+get +getrange +setrange +del +exists +pexpire "
+    "+get +getrange +strlen +setrange +del +exists +pexpire "
     "+hget +hmget +hkeys +hset +hsetnx +hgetall +hincrby +xadd +xrange "
     "+multi +exec"
 )

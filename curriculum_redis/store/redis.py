@@ -34,6 +34,7 @@ from curriculum_redis.store.base import (
     ScoreSnapshot,
     current_counters,
 )
+from curriculum_redis.store.chunks import SNAPSHOT_CHUNK_BYTES, SNAPSHOT_FIRST_BYTES, read_rest
 from curriculum_redis.store.connection import Client, ConnectionSpec, map_errors, text
 from curriculum_redis.store.keys import NamespaceKeys
 from curriculum_redis.store.replica import REPLICA_ERRORS, ReplicaReads
@@ -326,8 +327,11 @@ class RedisStore(RedisStages):
 
     def _primary_snapshot(self) -> ScoreSnapshot:
         k = self.keys
-        version, blob, name, clock = self._read_script("read_snapshot", [k.meta, k.scores, k.counters])
-        return self._from_bytes(int(version), bytes(blob), name, clock)
+        version, head, name, clock, total = self._read_script(
+            "read_snapshot", [k.meta, k.scores, k.counters], [SNAPSHOT_FIRST_BYTES]
+        )
+        rest = self._call(lambda: read_rest(self.client, k.scores, len(head), int(total), SNAPSHOT_CHUNK_BYTES))
+        return self._from_bytes(int(version), bytes(head) + rest, name, clock)
 
     @staticmethod
     def _from_bytes(version: int, blob: bytes, name: bytes | str | None, clock: Any) -> ScoreSnapshot:

@@ -17,6 +17,7 @@ import redis.exceptions
 from redis.cluster import REPLICA, RedisCluster
 from redis.crc import key_slot
 
+from curriculum_redis.store.chunks import SNAPSHOT_FIRST_BYTES, read_rest
 from curriculum_redis.store.connection import (
     CLUSTER_ONLY_KWARGS,
     Client,
@@ -102,15 +103,17 @@ class ReplicaReads:
         try:
             pipe = reader.pipeline(transaction=True)
             pipe.hmget(self._keys.meta, ["pool_version", "algorithm"])
-            pipe.get(self._keys.scores)
+            pipe.getrange(self._keys.scores, 0, SNAPSHOT_FIRST_BYTES - 1)
             pipe.hget(self._keys.counters, "num_completed")
-            (version, name), blob, clock = pipe.execute()
+            pipe.strlen(self._keys.scores)
+            (version, name), head, clock, total = pipe.execute()
+            blob = bytes(head) + read_rest(reader, self._keys.scores, len(head), int(total))
         except REPLICA_ERRORS as exc:
             self.drop(exc)
             return None
         if version is None or not blob:
             return None
-        return int(version), bytes(blob), name, clock
+        return int(version), blob, name, clock
 
     @property
     def address(self) -> str | None:
