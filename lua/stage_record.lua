@@ -19,7 +19,8 @@
 -- Returns: {applied (1, or 0 for an already-applied batch), current stage index, version,
 --   episodes applied, stale episodes, advancements made by this call}
 -- Errors (raised before any write): CR_ARGS, CR_NO_STAGE (no state: init first),
---   CR_STAGE_CONFIG (the stored config has another fingerprint, or a stored program is malformed).
+--   CR_STAGE_CONFIG (the stored config has another fingerprint, or a stored program is malformed),
+--   CR_CORRUPT (a stored count that is not one), CR_OVERFLOW (a count that would pass 2^53).
 local stage, window, config, history, clients = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local function fmt(x) return string.format('%.17g', x) end
 local function err(msg) return redis.error_reply('CR_ARGS stage_record.lua: ' .. msg) end
@@ -117,6 +118,26 @@ for i = index, math.min(n - 1, index + e) do
     prog, seconds = checked, seconds_or_why
   end
   params[i] = {threshold = threshold, size = size, min_episodes = min_episodes, program = prog, seconds = seconds}
+end
+
+-- The stored state the apply step does arithmetic on, and every count it increments (by at most e), must be
+-- numbers that stay exact: checked now, so that a corrupt or hostile state fails before the first write.
+if not index or not version or not in_stage or not window_successes then
+  return redis.error_reply('CR_CORRUPT ' .. stage .. ' lacks its index, version or counts: run curriculum-redis check')
+end
+local counted = {{stage, 'duplicate_batches'}, {stage, 'advancements'}, {stage, 'recorded_episodes'},
+  {stage, 'stale_episodes'}}
+for _, ep in ipairs(episodes) do
+  for _, field in ipairs({':stale', ':episodes', ':successes'}) do counted[#counted + 1] = {history, ep.index .. field} end
+end
+for _, c in ipairs(counted) do
+  local raw = redis.call('HGET', c[1], c[2])
+  if raw and (not tonumber(raw) or tonumber(raw) ~= math.floor(tonumber(raw))) then
+    return redis.error_reply('CR_CORRUPT ' .. c[1] .. ' field ' .. c[2] .. ' holds ' .. raw .. ', not a count')
+  end
+  if raw and math.abs(tonumber(raw)) + e > MAX_TASK_ID then  -- 2^53: past it, counts are inexact
+    return redis.error_reply('CR_OVERFLOW ' .. c[1] .. ' field ' .. c[2] .. ' would pass 2^53: the state is corrupt')
+  end
 end
 
 local last = tonumber(redis.call('HGET', clients, client_id))

@@ -596,6 +596,39 @@ def test_lua_scripts_validate_everything_before_writing(redis_url: str, redis_cl
     assert dump(redis_client, "lua-empty") == {}
 
 
+@pytest.mark.parametrize(
+    ("key", "field", "value", "error"),
+    [
+        ("stage", "recorded_episodes", 2**53, "CR_OVERFLOW"),
+        ("stage", "advancements", "x", "CR_CORRUPT"),
+        ("history", "0:episodes", 2**63 - 1, "CR_OVERFLOW"),
+        ("history", "0:successes", "1.5", "CR_CORRUPT"),
+        ("stage", "episodes", None, "CR_CORRUPT"),  # a count the apply step adds to, deleted
+    ],
+)
+def test_a_corrupt_stored_count_refuses_the_batch_before_any_write(
+    redis_url: str, redis_client: redis.Redis, key: str, field: str, value: Any, error: str
+) -> None:
+    # A hostile import or a hand edit stored something HINCRBY would fail on half-way: refused up front.
+    namespace = f"stage-corrupt-{field.replace(':', '-')}"
+    config = three_stages(window=2, threshold=1.0, min_episodes=0)
+    sc = StageCurriculum(config, redis_url, namespace)
+    sc.record_episode(0, False)
+    sc.flush()
+    keys = NamespaceKeys(namespace)
+    target = keys.stage if key == "stage" else keys.stage_history
+    if value is None:
+        redis_client.hdel(target, field)
+    else:
+        redis_client.hset(target, field, value)
+    before = dump(redis_client, namespace)
+    s = Scripts(redis_client, namespace)
+    with pytest.raises(redis.exceptions.ResponseError, match=f"^{error}"):
+        s.record(keys=s.keys, args=[config.fingerprint(), 7, 1, 0, 2, 0, "1", 0, "1"])  # would advance
+    assert dump(redis_client, namespace) == before
+    sc.close()
+
+
 def test_a_resent_batch_is_applied_once(redis_url: str, redis_client: redis.Redis) -> None:
     config = three_stages(window=2, threshold=1.0, min_episodes=0)
     sc = StageCurriculum(config, redis_url, "dedup")
