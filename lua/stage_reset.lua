@@ -6,7 +6,7 @@
 -- counts (episodes, successes, score_sum) restart at 0; 'entered_server_at' is set from Redis TIME when
 -- the stage's stop condition reads `seconds`.
 -- Returns: {stage index, version}
--- Errors (before any write): CR_ARGS, CR_NO_STAGE, CR_STAGE_CONFIG.
+-- Errors (before any write): CR_ARGS, CR_NO_STAGE, CR_STAGE_CONFIG, CR_CORRUPT, CR_OVERFLOW.
 local stage, window, config, history = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local function err(msg) return redis.error_reply('CR_ARGS stage_reset.lua: ' .. msg) end
 
@@ -17,7 +17,13 @@ local now = tonumber(ARGV[3])
 if not now or now ~= now then return err('now must be a number') end
 local n, refusal = stored_stages(config, stage, ARGV[1])
 if not n then return refusal end
-local st = redis.call('HMGET', stage, 'index', 'version')
+local st = redis.call('HMGET', stage, 'index', 'version', 'resets')
+if not tonumber(st[1]) or not tonumber(st[2]) or (st[3] and not string.match(st[3], '^%d+$')) then
+  return redis.error_reply('CR_CORRUPT ' .. stage .. ' lacks its index or version, or resets is not a count')
+end
+if st[3] and tonumber(st[3]) + 1 > MAX_TASK_ID then
+  return redis.error_reply('CR_OVERFLOW ' .. stage .. ' field resets would pass 2^53: the state is corrupt')
+end
 if not string.match(ARGV[2], '^%d+$') or tonumber(ARGV[2]) >= n then
   return err('stage index ' .. ARGV[2] .. ' is not an integer in [0, ' .. n .. ')')
 end

@@ -621,11 +621,33 @@ def test_a_corrupt_stored_count_refuses_the_batch_before_any_write(
         redis_client.hdel(target, field)
     else:
         redis_client.hset(target, field, value)
-    before = dump(redis_client, namespace)
+    before = contents(redis_client, namespace)
     s = Scripts(redis_client, namespace)
     with pytest.raises(redis.exceptions.ResponseError, match=f"^{error}"):
         s.record(keys=s.keys, args=[config.fingerprint(), 7, 1, 0, 2, 0, "1", 0, "1"])  # would advance
-    assert dump(redis_client, namespace) == before
+    assert contents(redis_client, namespace) == before
+    sc.close()
+
+
+@pytest.mark.parametrize(("field", "value", "error"), [("resets", 2**53, "CR_OVERFLOW"), ("resets", "x", "CR_CORRUPT"),
+                                                      ("version", None, "CR_CORRUPT")])  # fmt: skip
+def test_a_reset_on_a_corrupt_state_is_refused_before_any_write(
+    redis_url: str, redis_client: redis.Redis, field: str, value: Any, error: str
+) -> None:
+    namespace = f"stage-reset-{field}-{error}"
+    config = three_stages()
+    sc = StageCurriculum(config, redis_url, namespace)
+    sc.current_stage()
+    target = NamespaceKeys(namespace).stage
+    if value is None:
+        redis_client.hdel(target, field)
+    else:
+        redis_client.hset(target, field, value)
+    before = contents(redis_client, namespace)
+    s = Scripts(redis_client, namespace)
+    with pytest.raises(redis.exceptions.ResponseError, match=f"^{error}"):
+        s.reset(keys=s.keys, args=[config.fingerprint(), 1, 0])
+    assert contents(redis_client, namespace) == before
     sc.close()
 
 
