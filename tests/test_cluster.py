@@ -36,6 +36,7 @@ from curriculum_redis.admin import (
     wait_for_replicas,
 )
 from curriculum_redis.errors import ConfigError, StoreError
+from curriculum_redis.store import transfer
 from curriculum_redis.store.connection import client_from_url
 from curriculum_redis.store.keys import NamespaceKeys
 from curriculum_redis.store.redis import RedisStore
@@ -476,3 +477,29 @@ def test_client_from_url_makes_the_right_client(redis_url: str, cluster_url: str
     assert cluster.ping() and plain.ping()
     plain.close()
     cluster.close()
+
+
+def test_a_drop_on_the_cluster_is_retried_when_a_task_is_created_meanwhile(
+    cluster_url: str, cluster_client: RedisCluster, namespaces: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Between the key listing and EXEC a worker creates a task (its script writes meta): the unwatched
+    # transaction would leave that task's hash behind as an orphan; the watched one starts over.
+    namespace = namespaces[0]
+    _fill(cluster_url, namespace).close()
+    keys = NamespaceKeys(namespace)
+    real_scan = transfer.scan_namespace
+    listings = []
+
+    def scan_then_write(client: Any, ns: str, pattern: str) -> list[str]:
+        found = real_scan(client, ns, pattern)
+        listings.append(len(found))
+        if len(listings) == 1:  # a worker's script writes meta and a new task hash after the listing
+            cluster_client.hincrby(keys.meta, "pool_version", 1)
+            cluster_client.hset(keys.task(10**9), "slot", 99)
+        return found
+
+    monkeypatch.setattr(transfer, "scan_namespace", scan_then_write)
+    assert transfer.CLUSTER_CAN_WATCH
+    drop_namespace(cluster_client, namespace)
+    assert len(listings) == 2  # the first transaction was refused by WATCH, the second saw the new hash
+    assert not list(cluster_client.scan_iter(match="{cr:" + namespace + "}:*"))

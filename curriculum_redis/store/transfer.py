@@ -25,6 +25,9 @@ from curriculum_redis.store.keys import NamespaceKeys
 from curriculum_redis.store.schema import INT_TASK_FIELDS
 
 WATCH_RETRIES = 50
+
+CLUSTER_CAN_WATCH = hasattr(redis.cluster, "TransactionStrategy")
+"""redis-py 6.2 and later run WATCH/MULTI/EXEC on a cluster pipeline (keys of one slot, as a namespace's are)."""
 """Attempts of an atomic replace while workers keep creating or evicting tasks."""
 
 EXPORT_ATTEMPTS = 100
@@ -159,13 +162,14 @@ def replace_namespace(
 ) -> list[Any]:
     """Run ``write(pipe, existing keys)`` in one MULTI/EXEC that fails, and is retried, if a task was created
     or evicted since the keys were listed (each such script writes meta, which is WATCHed): no task hash
-    created meanwhile survives as an orphan. A cluster pipeline cannot WATCH: there it is one MULTI/EXEC.
-    Returns the transaction's replies."""
+    created meanwhile survives as an orphan. On a cluster too (the namespace's keys share one slot), with a
+    redis-py that can WATCH there (6.2+); an older one runs one MULTI/EXEC unwatched. Returns the
+    transaction's replies."""
     for _ in range(WATCH_RETRIES):
         with client.pipeline(transaction=True) as pipe:
             try:
                 with map_errors(where):
-                    if not isinstance(client, RedisCluster):
+                    if CLUSTER_CAN_WATCH or not isinstance(client, RedisCluster):
                         pipe.watch(keys.meta)
                     existing = [*keys.fixed, *(k for p in patterns for k in scan_namespace(client, keys.namespace, p))]
                     pipe.multi()
