@@ -97,7 +97,8 @@ def test_signal_stops_server_workers_and_resource_tracker(tmp_path: Path, sig: s
 
 
 def test_piped_output_shows_progress_lines(tmp_path: Path) -> None:
-    proc = demo_process(tmp_path, episodes=20_000, workers=1)
+    # Enough episodes for several polls (every 0.5 s) even on a fast server: 20,000 once took 1.1 s, one line.
+    proc = demo_process(tmp_path, episodes=100_000, workers=1)
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     lines = out.splitlines()
@@ -107,5 +108,5 @@ def test_piped_output_shows_progress_lines(tmp_path: Path) -> None:
     progress = [m for line in lines if (m := PROGRESS_LINE.match(line))]
     assert len(progress) >= 2, out
     done = [int(m.group(1).replace(",", "")) for m in progress]
-    assert done == sorted(done) and done[-1] == 20_000
+    assert done == sorted(done) and done[-1] == 100_000
     assert progress[-1].group(3) == "100"
