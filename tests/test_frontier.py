@@ -13,6 +13,7 @@ from curriculum_redis import BucketedTaskGenerator, Curriculum, CurriculumConfig
 from curriculum_redis.algorithms import get_algorithm, parse_config
 from curriculum_redis.algorithms.frontier import (
     FrontierConfig,
+    discovering,
     frontier_distribution,
     gap_noise_factor,
     label_heat,
@@ -32,6 +33,7 @@ def test_defaults_are_the_studys() -> None:
     retry = (CFG.rank_beta, CFG.retry_mass, CFG.retry_floor, CFG.heat_scale, CFG.zero_slow)
     assert retry == (0.5, 0.6, 0.01, 0.2, 0.05)
     assert CFG.rand_task_rate == 0.25  # a quarter uniform: what won across the whole quality suite
+    assert CFG.discovery_wins == 6
 
 
 def test_gap_noise_factor_by_hand() -> None:
@@ -121,6 +123,30 @@ def test_cold_labels_get_almost_no_retry_mass() -> None:
     w = np.array([0, (50 - 48 + 1) * 0.01, (50 - 10 + 1) * 0.01, (50 - 40 + 1) * 0.01])
     expected = (1 - 0.03 - mass) * p_score + mass * w / w.sum() + 0.03 / 4
     np.testing.assert_allclose(p, expected, rtol=1e-12)
+
+
+def test_a_fresh_discovery_gives_the_retry_its_whole_mass_even_with_one_label_per_task() -> None:
+    # Every task its own label (no label is hot but the solved task's own). Task 1 was just solved (3 wins,
+    # winning now): the frontier moves, so the never-solved tasks 2 and 3 share all of rho by staleness.
+    labels = np.array([3, 1, 5, 2])
+    fresh = distribution(labels=labels)
+    stale = np.array([0, 0, 50 - 10 + 1, 50 - 40 + 1]) * 0.01  # h + heat, heat 0: their labels are their own
+    total = 1 + 1 / 4 + 1 / 9 + 1 / 16
+    tied = (1 / 9 + 1 / 16) / 2
+    p_score = np.array([1, 1 / 4, tied, tied]) / total
+    expected = (1 - 0.03 - 0.6) * p_score + 0.6 * stale / stale.sum() + 0.03 / 4
+    np.testing.assert_allclose(fresh, expected, rtol=1e-12)
+    # Long solved (20 wins), or solved once long ago (fast decayed below heat_scale), or the option off:
+    # no discovery, and the cold retry gets almost nothing.
+    for changes, cfg in (
+        ({"wins": np.array([0.0, 20.0, 0.0, 0.0])}, HAND),
+        ({"fast": np.array([0.0, 0.1, 0.0, 0.0])}, HAND),
+        ({}, HAND.model_copy(update={"discovery_wins": 0})),
+    ):
+        quiet = distribution(cfg, labels=labels, **changes)
+        assert quiet[2] + quiet[3] < 0.15 < 0.6 < fresh[2] + fresh[3], changes  # only ranks and uniform left
+    assert discovering(np.array([0.0, 6.0]), np.array([0.0, 0.2]), HAND) == 1.0
+    assert discovering(np.array([0.0, 7.0]), np.array([0.0, 0.9]), HAND) == 0.0
 
 
 def test_without_zero_tasks_only_the_ranks_and_the_uniform_part_remain() -> None:

@@ -37,6 +37,7 @@ class FrontierConfig(PoolConfig):
     # Sampling-only fields; gap_z and low_success_weight shape the stored score (the Lua update reads them).
     SAFE: ClassVar[frozenset[str]] = PoolConfig.SAFE | {
         "min_samples", "rank_beta", "retry_mass", "retry_floor", "heat_scale", "zero_slow", "rand_task_rate",
+        "discovery_wins",
     }  # fmt: skip
 
     algorithm: Literal["frontier"] = "frontier"
@@ -58,6 +59,9 @@ class FrontierConfig(PoolConfig):
     """tau: a label is fully hot when one of its tasks has a fast success EMA of at least this."""
     zero_slow: float = Field(0.05, ge=0.0, le=1.0)
     """A task whose slow success EMA is below this counts as (hardly) never solved."""
+    discovery_wins: int = Field(6, ge=0)
+    """A task with 1..discovery_wins wins and a fast EMA of at least heat_scale is a fresh discovery: while
+    one exists the frontier is moving, and the retry part takes all of retry_mass (0 turns this off)."""
     rand_task_rate: float = Field(0.25, ge=0.0, le=1.0)
 
     def refresh_every_draws(self) -> int:
@@ -107,6 +111,14 @@ def label_heat(labels: np.ndarray, fast: FloatArray, tau: float) -> FloatArray:
     return np.asarray(np.minimum(1.0, best / tau)[inverse], dtype=np.float64)
 
 
+def discovering(wins: FloatArray, fast: FloatArray, cfg: FrontierConfig) -> float:
+    """1 while some task was solved for the first time lately (few wins, winning now), else 0: the learner
+    has just reached new ground, so tasks never solved may be next (a reverse curriculum's frontier moves
+    with it), whatever their labels say. Without it, one label per task leaves the retry part cold."""
+    fresh = (wins >= 1.0) & (wins <= cfg.discovery_wins) & (np.asarray(fast) >= cfg.heat_scale)
+    return 1.0 if bool(fresh.any()) else 0.0
+
+
 def frontier_distribution(
     completions: FloatArray,
     last_episode: FloatArray,
@@ -132,7 +144,7 @@ def frontier_distribution(
         heat = label_heat(labels, np.asarray(fast, dtype=np.float64), cfg.heat_scale)
         stale = np.maximum(0.0, clock - np.asarray(last_episode)) + 1.0
         w = np.where(zero, stale * (h + heat), 0.0)
-        mass = cfg.retry_mass * (h + float(heat[zero].max())) / (h + 1.0)
+        mass = cfg.retry_mass * max((h + float(heat[zero].max())) / (h + 1.0), discovering(wins, fast, cfg))
         total = float(w.sum())
         if total > 0.0:
             p_retry = mass * w / total
