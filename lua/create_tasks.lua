@@ -18,6 +18,7 @@ local ttl_ms = tonumber(m[3])
 local capacity = tonumber(m[1])
 if not capacity then return redis.error_reply('CR_NO_NAMESPACE no hyperparameters stored') end
 -- @INCLUDE new_task@
+-- @INCLUDE counts@
 local zeros = meta_zero_fields(m[4])
 
 for i = 1, n do

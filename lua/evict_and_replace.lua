@@ -13,6 +13,7 @@
 local meta, counters, scores, labels = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local victim, fresh, victim_label, fresh_label = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 -- @INCLUDE new_task@
+-- @INCLUDE counts@
 local function err(msg) return redis.error_reply('CR_ARGS evict_and_replace.lua: ' .. msg) end
 if #KEYS ~= 8 or #ARGV ~= 9 then return err('takes 8 keys and 9 args') end
 local victim_id, new_id, new_hash, new_label = ARGV[1], ARGV[3], ARGV[4], ARGV[5]

@@ -1,8 +1,8 @@
 -- include_new_task.lua: writes a new task into a pool slot.
 -- KEYS/ARGV: none; not a script. Included into create_tasks.lua and evict_and_replace.lua where they hold
 -- the line "-- @INCLUDE new_task@" (see curriculum_redis/store/scripts.py).
--- Defines meta_zero_fields(csv), new_task(task_key, label_key, labels, scores, slot, id, hash, label,
---   zeros, ttl_ms) and counts_fit(increments).
+-- Defines meta_zero_fields(csv) and new_task(task_key, label_key, labels, scores, slot, id, hash, label,
+--   zeros, ttl_ms).
 
 -- A new task's algorithm fields (meta 'fields', comma-separated) as HSET field/value pairs, all 0.
 local function meta_zero_fields(csv)
@@ -34,24 +34,4 @@ local function new_task(task_key, label_key, labels, scores, slot, id, hash, lab
     redis.call('PEXPIRE', task_key, ttl_ms)
     redis.call('PEXPIRE', label_key, ttl_ms)
   end
-end
-
--- Whether every count that the script is about to HINCRBY stays a count: `increments` is a list of
--- {key, field, by}. Returns nil, or a CR_CORRUPT / CR_OVERFLOW error reply to return before the first write
--- (HINCRBY failing half-way would leave a half-applied change: a hostile import can store any value).
-local function counts_fit(increments)
-  for _, inc in ipairs(increments) do
-    local raw = redis.call('HGET', inc[1], inc[2])
-    if raw then
-      local value = tonumber(raw)
-      if not value or value ~= math.floor(value) then
-        return redis.error_reply('CR_CORRUPT ' .. inc[1] .. ' field ' .. inc[2] .. ' holds ' .. raw .. ', not a count')
-      end
-      if math.abs(value + inc[3]) > MAX_TASK_ID then  -- 2^53: past it, counts are inexact
-        return redis.error_reply('CR_OVERFLOW ' .. inc[1] .. ' field ' .. inc[2] .. ' would pass 2^53: the ' ..
-          'namespace is corrupt (curriculum-redis check)')
-      end
-    end
-  end
-  return nil
 end

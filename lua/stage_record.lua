@@ -29,6 +29,7 @@ local function finite(x) return x ~= nil and x == x and x ~= math.huge and x ~= 
 
 -- @INCLUDE stop_condition@
 -- @INCLUDE stage_check@
+-- @INCLUDE counts@
 -- Runs a validated program on the variables' values.
 local function run(prog, vals)
   local stack, top = {}, 0
@@ -125,20 +126,13 @@ end
 if not index or not version or not in_stage or not window_successes then
   return redis.error_reply('CR_CORRUPT ' .. stage .. ' lacks its index, version or counts: run curriculum-redis check')
 end
-local counted = {{stage, 'duplicate_batches'}, {stage, 'advancements'}, {stage, 'recorded_episodes'},
-  {stage, 'stale_episodes'}}
+local counted = {{stage, 'duplicate_batches', e}, {stage, 'advancements', e}, {stage, 'recorded_episodes', e},
+  {stage, 'stale_episodes', e}}
 for _, ep in ipairs(episodes) do
-  for _, field in ipairs({':stale', ':episodes', ':successes'}) do counted[#counted + 1] = {history, ep.index .. field} end
+  for _, field in ipairs({':stale', ':episodes', ':successes'}) do counted[#counted + 1] = {history, ep.index .. field, e} end
 end
-for _, c in ipairs(counted) do
-  local raw = redis.call('HGET', c[1], c[2])
-  if raw and (not tonumber(raw) or tonumber(raw) ~= math.floor(tonumber(raw))) then
-    return redis.error_reply('CR_CORRUPT ' .. c[1] .. ' field ' .. c[2] .. ' holds ' .. raw .. ', not a count')
-  end
-  if raw and math.abs(tonumber(raw)) + e > MAX_TASK_ID then  -- 2^53: past it, counts are inexact
-    return redis.error_reply('CR_OVERFLOW ' .. c[1] .. ' field ' .. c[2] .. ' would pass 2^53: the state is corrupt')
-  end
-end
+local refused = counts_fit(counted)
+if refused then return refused end
 
 local last = tonumber(redis.call('HGET', clients, client_id))
 if last and seq <= last then

@@ -11,19 +11,19 @@ local stage, window, config, history = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local function err(msg) return redis.error_reply('CR_ARGS stage_reset.lua: ' .. msg) end
 
 -- @INCLUDE stage_check@
+-- @INCLUDE counts@
 
 if #KEYS ~= 5 or #ARGV ~= 3 then return err('takes 5 keys and 3 args') end
 local now = tonumber(ARGV[3])
 if not now or now ~= now then return err('now must be a number') end
 local n, refusal = stored_stages(config, stage, ARGV[1])
 if not n then return refusal end
-local st = redis.call('HMGET', stage, 'index', 'version', 'resets')
-if not tonumber(st[1]) or not tonumber(st[2]) or (st[3] and not string.match(st[3], '^%d+$')) then
-  return redis.error_reply('CR_CORRUPT ' .. stage .. ' lacks its index or version, or resets is not a count')
+local st = redis.call('HMGET', stage, 'index', 'version')
+if not tonumber(st[1]) or not tonumber(st[2]) then
+  return redis.error_reply('CR_CORRUPT ' .. stage .. ' lacks its index or version: run curriculum-redis check')
 end
-if st[3] and tonumber(st[3]) + 1 > MAX_TASK_ID then
-  return redis.error_reply('CR_OVERFLOW ' .. stage .. ' field resets would pass 2^53: the state is corrupt')
-end
+local refused = counts_fit({{stage, 'resets', 1}})
+if refused then return refused end
 if not string.match(ARGV[2], '^%d+$') or tonumber(ARGV[2]) >= n then
   return err('stage index ' .. ARGV[2] .. ' is not an integer in [0, ' .. n .. ')')
 end

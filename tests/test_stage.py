@@ -596,6 +596,14 @@ def test_lua_scripts_validate_everything_before_writing(redis_url: str, redis_cl
     assert dump(redis_client, "lua-empty") == {}
 
 
+def corrupt(client: redis.Redis, key: str, field: str, value: Any) -> None:
+    """What a hostile import or a hand edit could leave: ``field`` set to ``value``, or deleted (None)."""
+    if value is None:
+        client.hdel(key, field)
+    else:
+        client.hset(key, field, value)
+
+
 @pytest.mark.parametrize(
     ("key", "field", "value", "error"),
     [
@@ -617,10 +625,7 @@ def test_a_corrupt_stored_count_refuses_the_batch_before_any_write(
     sc.flush()
     keys = NamespaceKeys(namespace)
     target = keys.stage if key == "stage" else keys.stage_history
-    if value is None:
-        redis_client.hdel(target, field)
-    else:
-        redis_client.hset(target, field, value)
+    corrupt(redis_client, target, field, value)
     before = contents(redis_client, namespace)
     s = Scripts(redis_client, namespace)
     with pytest.raises(redis.exceptions.ResponseError, match=f"^{error}"):
@@ -639,10 +644,7 @@ def test_a_reset_on_a_corrupt_state_is_refused_before_any_write(
     sc = StageCurriculum(config, redis_url, namespace)
     sc.current_stage()
     target = NamespaceKeys(namespace).stage
-    if value is None:
-        redis_client.hdel(target, field)
-    else:
-        redis_client.hset(target, field, value)
+    corrupt(redis_client, target, field, value)
     before = contents(redis_client, namespace)
     s = Scripts(redis_client, namespace)
     with pytest.raises(redis.exceptions.ResponseError, match=f"^{error}"):
