@@ -30,6 +30,9 @@ from curriculum_redis.tasks import Task, TaskGenerator
 log = logging.getLogger(__name__)
 
 TASK_ID_LIMIT = 2**31
+
+ADMISSION_CHOICES = 4
+"""Candidates drawn per replacement, for an algorithm's admission odds to choose among."""
 """New task ids are drawn from [1, 2**31): short, readable keys, and exact as doubles."""
 FINITE_LISTED = 1_000_000
 """A finite space up to this size is listed to draw new ids without replacement; a larger one is sampled."""
@@ -118,6 +121,23 @@ class PoolView:
                 ids.append(task_id)
         return [generator.get_task(i) for i in ids]
 
+    def _admitted(self, n: int, snap: ScoreSnapshot) -> list[Task]:
+        """``n`` replacements, picked among ``ADMISSION_CHOICES`` times as many candidates by the
+        algorithm's admission odds (when it gives any)."""
+        if n == 0:
+            return []
+        candidates = self._new_tasks(n * ADMISSION_CHOICES, snap.task_ids)
+        labels = np.array([task.label_hash for task in candidates], dtype=np.int64)
+        odds = self.algorithm.admission_weights(snap, self.hypers, labels)
+        if odds is None or len(candidates) <= n:
+            return candidates[:n]
+        odds = np.where(np.isfinite(odds), np.maximum(odds, 0.0), 0.0)
+        if np.count_nonzero(odds) < n:  # too few with any chance: the likeliest first, then the generator's order
+            order = np.argsort(-odds, kind="stable")[:n]
+            return [candidates[i] for i in sorted(order.tolist())]
+        picked = self._rng.choice(len(candidates), n, replace=False, p=odds / odds.sum())
+        return [candidates[i] for i in sorted(picked.tolist())]
+
     def _evict(self, store: CurriculumStore, snap: ScoreSnapshot) -> bool:
         """Evict up to ``max_evictions_per_refresh`` tasks, each replaced in the same atomic call."""
         hypers = self.hypers
@@ -127,7 +147,7 @@ class PoolView:
         budget = hypers.max_evictions_per_refresh - len(failing)
         # The server re-checks each candidate's stored score against the bound the algorithm gives.
         candidates, max_scores = self.algorithm.eviction_candidates(snap, hypers, budget)
-        fresh = iter(self._new_tasks(len(failing) + len(candidates), snap.task_ids))
+        fresh = iter(self._admitted(len(failing) + len(candidates), snap))
         for index, replacement in zip(failing.tolist(), fresh, strict=False):
             evictions.append(Eviction(int(snap.task_ids[index]), replacement, "failures",
                                       min_failures=hypers.max_consecutive_failures))  # fmt: skip
@@ -188,6 +208,8 @@ class PoolView:
 
     def _observed(self, store: CurriculumStore) -> tuple[ScoreSnapshot, npt.NDArray[np.float64]]:
         snap = store.snapshot()
+        if snap.size == 0:  # a namespace not made yet names no algorithm: give it this one's columns
+            snap = ScoreSnapshot(snap.pool_version, np.zeros(0, self.algorithm.dtype()), None, snap.episode_clock)
         return snap, self.algorithm.distribution(snap, self.hypers)
 
     def current_probabilities(self, store: CurriculumStore) -> dict[int, float]:

@@ -20,6 +20,7 @@ from curriculum_redis.algorithms.frontier import (
     rank_probabilities,
 )
 from curriculum_redis.errors import ConfigError
+from curriculum_redis.labels import label_hash
 from curriculum_redis.store.base import ScoreSnapshot
 
 CFG = FrontierConfig()
@@ -136,17 +137,21 @@ def test_a_fresh_discovery_gives_the_retry_its_whole_mass_even_with_one_label_pe
     p_score = np.array([1, 1 / 4, tied, tied]) / total
     expected = (1 - 0.03 - 0.6) * p_score + 0.6 * stale / stale.sum() + 0.03 / 4
     np.testing.assert_allclose(fresh, expected, rtol=1e-12)
-    # Long solved (20 wins), or solved once long ago (fast decayed below heat_scale), or the option off:
+    # Long solved (20 wins), or solved from its first tries, or solved once long ago (fast decayed below
+    # heat_scale), or the option off:
     # no discovery, and the cold retry gets almost nothing.
     for changes, cfg in (
         ({"wins": np.array([0.0, 20.0, 0.0, 0.0])}, HAND),
+        ({"completions": np.array([1.0, 3.0, 5.0, 5.0])}, HAND),  # 3 wins of 3: never failed
         ({"fast": np.array([0.0, 0.1, 0.0, 0.0])}, HAND),
         ({}, HAND.model_copy(update={"discovery_wins": 0})),
     ):
         quiet = distribution(cfg, labels=labels, **changes)
         assert quiet[2] + quiet[3] < 0.15 < 0.6 < fresh[2] + fresh[3], changes  # only ranks and uniform left
-    assert discovering(np.array([0.0, 6.0]), np.array([0.0, 0.2]), HAND) == 1.0
-    assert discovering(np.array([0.0, 7.0]), np.array([0.0, 0.9]), HAND) == 0.0
+    assert discovering(np.array([3.0, 8.0]), np.array([0.0, 6.0]), np.array([0.0, 0.2]), HAND) == 1.0
+    assert discovering(np.array([3.0, 9.0]), np.array([0.0, 7.0]), np.array([0.0, 0.9]), HAND) == 0.0
+    # solved from its first tries (one failure, not two): a new easy task, no discovery
+    assert discovering(np.array([3.0, 7.0]), np.array([0.0, 6.0]), np.array([0.0, 0.9]), HAND) == 0.0
 
 
 def test_without_zero_tasks_only_the_ranks_and_the_uniform_part_remain() -> None:
@@ -181,6 +186,66 @@ def test_eviction_takes_mastered_tasks_never_unsolved_ones() -> None:
     cfg = CFG.model_copy(update={"min_presentations_for_eviction": 5})
     idx, _ = alg.eviction_candidates(ScoreSnapshot(0, records), cfg, 4)
     assert idx.tolist() == [1]
+
+
+def snapshot_of(**columns: list[float]) -> ScoreSnapshot:
+    records = np.zeros(len(next(iter(columns.values()))), dtype=get_algorithm("frontier").dtype())
+    for name, values in columns.items():
+        records[name] = values
+    return ScoreSnapshot(0, records, episode_clock=1000)
+
+
+def test_eviction_gives_up_on_long_unsolved_tasks_of_cold_labels_only() -> None:
+    # Task 0: 20 failures in a label never solved (given up). Task 1: 19 failures there (not yet).
+    # Task 2: 40 failures, but its label is hot (task 3 solves it now): the frontier, kept.
+    snap = snapshot_of(
+        completions=[20, 19, 40, 30], wins=[0, 0, 0, 25], slow=[0, 0, 0, 0.9], fast=[0, 0, 0, 0.9],
+        label_hash=[7, 7, 9, 9], frontier=[0, 0, 0, 0.3],
+    )
+    alg = get_algorithm("frontier")
+    assert CFG.give_up_after == 20
+    idx, _ = alg.eviction_candidates(snap, CFG, 4)
+    assert idx.tolist() == [0]
+    idx, _ = alg.eviction_candidates(snap, CFG.model_copy(update={"give_up_after": 50}), 4)
+    assert idx.tolist() == []
+
+
+def test_admission_odds_by_the_labels_standing_in_the_pool() -> None:
+    # Label 1: never solved (cold). Label 2: mastered (won 19 of 20). Label 3: being learnt. Label 4: unseen.
+    snap = snapshot_of(
+        completions=[30, 10, 10, 12, 0],
+        wins=[0, 10, 9, 6, 0],
+        fast=[0, 1.0, 0.9, 0.5, 0],
+        slow=[0, 1.0, 0.9, 0.5, 0],
+        label_hash=[1, 2, 2, 3, 3],
+    )
+    odds = get_algorithm("frontier").admission_weights(snap, CFG, np.array([1, 2, 3, 4, 1]))
+    assert odds is not None
+    assert odds.tolist() == [CFG.retry_floor, 0.1, 1.0, 1.0, CFG.retry_floor]
+    # A label needs 10 outcomes before it counts as mastered.
+    few = snapshot_of(completions=[5], wins=[5], fast=[1.0], slow=[1.0], label_hash=[2])
+    assert get_algorithm("frontier").admission_weights(few, CFG, np.array([2])).tolist() == [1.0]  # type: ignore[union-attr]
+    assert get_algorithm("frontier").admission_weights(snapshot_of(completions=[]), CFG, np.array([1])) is None
+
+
+def test_the_retry_cap_bounds_a_lone_cold_task_not_a_hot_one() -> None:
+    # 64 tasks: 62 solved (one a fresh discovery: 3 wins, winning now), and one never-solved task.
+    n = 64
+    wins = np.full(n, 30.0)
+    wins[0], wins[1] = 3.0, 0.0
+    fast = np.full(n, 0.95)
+    fast[1] = 0.0
+    slow = np.where(wins > 0, 0.9, 0.0)
+    labels = np.arange(n)  # the never-solved task's label is its own: cold
+    args = dict(completions=np.full(n, 40.0), last_episode=np.full(n, 900.0), fast=fast, slow=slow,
+                score=np.full(n, 0.01), wins=wins, clock=1000)  # fmt: skip
+    cold = frontier_distribution(labels=labels, cfg=CFG, **args)  # type: ignore[arg-type]
+    # every score ties (rank share 1/n); the retry part gives task 1 its cap 4/n and nothing else
+    assert cold[1] == pytest.approx((1 - 0.25 - 4 / n) / n + 4 / n + 0.25 / n, rel=1e-12)
+    assert cold[1] < 0.1  # uncapped, the discovery would hand it all 0.6 of the retry part
+    labels[1] = labels[2]  # the same task in a hot label: the frontier of a block being solved, uncapped
+    hot = frontier_distribution(labels=labels, cfg=CFG, **args)  # type: ignore[arg-type]
+    assert hot[1] > 0.6
 
 
 def test_retry_mass_and_uniform_rate_cannot_exceed_one() -> None:
@@ -233,3 +298,56 @@ def test_a_curriculum_with_the_default_steers_towards_the_learnable_task() -> No
         c.update_task_performance(task.task_id, float(rng.random() < p))
     c.close()
     assert drawn[2] < 0.2 * 300 and drawn[0] > 0.55 * 300  # about 0.16 and 0.65 over seeds 0..2
+
+
+def endless_run(cfg: FrontierConfig, episodes: int = 4000) -> tuple[float, float]:
+    """An endless generator of two labels, one never solved and one always solved (each task mastered at
+    once, so the pool keeps evicting and admitting): the share of late draws on the dead label, and its
+    share of the pool at the end."""
+    gen = BucketedTaskGenerator({}, {"kind": ["dead", "easy"]}, label="k")
+    c = Curriculum(CurriculumConfig(task_generator=gen, algorithm=cfg, seed=2))
+    dead = 0
+    for episode in range(episodes):
+        task = c.get_task()
+        is_dead = task.env_cfg["kind"] == "dead"
+        dead += is_dead and episode >= episodes // 2
+        c.update_task_performance(task.task_id, 0.0 if is_dead else 1.0)
+    pool = [c.config.generator.get_task(t).env_cfg["kind"] for t in c.probabilities()]
+    c.close()
+    return dead / (episodes - episodes // 2), pool.count("dead") / len(pool)
+
+
+def test_an_endless_generator_does_not_fill_the_pool_with_tasks_never_solved() -> None:
+    """Never-solved tasks of a cold label are given up on (evicted after ``give_up_after`` outcomes) and
+    their label is admitted again with low odds; without that the pool fills with them (mastered tasks
+    leave, dead ones stay) and nearly every draw goes to them."""
+    drawn, held = endless_run(FrontierConfig(num_active_tasks=32))
+    drawn_kept, held_kept = endless_run(FrontierConfig(num_active_tasks=32, give_up_after=10**9))
+    assert held_kept > 0.9 and drawn_kept > 0.8  # 1.0 and 0.93
+    assert drawn < 0.4 and held < 0.75  # 0.32 and 0.66; uniform sampling over the generator: 0.5
+
+
+def test_replacements_are_picked_by_the_algorithms_admission_odds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With odds 0 for the dead label, dead tasks leave (given up on) and hardly any take their place."""
+    alg = get_algorithm("frontier")
+    dead = label_hash("k:kind=dead")
+
+    def odds(snapshot: ScoreSnapshot, cfg: FrontierConfig, label_hashes: np.ndarray) -> np.ndarray:
+        return np.where(label_hashes == dead, 0.0, 1.0)
+
+    def created_dead() -> tuple[float, float]:
+        gen = BucketedTaskGenerator({}, {"kind": ["dead", "easy"]}, label="k")
+        c = Curriculum(CurriculumConfig(task_generator=gen, algorithm=FrontierConfig(num_active_tasks=32), seed=2))
+        for _ in range(3000):
+            task = c.get_task()
+            c.update_task_performance(task.task_id, 0.0 if task.env_cfg["kind"] == "dead" else 1.0)
+        stats = c.stats()
+        c.close()
+        return stats["label/k:kind=dead/created"], stats["label/k:kind=dead/evictions"]
+
+    created, evicted = created_dead()
+    monkeypatch.setattr(alg, "admission_weights", odds)
+    created_never, evicted_never = created_dead()
+    # 62 and 35 (seed 2): with odds 0 a dead task enters only when all 4 candidates of a slot are dead
+    assert evicted > 0 and evicted_never > 0
+    assert created >= 50 and created_never <= 40

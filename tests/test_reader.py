@@ -15,6 +15,7 @@ from curriculum_redis import (
     BufferConfig,
     Curriculum,
     CurriculumConfig,
+    FrontierConfig,
     LearnabilityConfig,
     LearningProgressConfig,
     PrioritizedReplayConfig,
@@ -30,6 +31,7 @@ SPAWN = multiprocessing.get_context("spawn")
 GENERATOR = BucketedTaskGenerator({}, {"level": list(range(6))}, label="grid")
 EAGER = {"num_active_tasks": 12, "min_presentations_for_eviction": 1, "eviction_threshold_percentile": 1.0}
 ALGORITHMS: dict[str, PoolConfig] = {
+    "frontier": FrontierConfig(**EAGER),
     "learning_progress": LearningProgressConfig(**EAGER),
     "prioritized_replay": PrioritizedReplayConfig(**EAGER),
     "learnability": LearnabilityConfig(**EAGER),
@@ -153,8 +155,12 @@ def test_reading_a_missing_or_stage_namespace_is_a_specific_error(redis_client: 
     assert redis_client.keys("{cr:nowhere}*") == []
 
 
-def test_stats_of_a_namespace_nobody_created_create_nothing(redis_url: str, redis_client: redis.Redis) -> None:
-    with Curriculum(config(redis_url, "unborn", ALGORITHMS["learning_progress"])) as curriculum:
+@pytest.mark.parametrize("name", sorted(ALGORITHMS))
+def test_stats_of_a_namespace_nobody_created_create_nothing(
+    name: str, redis_url: str, redis_client: redis.Redis
+) -> None:
+    # every algorithm: an empty snapshot has no algorithm name, and once got learning progress's columns
+    with Curriculum(config(redis_url, "unborn", ALGORITHMS[name])) as curriculum:
         stats = curriculum.stats()
         assert curriculum.label_table() == {}
     assert stats["num_completed"] == 0 and stats["num_active_tasks"] == 0

@@ -210,6 +210,11 @@ class PoolAlgorithm(Algorithm):
         )  # fmt: skip
         return idx, np.full(idx.size, threshold)
 
+    def admission_weights(self, snapshot: ScoreSnapshot, cfg: Any, label_hashes: IndexArray) -> FloatArray | None:
+        """Relative odds of admitting each candidate replacement (by its label), given the pool now; None
+        admits candidates as the generator draws them (the default)."""
+        return None
+
 
 def low_score_candidates(
     completions: FloatArray, score: FloatArray, percentile: float, min_presentations: int, limit: int

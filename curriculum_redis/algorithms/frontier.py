@@ -26,6 +26,14 @@ if TYPE_CHECKING:
 
 RECOMMENDED_REFRESH_EVERY_DRAWS = 10
 """The design steers every few episodes: a refresh every 10 draws is what was measured (256-task pools)."""
+DISCOVERY_FAILURES = 2
+"""A discovery is a task solved after at least this many failures."""
+MASTERED_ADMISSION = 0.1
+"""Odds of admitting a task of a label mastered in the pool, against 1 for one being learnt."""
+MASTERED_SUCCESS = 0.9
+"""A label is mastered in the pool when its tasks there won at least this share of their outcomes ..."""
+MASTERED_EVIDENCE = 10
+"""... and of at least this many outcomes."""
 RECORDS_READ_PER_DRAW = 25
 """Larger pools refresh less often, so that refreshing reads at most about this many task records a draw."""
 
@@ -37,7 +45,7 @@ class FrontierConfig(PoolConfig):
     # Sampling-only fields; gap_z and low_success_weight shape the stored score (the Lua update reads them).
     SAFE: ClassVar[frozenset[str]] = PoolConfig.SAFE | {
         "min_samples", "rank_beta", "retry_mass", "retry_floor", "heat_scale", "zero_slow", "rand_task_rate",
-        "discovery_wins",
+        "discovery_wins", "give_up_after", "retry_cap",
     }  # fmt: skip
 
     algorithm: Literal["frontier"] = "frontier"
@@ -63,6 +71,16 @@ class FrontierConfig(PoolConfig):
     """A task with 1..discovery_wins wins and a fast EMA of at least heat_scale is a fresh discovery: while
     one exists the frontier is moving, and the retry part takes all of retry_mass (0 turns this off)."""
     rand_task_rate: float = Field(0.25, ge=0.0, le=1.0)
+    retry_cap: float = Field(4.0, ge=0.0)
+    """The retry part gives a task of a cold label at most this many uniform shares (``retry_cap / pool
+    size``): when a discovery opens the retry part, a lone never-solved task of a label never solved
+    (likely impossible) never takes all of ``retry_mass``. Hot labels are not capped: the last unsolved
+    cells of a block being solved are the frontier."""
+    give_up_after: int = Field(20, ge=1)
+    """A task never solved in this many outcomes, of a label never solved in the pool, is given up on: it may
+    be evicted (and re-admitted later, in a finite space). Else the pool of a generator that keeps
+    sending new tasks fills with impossible ones (mastered tasks leave, they stay), drawn by the uniform
+    part."""
 
     def refresh_every_draws(self) -> int:
         return max(RECOMMENDED_REFRESH_EVERY_DRAWS, self.num_active_tasks // RECORDS_READ_PER_DRAW)
@@ -111,11 +129,13 @@ def label_heat(labels: np.ndarray, fast: FloatArray, tau: float) -> FloatArray:
     return np.asarray(np.minimum(1.0, best / tau)[inverse], dtype=np.float64)
 
 
-def discovering(wins: FloatArray, fast: FloatArray, cfg: FrontierConfig) -> float:
-    """1 while some task was solved for the first time lately (few wins, winning now), else 0: the learner
+def discovering(completions: FloatArray, wins: FloatArray, fast: FloatArray, cfg: FrontierConfig) -> float:
+    """1 while some task that failed before was solved lately (few wins, winning now), else 0: the learner
     has just reached new ground, so tasks never solved may be next (a reverse curriculum's frontier moves
-    with it), whatever their labels say. Without it, one label per task leaves the retry part cold."""
-    fresh = (wins >= 1.0) & (wins <= cfg.discovery_wins) & (np.asarray(fast) >= cfg.heat_scale)
+    with it), whatever their labels say. Without it, one label per task leaves the retry part cold. A new
+    task solved from its first tries is no discovery: an endless generator sends those all the time."""
+    failed = np.asarray(completions) - wins >= DISCOVERY_FAILURES
+    fresh = failed & (wins >= 1.0) & (wins <= cfg.discovery_wins) & (np.asarray(fast) >= cfg.heat_scale)
     return 1.0 if bool(fresh.any()) else 0.0
 
 
@@ -144,10 +164,12 @@ def frontier_distribution(
         heat = label_heat(labels, np.asarray(fast, dtype=np.float64), cfg.heat_scale)
         stale = np.maximum(0.0, clock - np.asarray(last_episode)) + 1.0
         w = np.where(zero, stale * (h + heat), 0.0)
-        mass = cfg.retry_mass * max((h + float(heat[zero].max())) / (h + 1.0), discovering(wins, fast, cfg))
+        opened = discovering(completions, wins, fast, cfg)
+        mass = cfg.retry_mass * max((h + float(heat[zero].max())) / (h + 1.0), opened)
         total = float(w.sum())
         if total > 0.0:
-            p_retry = mass * w / total
+            p_retry = np.minimum(mass * w / total, np.where(heat < 1.0, cfg.retry_cap / n, np.inf))
+            mass = float(p_retry.sum())
         else:
             mass = 0.0
     eps = cfg.rand_task_rate
@@ -194,12 +216,39 @@ class Frontier(PoolAlgorithm):
     def eviction_candidates(
         self, snapshot: ScoreSnapshot, cfg: FrontierConfig, limit: int
     ) -> tuple[IndexArray, FloatArray]:
-        """Only solved tasks with a low score (mastered ones) leave the pool: a never-solved task scores 0
-        too, but it is the retry part's to draw, and may be the frontier."""
+        """Solved tasks with a low score (mastered ones) leave the pool, and so do tasks given up on: never
+        solved in ``give_up_after`` outcomes, in a label never solved in the pool either. Other never-solved
+        tasks score 0 too, but they are the retry part's to draw, and may be the frontier."""
         score = snapshot.column("frontier")
-        solved = (snapshot.column("wins") > 0.0) & (snapshot.column("slow") >= cfg.zero_slow)
-        completions = np.where(solved, snapshot.column("completions"), 0.0)
+        wins, slow = snapshot.column("wins"), snapshot.column("slow")
+        completions = snapshot.column("completions")
+        solved = (wins > 0.0) & (slow >= cfg.zero_slow)
+        cold = label_heat(snapshot.label_hashes, snapshot.column("fast"), cfg.heat_scale) < 1.0
+        hopeless = ~solved & cold & (completions >= cfg.give_up_after)
         idx, threshold = low_score_candidates(
-            completions, score, cfg.eviction_threshold_percentile, cfg.min_presentations_for_eviction, limit
-        )
+            np.where(solved | hopeless, completions, 0.0), score, cfg.eviction_threshold_percentile,
+            cfg.min_presentations_for_eviction, limit,
+        )  # fmt: skip
         return idx, np.full(idx.size, threshold)
+
+    def admission_weights(
+        self, snapshot: ScoreSnapshot, cfg: FrontierConfig, label_hashes: IndexArray
+    ) -> FloatArray | None:
+        """Odds of admitting a candidate by its label's standing in the pool: 1 for a label being learnt
+        or not in the pool, ``retry_floor`` for one never solved there (else each task given up on would be
+        replaced by its like, and an endless generator's pool would hold as many impossible tasks as uniform
+        sampling does), ``MASTERED_ADMISSION`` for one mastered there (its tasks won 90% of at least 10
+        outcomes)."""
+        held = snapshot.label_hashes
+        if held.size == 0:
+            return None
+        uniq, inverse = np.unique(held, return_inverse=True)
+        best = np.zeros(uniq.size)
+        np.maximum.at(best, inverse, snapshot.column("fast"))
+        completions = snapshot.column("completions")
+        tried = np.bincount(inverse, completions, uniq.size)
+        won = np.bincount(inverse, snapshot.column("wins"), uniq.size)
+        mastered = won >= MASTERED_SUCCESS * np.maximum(tried, MASTERED_EVIDENCE)
+        odds = np.where(best < cfg.heat_scale, cfg.retry_floor, np.where(mastered, MASTERED_ADMISSION, 1.0))
+        where = np.searchsorted(uniq, label_hashes).clip(0, uniq.size - 1)
+        return np.asarray(np.where(uniq[where] == label_hashes, odds[where], 1.0), dtype=np.float64)
