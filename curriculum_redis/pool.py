@@ -124,6 +124,8 @@ class PoolView:
     def _admitted(self, n: int, snap: ScoreSnapshot) -> list[Task]:
         """``n`` replacements, picked among ``ADMISSION_CHOICES`` times as many candidates by the
         algorithm's admission odds (when it gives any)."""
+        if not self.algorithm.admits_by_label:
+            return self._new_tasks(n, snap.task_ids)
         if n == 0:
             return []
         candidates = self._new_tasks(n * ADMISSION_CHOICES, snap.task_ids)

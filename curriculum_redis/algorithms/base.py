@@ -163,6 +163,9 @@ class PoolAlgorithm(Algorithm):
     """The headline score (the record's field after the generic ones): what eviction re-checks on the
     server and the label EMAs average."""
     state_fields: ClassVar[tuple[str, ...]] = ()
+    admits_by_label: ClassVar[bool] = False
+    """True when :meth:`admission_weights` chooses replacements among several candidates (drawing those
+    costs generator calls and random numbers, so other algorithms keep the generator's own draws)."""
 
     def view(self, hypers: Any, rng: np.random.Generator, config: CurriculumConfig | None = None) -> TaskView:
         from curriculum_redis.pool import PoolView  # the pool view is built on this interface
@@ -212,7 +215,7 @@ class PoolAlgorithm(Algorithm):
 
     def admission_weights(self, snapshot: ScoreSnapshot, cfg: Any, label_hashes: IndexArray) -> FloatArray | None:
         """Relative odds of admitting each candidate replacement (by its label), given the pool now; None
-        admits candidates as the generator draws them (the default)."""
+        admits candidates as the generator draws them. Read only when ``admits_by_label`` is true."""
         return None
 
 

@@ -182,6 +182,7 @@ class Frontier(PoolAlgorithm):
     config_class = FrontierConfig
     score_field = "frontier"
     state_fields = ("fast", "slow", "sq", "wins")
+    admits_by_label = True
 
     def meta_fields(self, cfg: FrontierConfig) -> dict[str, str]:
         return {
