@@ -47,6 +47,7 @@ POOL = 32
 LP = "learning_progress"
 SAMPLERS: dict[str, dict[str, Any] | None] = {
     "uniform": None,
+    "frontier (the default)": {"algorithm": "frontier"},
     "lp reference (bidirectional)": {"algorithm": LP, "use_bidirectional": True},
     "lp reference (variance)": {"algorithm": LP, "use_bidirectional": False},
     "lp noise-corrected (z=1)": {"algorithm": LP, "use_bidirectional": True, "lp_noise_correction": 1.0},

@@ -1,19 +1,20 @@
 """Curriculum quality on real environments: does a curriculum teach more than uniform sampling?
 
-Benchmarks (each a finite task space and one learner that transfers across its tasks):
+Benchmarks (each a task space and one learner that transfers across its tasks):
 
 - ``frozenlake-corridor|wide|slippery|sealed``: gymnasium ``FrozenLake-v1``, a task is a start cell, one
   shared tabular Q-learner (a reverse curriculum); ``sealed`` has half of its starts cut off from the goal.
 - ``minigrid-rooms``: minigrid ``EmptyEnv`` rooms of size 5..16, a third with a budget too short to succeed.
 - ``student-chain`` / ``student-families``: the simulated student (``benchmarks/quality.py``'s task space,
-  and three families of different learning rates beside impossible and mastered ones).
+  and three families of different learning rates beside impossible and mastered ones);
+  ``student-chain-endless``: the chain through an endless generator (the demo's), whose pool evicts and admits.
 
 Rows: uniform sampling without the library, the library's default, every algorithm with its defaults
 (driven by ``CurriculumEnv``, in process), and a privileged oracle. Columns: final performance, area under
 the learning curve, solved tasks, and the shares of episodes on impossible and on already-solved tasks;
 mean ± std over seeds. Usage::
 
-    python benchmarks/quality_envs.py               # 8 seeds, full budgets (about 20 min on 2 cores)
+    python benchmarks/quality_envs.py               # 8 seeds, full budgets (about 11 min on 2 cores)
     python benchmarks/quality_envs.py --quick       # 2 seeds, 40% budgets (CI)
     python benchmarks/quality_envs.py --smoke       # seconds: checks the plumbing (used by the tests)
     python benchmarks/quality_envs.py --only frozenlake-sealed --seeds 4 --jobs 2
@@ -57,6 +58,7 @@ def all_benchmarks() -> list[Benchmark]:
         GridBenchmark("minigrid-rooms", 1200),
         FamiliesBenchmark("student-families", 20_000),
         ChainBenchmark("student-chain", 30_000),
+        ChainBenchmark("student-chain-endless", 30_000, endless=True),
     ]
 
 

@@ -95,10 +95,13 @@ class ChainBenchmark:
     name: str = "student-chain"
     episodes: int = 30_000
     checkpoints: int = 40
+    endless: bool = False
+    """An endless generator (random task ids: many tasks per level, each with its own statistics), as
+    the demo runs it: the pool (256 tasks) evicts and admits tasks all run long."""
 
     def space(self) -> TaskSpace:
-        return _space(_chain_configs(), student_task_generator(n_levels=N_CHAIN_LEVELS, finite=True),
-                      lambda c: (c["kind"], int(c["level"])))  # fmt: skip
+        generator = student_task_generator(n_levels=N_CHAIN_LEVELS, finite=not self.endless)
+        return _space(_chain_configs(), generator, lambda c: (c["kind"], int(c["level"])))
 
     def solved_threshold(self) -> FloatArray:
         return _thresholds(_chain_configs())
