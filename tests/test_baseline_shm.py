@@ -48,6 +48,7 @@ def cur(shared_lock: Any) -> Iterator[ShmCurriculum]:
 
 
 # -- the lock ---------------------------------------------------------------------------------------
+@pytest.mark.slow  # real processes
 def test_four_processes_lose_no_update() -> None:
     """4 spawned workers x 500 updates on 8 contended rows: exactly 2000 completions."""
     ctx = mp.get_context(bs.START_METHOD)

@@ -265,6 +265,7 @@ def test_import_of_a_corrupt_file_fails_cleanly(
 # --------------------------------------------------------------------------- demo
 
 
+@pytest.mark.slow  # an end-to-end demo run, four times
 def test_demo_on_a_given_server(redis_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["--redis-url", redis_url, "demo", "--episodes", "4000", "--workers", "2", "--tasks", "16"]
     argv += ["--out", str(tmp_path), "--no-progress", "--json"]

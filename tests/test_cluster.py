@@ -144,6 +144,7 @@ def _forked_child(curriculum: Curriculum, parent_client: int, queue: Any) -> Non
 # --------------------------------------------------------------------------- many processes
 
 
+@pytest.mark.slow  # real processes
 def test_four_processes_on_three_nodes_give_exact_counts(
     redis_cluster: LocalCluster, cluster_url: str, namespaces: list[str]
 ) -> None:
@@ -175,6 +176,7 @@ def test_four_processes_on_three_nodes_give_exact_counts(
             assert (len(found) >= 16 + 5) if port == owner else not found
 
 
+@pytest.mark.slow  # real processes
 def test_concurrent_eviction_on_three_nodes_keeps_pools_at_capacity_and_counters_consistent(
     cluster_url: str, cluster_client: RedisCluster, namespaces: list[str]
 ) -> None:

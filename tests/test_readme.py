@@ -51,6 +51,7 @@ EXPECTED_SKIPS = [
 SECTIONS_ON_A_FRESH_SERVER = {"Security"}
 """Sections whose blocks change server-wide settings (ACL users), which FLUSHALL does not undo."""
 SLOW_SECTIONS = {
+    "History, watch, plot and loggers",
     "Key schema",
     "On a Redis Cluster",
     "Reading from replicas",

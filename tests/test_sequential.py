@@ -112,6 +112,7 @@ def test_bad_uses_are_refused_clearly(redis_url: str) -> None:
         _ = sequential_config(redis_url).generator
 
 
+@pytest.mark.slow  # real processes
 def test_four_processes_record_every_episode_exactly_once(redis_url: str) -> None:
     payload = sequential_config(redis_url, "seq-4").model_dump_json()
     with multiprocessing.get_context("spawn").Pool(4) as pool:
