@@ -25,7 +25,7 @@ from curriculum_redis.errors import ConfigError, ScriptError, StoreUnavailableEr
 from curriculum_redis.identity import check_generator, probe_generator
 from curriculum_redis.integrity import check_eviction_policy
 from curriculum_redis.outcomes import OutcomeBuffer
-from curriculum_redis.sampler import RefreshPolicy
+from curriculum_redis.sampler import EmptyPoolError, RefreshPolicy
 from curriculum_redis.state import CurriculumState
 from curriculum_redis.store.base import CurriculumStore, Outcome, RecordResult
 from curriculum_redis.store.connection import map_errors
@@ -173,7 +173,11 @@ class Curriculum:
         self._ensure_ready()
         if self._policy.tick():
             self._refresh_quietly()
-        task = self._view.draw()
+        try:
+            task = self._view.draw()
+        except EmptyPoolError:  # dropped or replaced under this process before it ever held a pool: refill once
+            self._refresh_quietly()
+            task = self._view.draw()
         if self._view.counts_draws:
             self._buffer.add_sample(task.label_hash)
         if self._buffer.stale():
