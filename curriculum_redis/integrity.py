@@ -2,8 +2,8 @@
 
 A key lost to eviction or by hand leaves the others inconsistent (a pool size without tasks, task hashes
 outside the pool); the scripts refuse to write over such holes (``CR_CORRUPT``), and :func:`check_namespace`
-finds them and repairs what the remaining keys determine. The packed ``:scores`` string is the source of
-truth for the pool: every other count is derived from it.
+finds them and repairs what the remaining keys determine. The packed ``:scores`` records (in segments of
+1 MiB, see store.keys) are the source of truth for the pool: every other count is derived from them.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from curriculum_redis.errors import EvictionPolicyError, NamespaceNotFoundError
 from curriculum_redis.store.base import ScoreSnapshot
 from curriculum_redis.store.connection import Client, text
 from curriculum_redis.store.keys import NamespaceKeys
-from curriculum_redis.store.schema import INT_TASK_FIELDS
+from curriculum_redis.store.schema import INT_TASK_FIELDS, RECORD_SIZE, SEGMENT_RECORDS
 from curriculum_redis.store.transfer import scan_namespace
 
 __all__ = ["CheckReport", "add_check_command", "check_eviction_policy", "check_namespace", "eviction_policy"]
@@ -114,9 +114,15 @@ def _inspect(pipe: Any, keys: NamespaceKeys, report: CheckReport) -> list[Fix]:
             return []
         raise NamespaceNotFoundError(keys.namespace, "this server")
     dtype = get_algorithm(meta.get("algorithm", STORED_DEFAULT_ALGORITHM)).dtype()
-    snapshot = ScoreSnapshot.from_bytes(int(meta.get("pool_version", 0)), pipe.get(keys.scores) or b"", dtype)
     fixes: list[Fix] = []
+    blob = _read_records(pipe, keys, int(meta.get("capacity") or 1), report, fixes)
+    snapshot = ScoreSnapshot.from_bytes(int(meta.get("pool_version", 0)), blob, dtype)
     occupied = snapshot.size
+    if snapshot.slots is not None and occupied and int(snapshot.slots[-1]) >= occupied:
+        report.problems.append(
+            f"slot {int(snapshot.slots[-1])} is in use but only {occupied} slots are: the pool has holes, and "
+            "workers read the first pool_size slots (not derivable: export and import the namespace)"
+        )
     if meta.get("pool_size") != str(occupied):
         report.problems.append(f"pool_size is {meta.get('pool_size')} but {occupied} slots are occupied")
         fixes.append(lambda p: p.hset(keys.meta, "pool_size", occupied))
@@ -156,6 +162,31 @@ def _inspect(pipe: Any, keys: NamespaceKeys, report: CheckReport) -> list[Fix]:
             report.problems.append(f"label {h} has active={text(raw)} but no task in the pool")
             fixes.append(lambda p, key=key: p.hset(key, "active", 0))
     return fixes
+
+
+def _read_records(pipe: Any, keys: NamespaceKeys, capacity: int, report: CheckReport, fixes: list[Fix]) -> bytes:
+    """Every slot's record, segment after segment (each WATCHed, read whole: 1 MiB at most), a missing
+    segment before an existing one read as empty slots so later slots keep their place. A ``:scores``
+    longer than one segment was written before segments existed: its slots are read from it, and the repair
+    splits it into segments."""
+    segments = keys.scores_segments(capacity)
+    if len(segments) > 1:
+        pipe.watch(*segments[1:])
+    seg_bytes = SEGMENT_RECORDS * RECORD_SIZE
+    first = bytes(pipe.get(keys.scores) or b"")
+    if len(first) > seg_bytes:
+        report.problems.append(
+            f"{keys.scores} holds {len(first) // RECORD_SIZE} slots in one string (the layout before segments)"
+        )
+        pieces = [first[k : k + seg_bytes] for k in range(0, len(first), seg_bytes)]
+        fixes.append(lambda p: [p.set(keys.scores_segment(k), piece) for k, piece in enumerate(pieces)])
+        return first
+    parts = [first]
+    for k, key in enumerate(segments[1:], start=1):
+        part = pipe.get(key)
+        if part is not None:  # segment k's slots start at byte k * seg_bytes: pad what came before
+            parts += [b"\0" * (k * seg_bytes - sum(map(len, parts))), bytes(part)]
+    return b"".join(parts)
 
 
 def _check_task(

@@ -2,11 +2,13 @@
 -- KEYS[1] {cr:<ns>}:meta  KEYS[2] {cr:<ns>}:scores
 -- ARGV[1] schema_version  ARGV[2] hypers as JSON  ARGV[3] created_at (unix seconds)
 -- ARGV[4..] field, value pairs for meta (the scoring hyperparameters the other scripts read, capacity)
--- The scores string is allocated at its full size (capacity records) once, so it never regrows.
+-- The first :scores segment is allocated at its full size (min(capacity, SEGMENT) records) once, so it never
+-- regrows; later segments are allocated by the write of their first record (see include_scores.lua).
 -- Returns: '' when this call stored the hyperparameters, else the stored hypers JSON.
 -- Errors: CR_ALGORITHM when the namespace runs another algorithm (meta 'algorithm' vs the given one);
 --   CR_SCHEMA when the namespace was written by another schema version; CR_ARGS on bad input;
---   CR_CORRUPT when meta is missing but the scores exist (never silently re-created).
+--   CR_CORRUPT when meta is missing but the scores exist (never silently re-created); CR_SCHEMA also when
+--   :scores holds more than one segment (a layout written before segments: check --repair splits it).
 local meta = KEYS[1]
 if #KEYS ~= 2 then return redis.error_reply('CR_ARGS attach.lua takes 2 keys, got ' .. #KEYS) end
 if #ARGV < 3 or (#ARGV - 3) % 2 ~= 0 then
@@ -22,6 +24,11 @@ if stored then
   if schema ~= ARGV[1] then
     return redis.error_reply('CR_SCHEMA namespace holds schema_version ' .. tostring(schema) ..
       ', this client writes schema_version ' .. ARGV[1])
+  end
+  local length = redis.call('STRLEN', KEYS[2])
+  if length > SEGMENT * RECORD then
+    return redis.error_reply('CR_SCHEMA ' .. KEYS[2] .. ' holds ' .. (length / RECORD) .. ' slots in one string, ' ..
+      'a layout written before scores segments: run curriculum-redis check --repair once to split it')
   end
   -- The stored hypers go back to the caller, who refuses another algorithm with both names in its error.
   return stored
@@ -45,5 +52,5 @@ end
 if not capacity or capacity < 1 then return redis.error_reply('CR_ARGS attach.lua needs a positive capacity') end
 redis.call('HSET', meta, unpack(fields))
 redis.call('DEL', KEYS[2])
-redis.call('SETRANGE', KEYS[2], capacity * RECORD - 1, '\0')
+redis.call('SETRANGE', KEYS[2], math.min(capacity, SEGMENT) * RECORD - 1, '\0')
 return ''

@@ -1,15 +1,17 @@
 -- create_tasks.lua: add new tasks to the pool until it reaches capacity.
 -- KEYS[1] {cr:<ns>}:meta  KEYS[2] :counters  KEYS[3] :scores  KEYS[4] :labels
 -- KEYS[5 + 2(i-1)] :task:<id_i>   KEYS[6 + 2(i-1)] :label:<label_hash_i>   for i = 1..n
+-- KEYS[5 + 2n + k - 1] :scores:<k> for k = 1..ceil(capacity / SEGMENT) - 1 (see include_scores.lua)
 -- ARGV[1] n, then per task i: task_id, label_hash, label string
 -- New keys expire like the rest of the namespace when meta holds ttl_ms (see RedisStore.touch).
 -- Returns: the ids created, in order. Ids already in the pool are skipped; creation stops at capacity.
 -- Errors, all before the first write: CR_NO_NAMESPACE (no hyperparameters stored), CR_ARGS (bad ids or
---   counts), CR_CORRUPT (a used slot past pool_size, a count that is not one), CR_OVERFLOW.
-local meta, counters, scores, labels = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+--   counts), CR_SEGMENTS (segment keys missing), CR_CORRUPT (a used slot past pool_size, a lost segment, a
+--   count that is not one), CR_OVERFLOW.
+local meta, counters, labels = KEYS[1], KEYS[2], KEYS[4]
 local n = tonumber(ARGV[1])
 if not n or n < 0 or n ~= math.floor(n) then return redis.error_reply('CR_ARGS n must be a count') end
-if #KEYS ~= 4 + 2 * n or #ARGV ~= 1 + 3 * n then
+if #KEYS < 4 + 2 * n or #ARGV ~= 1 + 3 * n then
   return redis.error_reply('CR_ARGS create_tasks.lua: ' .. n .. ' tasks need ' .. (4 + 2 * n) ..
     ' keys and ' .. (1 + 3 * n) .. ' args, got ' .. #KEYS .. ' and ' .. #ARGV)
 end
@@ -17,8 +19,11 @@ local m = redis.call('HMGET', meta, 'capacity', 'pool_size', 'ttl_ms', 'fields')
 local ttl_ms = tonumber(m[3])
 local capacity = tonumber(m[1])
 if not capacity then return redis.error_reply('CR_NO_NAMESPACE no hyperparameters stored') end
+-- @INCLUDE scores@
 -- @INCLUDE new_task@
 -- @INCLUDE counts@
+local refused = use_segments(3, 5 + 2 * n, capacity)
+if refused then return refused end
 local zeros = meta_zero_fields(m[4])
 
 for i = 1, n do
@@ -33,13 +38,15 @@ end
 
 local size = tonumber(m[2]) or 0
 local free = math.min(n, capacity - size)
-if free > 0 then
-  -- Slots [size, size + free) must be empty: a non-empty one means the pool and scores disagree.
-  local taken = redis.call('GETRANGE', scores, size * RECORD, (size + free) * RECORD - 1)
-  for j = 0, math.floor(#taken / RECORD) - 1 do
-    if struct.unpack(DOUBLE, taken, j * RECORD + 1) ~= 0 then
-      return redis.error_reply('CR_CORRUPT slot ' .. (size + j) .. ' is in use beyond pool_size')
-    end
+for slot = size, size + free - 1 do
+  -- Slots [size, size + free) must be empty: a non-empty one means the pool and scores disagree. Their
+  -- segment may be new only from its first slot on: else it was lost with the records before `slot`.
+  local raw = read_record(slot)
+  if raw and struct.unpack(DOUBLE, raw) ~= 0 then
+    return redis.error_reply('CR_CORRUPT slot ' .. slot .. ' is in use beyond pool_size')
+  end
+  if not raw and slot % SEGMENT ~= 0 and slot == size then
+    return redis.error_reply('CR_CORRUPT the scores segment of slot ' .. slot .. ' is missing: run curriculum-redis check')
   end
 end
 
@@ -59,7 +66,7 @@ for label_key, count in pairs(per_label) do
   increments[#increments + 1] = {label_key, 'created', count}
   increments[#increments + 1] = {label_key, 'active', count}
 end
-local refused = counts_fit(increments)
+refused = counts_fit(increments)
 if refused then return refused end
 
 local created = {}
@@ -69,7 +76,7 @@ for i = 1, n do
   local task, label_key = KEYS[5 + 2 * (i - 1)], KEYS[6 + 2 * (i - 1)]
   if redis.call('EXISTS', task) == 0 then
     local h, label = ARGV[3 + 3 * (i - 1)], ARGV[4 + 3 * (i - 1)]
-    new_task(task, label_key, labels, scores, size, id, h, label, zeros, ttl_ms)
+    new_task(task, label_key, labels, size, id, h, label, zeros, ttl_ms)
     size = size + 1
     created[#created + 1] = id
   end

@@ -1,15 +1,15 @@
 -- include_history.lua: the run's history, kept in Redis (spliced into record_outcomes.lua).
--- KEYS/ARGV: none of its own; record_outcomes.lua passes these two as its last KEYS:
--- KEYS[#KEYS - 1] {cr:<ns>}:history:labels  hash: '<label_hash>:n|s|w|x' -> the label's completions,
+-- KEYS/ARGV: none of its own; record_outcomes.lua passes these two after its labels' keys:
+-- KEYS[5 + T + L] {cr:<ns>}:history:labels  hash: '<label_hash>:n|s|w|x' -> the label's completions,
 --   samples, successes, score sum (a mirror of the label keys, so one read gives every label's totals)
--- KEYS[#KEYS]     {cr:<ns>}:history         capped stream: one entry each time the episode clock
+-- KEYS[6 + T + L] {cr:<ns>}:history         capped stream: one entry each time the episode clock
 --   (counters' num_completed) crosses a multiple of meta's history_every (HISTORY_EVERY when unset; 0
 --   turns it off). The batch that crosses writes it, once, whoever sent it; wall time plays no part.
 -- Entry fields: episode (the clock after the batch), pool (pool_size), every counter, then the mirror.
 -- Uses from record_outcomes.lua: meta, counters, labels (with .hash .n .samples .sampled .successes
---   .score_sum .completions), recorded, clock, ttl_ms.
+--   .score_sum .completions), recorded, clock, ttl_ms, T, L.
 do
-  local history_labels, history = KEYS[#KEYS - 1], KEYS[#KEYS]
+  local history_labels, history = KEYS[5 + T + L], KEYS[6 + T + L]
   local mirror = {}
   for _, label in ipairs(labels) do
     if label.completions > 0 or label.sampled > 0 then

@@ -1,8 +1,8 @@
 -- include_new_task.lua: writes a new task into a pool slot.
 -- KEYS/ARGV: none; not a script. Included into create_tasks.lua and evict_and_replace.lua where they hold
 -- the line "-- @INCLUDE new_task@" (see curriculum_redis/store/scripts.py).
--- Defines meta_zero_fields(csv) and new_task(task_key, label_key, labels, scores, slot, id, hash, label,
---   zeros, ttl_ms).
+-- Defines meta_zero_fields(csv) and new_task(task_key, label_key, labels, slot, id, hash, label, zeros,
+--   ttl_ms). Needs include_scores.lua (write_record) included before it.
 
 -- A new task's algorithm fields (meta 'fields', comma-separated) as HSET field/value pairs, all 0.
 local function meta_zero_fields(csv)
@@ -21,11 +21,10 @@ for i = 1, RECORD_FIELDS - 2 do NEW_RECORD_ZEROS[i] = 0 end
 -- Task `id` (label hash `hash`, as given in ARGV; label string `label`) enters `slot`: its hash (the
 -- store's fields, then `zeros`), its record, the label's name and counts. The new keys expire after
 -- ttl_ms when it is set (see RedisStore.touch).
-local function new_task(task_key, label_key, labels, scores, slot, id, hash, label, zeros, ttl_ms)
+local function new_task(task_key, label_key, labels, slot, id, hash, label, zeros, ttl_ms)
   redis.call('HSET', task_key, 'label_hash', hash, 'slot', slot, 'completions', 0, 'score_sum', 0, 'last_score', 0,
     'consecutive_failures', 0, 'last_episode', 0, unpack(zeros))
-  redis.call('SETRANGE', scores, tonumber(slot) * RECORD,
-    struct.pack(PACK, tonumber(id), tonumber(hash), unpack(NEW_RECORD_ZEROS)))
+  write_record(tonumber(slot), struct.pack(PACK, tonumber(id), tonumber(hash), unpack(NEW_RECORD_ZEROS)), ttl_ms)
   redis.call('HSETNX', labels, hash, label)
   redis.call('HSETNX', label_key, 'label', label)
   redis.call('HINCRBY', label_key, 'created', 1)

@@ -2,8 +2,9 @@
 -- KEYS[1] {cr:<ns>}:meta  KEYS[2] :counters  KEYS[3] :scores  KEYS[4] :clients
 -- KEYS[4 + t]          :task:<id_t>          for t = 1..T (the batch's tasks, in first-seen order)
 -- KEYS[4 + T + l]      :label:<label_hash_l> for l = 1..L (labels of those tasks and of samples)
--- KEYS[5 + T + L], KEYS[6 + T + L]  :history:labels, :history (see include_history.lua)
+-- KEYS[5 + T + L], KEYS[6 + T + L]  :history:labels, :history (include_history.lua), then the segments
 -- ARGV[1] client_id  ARGV[2] seq  ARGV[3] T  ARGV[4] L
+--   (KEYS[7 + T + L + k - 1] :scores:<k> for k = 1..ceil(capacity / SEGMENT) - 1, see include_scores.lua)
 --   then per task t: task_id, slot (where the sender saw its record; -1 if unknown: the task hash's
 --   slot is used), label index l (1-based), count c, then c scores: a normalised score in
 --   [0, 1], or 'f' followed by one (a failure to build the task's environment, scored as given)
@@ -15,7 +16,7 @@
 -- aggregate is updated when the namespace knows the label (its key holds 'label').
 -- Returns: {applied (1, or 0 for an already-applied batch), outcomes counted, of which outcomes for tasks
 --   no longer in the pool (counted, not an error)}
--- Errors (raised before any write): CR_NO_NAMESPACE, CR_ARGS, CR_LABEL (task/label mismatch),
+-- Errors (raised before any write): CR_NO_NAMESPACE, CR_ARGS, CR_SEGMENTS, CR_LABEL (task/label mismatch),
 --   CR_ALGORITHM (the namespace runs another algorithm than the one spliced in below), CR_CORRUPT (a task
 --   in the pool without its hash: run `curriculum-redis check --repair`), CR_OVERFLOW (a counter this
 --   batch would push past 2^53, where HINCRBY could fail after earlier writes).
@@ -26,27 +27,30 @@
 --   the algorithm's score, then its state fields (unused ones 0).
 -- Floats go to redis.call as Lua numbers: Redis writes them with %.17g (exact), in C, which costs a
 -- fraction of string.format in Lua (tostring would keep only 14 digits).
-local meta, counters, scores, clients = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local meta, counters, clients = KEYS[1], KEYS[2], KEYS[4]
 local function err(msg) return redis.error_reply('CR_ARGS record_outcomes.lua: ' .. msg) end
 
 -- @ALGORITHM@
+-- @INCLUDE scores@
 
 -- 1. Parse and validate everything; nothing is written until the batch is known to be well formed.
 local client_id, seq = ARGV[1], tonumber(ARGV[2])
 local T, L = tonumber(ARGV[3]), tonumber(ARGV[4])
 if not tonumber(client_id) or not seq or seq < 1 then return err('client_id and seq must be numbers') end
 if not T or not L or T < 0 or L < 0 then return err('task and label counts must be numbers') end
-if #KEYS ~= 6 + T + L then return err('expected ' .. (6 + T + L) .. ' keys, got ' .. #KEYS) end
+if #KEYS < 6 + T + L then return err('expected ' .. (6 + T + L) .. ' keys and the segments, got ' .. #KEYS) end
 
-local m = redis.call('HMGET', meta, 'algorithm', 'success_threshold', 'ttl_ms', unpack(HYPERS))
+local m = redis.call('HMGET', meta, 'algorithm', 'success_threshold', 'ttl_ms', 'capacity', unpack(HYPERS))
 if not m[1] then return redis.error_reply('CR_NO_NAMESPACE no hyperparameters stored') end
+local bad_segments = use_segments(3, 7 + T + L, tonumber(m[4]))
+if bad_segments then return bad_segments end
 if m[1] ~= ALGORITHM then
   return redis.error_reply('CR_ALGORITHM namespace runs ' .. m[1] .. ', this script updates ' .. ALGORITHM)
 end
 local success_threshold, ttl_ms = tonumber(m[2]), tonumber(m[3])
 local hp = {}
 for i, name in ipairs(HYPERS) do
-  local v = m[3 + i]
+  local v = m[4 + i]
   if v then hp[name] = tonumber(v) or (v ~= '' and v or nil) end
 end
 
@@ -89,16 +93,20 @@ end
 
 -- A task's state is read from its packed record (doubles, no decimal parsing). The sender's slot is
 -- checked against the record's task id; when it is stale or unknown the task hash says where it is.
-local function read_record(slot)
-  local raw = redis.call('GETRANGE', scores, slot * RECORD, slot * RECORD + RECORD - 1)
-  if #raw < RECORD then return nil end
+local function unpacked_record(slot)
+  local raw = read_record(slot)
+  if not raw then return nil end
   return {struct.unpack(PACK, raw)}
 end
 for _, task in ipairs(tasks) do
-  local r = task.slot >= 0 and read_record(task.slot) or nil
+  local r = task.slot >= 0 and unpacked_record(task.slot) or nil
   if not r or r[1] ~= task.num then
     local slot = tonumber(redis.call('HGET', task.key, 'slot'))
-    r = slot and read_record(slot) or nil
+    r = slot and slot >= 0 and unpacked_record(slot) or nil
+    if slot and not r then
+      return redis.error_reply('CR_CORRUPT task ' .. task.id .. ' is in slot ' .. slot .. ', whose scores segment ' ..
+        'is missing: run curriculum-redis check')
+    end
     task.slot = slot
   end
   if r and r[1] == task.num then
@@ -198,8 +206,8 @@ for _, task in ipairs(tasks) do
     redis.call('HSET', task.key, unpack(fields))
     -- consecutive_failures rarely changes: written only when it does.
     if s.failures ~= s.first_failures then redis.call('HSET', task.key, 'consecutive_failures', s.failures) end
-    redis.call('SETRANGE', scores, s.slot * RECORD, struct.pack(PACK, task.num, s.hash, s.n, s.score_sum,
-      s.last_score, s.failures, s.last_episode, s.score, unpack(packed)))
+    write_record(s.slot, struct.pack(PACK, task.num, s.hash, s.n, s.score_sum,
+      s.last_score, s.failures, s.last_episode, s.score, unpack(packed)), ttl_ms)
   end
 end
 

@@ -41,6 +41,15 @@ def test_run_py_smoke_writes_every_figure(tmp_path: Path) -> None:
     assert "outcome throughput" in result.stdout
 
 
+def test_large_pool_py_smoke_measures_every_script_and_bounds_the_strings(tmp_path: Path) -> None:
+    run_script("large_pool.py", tmp_path)
+    (row,) = json.loads((tmp_path / "large_pool.json").read_text())
+    assert row["tasks"] > 8192 and row["bytes_per_task"] > 0
+    assert row["longest_scores_string"] <= 8192 * 128  # one segment
+    assert {"create_tasks", "record_outcomes"} <= set(row["commands"])
+    assert row["commands"]["create_tasks"]["calls"] >= row["tasks"] // 64
+
+
 def test_quality_py_smoke_compares_every_sampler(tmp_path: Path) -> None:
     result = run_script("quality.py", tmp_path)
     data = json.loads((tmp_path / "quality.json").read_text())

@@ -37,9 +37,11 @@ from curriculum_redis.admin import (
 )
 from curriculum_redis.errors import ConfigError, StoreError
 from curriculum_redis.store import transfer
+from curriculum_redis.store.base import Eviction, Outcome, OutcomeBatch
 from curriculum_redis.store.connection import client_from_url
 from curriculum_redis.store.keys import NamespaceKeys
 from curriculum_redis.store.redis import RedisStore
+from curriculum_redis.store.schema import SEGMENT_RECORDS
 from curriculum_redis.store.url import parse_store_url
 from curriculum_redis.tasks import Task
 
@@ -367,6 +369,18 @@ def test_every_script_touches_only_the_keys_it_declares(
             sc.record_episode(sc.current_stage().index, True)
         sc.reset_to(0)
         sc.close()
+    # A pool wider than one :scores segment: its scripts declare the further segments too.
+    drop_namespace(redis_cluster.client(), namespaces[0])
+    wide = RedisStore.from_url(cluster_url, namespaces[0])
+    wide.attach(LearningProgressConfig(num_active_tasks=SEGMENT_RECORDS + 40))
+    wide.create_tasks([Task(i, f"lvl{i % 3}", {}) for i in range(1, SEGMENT_RECORDS + 41)])
+    last = Task(SEGMENT_RECORDS + 40, f"lvl{(SEGMENT_RECORDS + 40) % 3}", {})
+    slot = wide.snapshot().slot_of()[last.task_id]
+    assert slot >= SEGMENT_RECORDS
+    wide.record(OutcomeBatch(1, 1, [Outcome(last.task_id, last.label_hash, 1.0, slot=slot)]))
+    assert wide.evict_and_replace(Eviction(last.task_id, Task(10**6, "new", {}), "low_score", 1, 1.0, 99)) == "evicted"
+    wide.close()
+    drop_namespace(redis_cluster.client(), namespaces[0])
     assert checked.used == set(script_sources()), "a script was never exercised by this test"
 
     # The check and the cluster, against deliberately bad scripts.

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from curriculum_redis.errors import ConfigError
+from curriculum_redis.store.schema import SEGMENT_RECORDS
 
 NAMESPACE_MAX_LENGTH = 128
 NAMESPACE_FORBIDDEN = frozenset("{}:*?[]\\")
@@ -56,9 +57,20 @@ class NamespaceKeys:
 
     @property
     def scores(self) -> str:
-        """String: one packed 128-byte record per slot (see algorithms.base); the pool is the set
-        of non-empty slots, so no other index of active tasks is kept."""
+        """String: one packed 128-byte record per slot (see algorithms.base) for the first
+        ``SEGMENT_RECORDS`` slots; the pool is the set of non-empty slots, so no other index of active tasks
+        is kept. Larger pools continue in :meth:`scores_segment` keys."""
         return f"{self.prefix}:scores"
+
+    def scores_segment(self, k: int) -> str:
+        """String: slots ``[k * SEGMENT_RECORDS, (k + 1) * SEGMENT_RECORDS)``; segment 0 is :attr:`scores`.
+        Segments, not one string, so that no command allocates or copies more than 1 MiB: one SETRANGE
+        sizing a 1,000,000-slot string took 57 ms, during which Redis serves no one."""
+        return self.scores if k == 0 else f"{self.prefix}:scores:{k}"
+
+    def scores_segments(self, capacity: int) -> list[str]:
+        """Every segment a pool of ``capacity`` slots may use, segment 0 first."""
+        return [self.scores_segment(k) for k in range(max(1, -(-capacity // SEGMENT_RECORDS)))]
 
     @property
     def labels(self) -> str:
@@ -131,6 +143,11 @@ class NamespaceKeys:
     def pattern(self) -> str:
         """SCAN pattern matching every key of the namespace (its stage keys too)."""
         return "{cr:" + self._escaped + "}:*"
+
+    @property
+    def segment_pattern(self) -> str:
+        """SCAN pattern of the ``:scores`` segments after the first."""
+        return "{cr:" + self._escaped + "}:scores:*"
 
     @property
     def task_pattern(self) -> str:

@@ -34,7 +34,7 @@ from curriculum_redis.store.base import (
     ScoreSnapshot,
     current_counters,
 )
-from curriculum_redis.store.chunks import SNAPSHOT_CHUNK_BYTES, SNAPSHOT_FIRST_BYTES, read_rest
+from curriculum_redis.store.chunks import SNAPSHOT_CHUNK_BYTES, SNAPSHOT_FIRST_BYTES, read_pool
 from curriculum_redis.store.connection import Client, ConnectionSpec, map_errors, text
 from curriculum_redis.store.keys import NamespaceKeys
 from curriculum_redis.store.replica import REPLICA_ERRORS, ReplicaReads
@@ -124,6 +124,7 @@ class RedisStore(RedisStages):
         self._pid = os.getpid()
         self._attached_hypers: AlgorithmConfig | None = None
         self._algorithm_name: str | None = None
+        self._segments: list[str] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         return {"namespace": self._namespace, "spec": self._spec, "attached_hypers": self._attached_hypers}
@@ -216,6 +217,27 @@ class RedisStore(RedisStages):
             with map_errors(lambda: self.where):
                 return self.scripts(name, keys, args)
 
+    def _pool_script(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """A pool script that reads or writes records: ``keys`` followed by the ``:scores`` segments after
+        the first (include_scores.lua). When the namespace's capacity is not the one this store knew (an
+        import replaced it), the script says CR_SEGMENTS before writing anything: learn it and retry once."""
+        try:
+            return self._run(name, [*keys, *self._score_segments()[1:]], args)
+        except ScriptError as exc:
+            if not str(exc).startswith("CR_SEGMENTS"):
+                raise
+            self._segments = None
+            return self._run(name, [*keys, *self._score_segments()[1:]], args)
+
+    def _score_segments(self) -> list[str]:
+        """Every ``:scores`` segment key of the namespace's capacity (meta's, read once)."""
+        if self._segments is None:
+            raw = self._call(lambda: self.client.hget(self.keys.meta, "capacity"))
+            hypers = self._attached_hypers
+            capacity = int(raw) if raw is not None else hypers.num_active_tasks if isinstance(hypers, PoolConfig) else 1
+            self._segments = self.keys.scores_segments(capacity)
+        return self._segments
+
     def _read_script(self, name: str, keys: Sequence[str], args: Sequence[Any] = ()) -> Any:
         """A script on the pooled client: a read, or an attach, never waits for the writer's connection."""
         with map_errors(lambda: self.where):
@@ -244,6 +266,7 @@ class RedisStore(RedisStages):
             args += [name, value]
         stored = self._read_script("attach", [self.keys.meta, self.keys.scores], args)
         self._attached_hypers = hypers
+        self._segments = None
         return self._parse_hypers(stored) if stored else None
 
     def _parse_hypers(self, stored: bytes | str) -> AlgorithmConfig:
@@ -274,7 +297,7 @@ class RedisStore(RedisStages):
         for task in tasks:
             keys += [k.task(task.task_id), k.label(task.label_hash)]
             args += [task.task_id, task.label_hash, task.label]
-        return [int(x) for x in self._run("create_tasks", keys, args)]
+        return [int(x) for x in self._pool_script("create_tasks", keys, args)]
 
     def record(self, batch: OutcomeBatch) -> RecordResult:
         if is_stages(self._attached_hypers):
@@ -294,7 +317,7 @@ class RedisStore(RedisStages):
         for h in label_hashes:
             args += [h, batch.scheduled.get(h, 0)]
         script = f"record_outcomes:{self._namespace_algorithm()}"
-        applied, recorded, evicted = self._run(script, keys, args)
+        applied, recorded, evicted = self._pool_script(script, keys, args)
         return RecordResult(bool(applied), int(recorded), int(evicted))
 
     def evict_and_replace(self, eviction: Eviction) -> EvictionOutcome:
@@ -311,7 +334,7 @@ class RedisStore(RedisStages):
             eviction.victim_id, int(victim_hash), new.task_id, new.label_hash, new.label, eviction.reason,
             eviction.min_presentations, repr(float(eviction.max_score)), eviction.min_failures,
         ]  # fmt: skip
-        return text(self._run("evict_and_replace", keys, args))  # type: ignore[return-value]
+        return text(self._pool_script("evict_and_replace", keys, args))  # type: ignore[return-value]
 
     def snapshot(self) -> ScoreSnapshot:
         """The scores of the pool; from a replica when replica reads are on (possibly behind the primary,
@@ -330,8 +353,8 @@ class RedisStore(RedisStages):
         version, head, name, clock, total = self._read_script(
             "read_snapshot", [k.meta, k.scores, k.counters], [SNAPSHOT_FIRST_BYTES]
         )
-        rest = self._call(lambda: read_rest(self.client, k.scores, len(head), int(total), SNAPSHOT_CHUNK_BYTES))
-        return self._from_bytes(int(version), bytes(head) + rest, name, clock)
+        blob = self._call(lambda: read_pool(self.client, k, bytes(head), int(total), SNAPSHOT_CHUNK_BYTES))
+        return self._from_bytes(int(version), blob, name, clock)
 
     @staticmethod
     def _from_bytes(version: int, blob: bytes, name: bytes | str | None, clock: Any) -> ScoreSnapshot:
@@ -377,7 +400,7 @@ class RedisStore(RedisStages):
         hashes = [int(h) for h in self._call(lambda: self.client.hkeys(k.labels))]
         pipe = self.client.pipeline(transaction=False)
         pipe.hset(k.meta, "ttl_ms", ttl_ms)
-        keys = [k.meta, k.counters, k.scores, k.labels, k.clients, k.history, k.history_labels]
+        keys = [k.meta, k.counters, *self._score_segments(), k.labels, k.clients, k.history, k.history_labels]
         for key in [*keys, *map(k.task, ids), *map(k.label, hashes)]:
             pipe.pexpire(key, ttl_ms)
         self._call(pipe.execute)

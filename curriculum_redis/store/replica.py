@@ -17,7 +17,7 @@ import redis.exceptions
 from redis.cluster import REPLICA, RedisCluster
 from redis.crc import key_slot
 
-from curriculum_redis.store.chunks import SNAPSHOT_FIRST_BYTES, read_rest
+from curriculum_redis.store.chunks import SNAPSHOT_FIRST_BYTES, read_pool
 from curriculum_redis.store.connection import (
     CLUSTER_ONLY_KWARGS,
     Client,
@@ -25,6 +25,7 @@ from curriculum_redis.store.connection import (
     readonly_on_connect,
 )
 from curriculum_redis.store.keys import NamespaceKeys
+from curriculum_redis.store.schema import RECORD_SIZE
 from curriculum_redis.store.url import parse_store_url
 
 log = logging.getLogger(__name__)
@@ -102,12 +103,11 @@ class ReplicaReads:
         transactions on every Redis version, and the reads are still one atomic step."""
         try:
             pipe = reader.pipeline(transaction=True)
-            pipe.hmget(self._keys.meta, ["pool_version", "algorithm"])
+            pipe.hmget(self._keys.meta, ["pool_version", "algorithm", "pool_size"])
             pipe.getrange(self._keys.scores, 0, SNAPSHOT_FIRST_BYTES - 1)
             pipe.hget(self._keys.counters, "num_completed")
-            pipe.strlen(self._keys.scores)
-            (version, name), head, clock, total = pipe.execute()
-            blob = bytes(head) + read_rest(reader, self._keys.scores, len(head), int(total))
+            (version, name, size), head, clock = pipe.execute()
+            blob = read_pool(reader, self._keys, bytes(head), int(size or 0) * RECORD_SIZE)
         except REPLICA_ERRORS as exc:
             self.drop(exc)
             return None

@@ -25,6 +25,9 @@ RECORD_FIELDS = len(GENERIC_FIELDS) + 1 + MAX_STATE_FIELDS
 """Doubles per pool slot: the generic fields, the headline score, the state fields."""
 RECORD_SIZE = 8 * RECORD_FIELDS
 """Bytes per pool slot in the ``:scores`` string."""
+SEGMENT_RECORDS = 8192
+"""Records per ``:scores`` segment key (1 MiB): no command allocates, copies or reads more than one segment,
+whatever the pool's size (see store.keys.NamespaceKeys.scores_segment)."""
 SCORE_OFFSET = 8 * len(GENERIC_FIELDS)
 """Byte offset of the headline score inside a record (what eviction re-checks on the server)."""
 DOUBLE_PACK = "<d"
@@ -60,6 +63,7 @@ LUA_CONSTANTS: dict[str, int | float | str | tuple[str, ...]] = {
     "PACK": RECORD_PACK,
     "DOUBLE": DOUBLE_PACK,
     "SCORE_OFFSET": SCORE_OFFSET,
+    "SEGMENT": SEGMENT_RECORDS,
     "LABEL_SCORE_ALPHA": LABEL_SCORE_EMA_ALPHA,
     "MAX_TASK_ID": MAX_TASK_ID,
     "MAX_STAGES": MAX_STAGES,

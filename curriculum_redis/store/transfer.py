@@ -22,7 +22,7 @@ from curriculum_redis.state_checks import semantic_problem
 from curriculum_redis.store.base import ScoreSnapshot, current_counters
 from curriculum_redis.store.connection import Client, map_errors, text
 from curriculum_redis.store.keys import NamespaceKeys
-from curriculum_redis.store.schema import INT_TASK_FIELDS
+from curriculum_redis.store.schema import INT_TASK_FIELDS, SEGMENT_RECORDS
 
 WATCH_RETRIES = 50
 
@@ -154,7 +154,7 @@ def import_state(
             pipe.delete(*existing)
         _write_state(pipe, keys, state, hypers, meta_fields)
 
-    replace_namespace(client, keys, where, [keys.task_pattern, keys.label_pattern], write)
+    replace_namespace(client, keys, where, [keys.task_pattern, keys.label_pattern, keys.segment_pattern], write)
 
 
 def replace_namespace(
@@ -206,7 +206,7 @@ def _write_state(
     if state.client_seqs:
         pipe.hset(keys.clients, mapping={str(c): s for c, s in state.client_seqs.items()})
     algorithm = algorithm_of(hypers)
-    records = np.zeros(hypers.num_active_tasks, dtype=algorithm.dtype())
+    records = np.zeros(len(state.tasks), dtype=algorithm.dtype())
     stored = [n for n in algorithm.snapshot_fields() if not n.startswith("unused_")]
     for slot, task in enumerate(sorted(state.tasks, key=lambda t: t.slot)):
         dumped = task.model_dump()
@@ -215,6 +215,12 @@ def _write_state(
         pipe.hset(keys.task(task.task_id), mapping={n: format_field(v) for n, v in fields.items()})
         for name in stored:
             records[slot][name] = float(getattr(task, name))
-    pipe.set(keys.scores, records.tobytes())
+    # :scores whole (as attach.lua sizes it), then the segments the tasks reach, each whole.
+    for k in range(max(1, -(-len(state.tasks) // SEGMENT_RECORDS))):
+        end = min((k + 1) * SEGMENT_RECORDS, hypers.num_active_tasks)
+        part = np.zeros(end - k * SEGMENT_RECORDS, dtype=records.dtype)
+        chunk = records[k * SEGMENT_RECORDS : end]
+        part[: chunk.size] = chunk
+        pipe.set(keys.scores_segment(k), part.tobytes())
     for h, stats in state.label_stats.items():
         pipe.hset(keys.label(h), mapping={n: format_field(v) for n, v in stats.model_dump().items()})
