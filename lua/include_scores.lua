@@ -1,7 +1,7 @@
 -- include_scores.lua: where a pool slot's packed record lives.
 -- KEYS/ARGV: none; not a script. Included where a script holds the line "-- @INCLUDE scores@" (see
 -- curriculum_redis/store/scripts.py). Defines use_segments(first, extra, capacity), record_at(slot),
--- read_record(slot) and write_record(slot, bytes, ttl_ms).
+-- read_record(slot) and write_record(slot, bytes, ttl_ms, existing).
 -- Slot s is in segment k = floor(s / SEGMENT), at byte (s - k SEGMENT) RECORD. Segment 0 is :scores
 -- (KEYS[first]); segment k > 0 is :scores:<k>, passed as KEYS[extra + k - 1]. A segment holds
 -- min(SEGMENT, capacity - k SEGMENT) records (1 MiB at most), so no command allocates or copies more than
@@ -51,10 +51,11 @@ local function read_record(slot)
 end
 
 -- Writes `slot`'s record; a segment's first record allocates it whole (it never grows afterwards), and
--- a new segment expires after ttl_ms when that is set (see RedisStore.touch).
-local function write_record(slot, bytes, ttl_ms)
+-- a new segment expires after ttl_ms when that is set (see RedisStore.touch). `existing`: the caller read
+-- this slot's record in this call, so its segment exists (saves an EXISTS a task on the hot path).
+local function write_record(slot, bytes, ttl_ms, existing)
   local key, offset = record_at(slot)
-  if redis.call('EXISTS', key) == 0 then
+  if not existing and redis.call('EXISTS', key) == 0 then
     local k = math.floor(slot / SEGMENT)
     redis.call('SETRANGE', key, math.min(SEGMENT, SEGMENT_CAPACITY - k * SEGMENT) * RECORD - 1, '\0')
     if ttl_ms then redis.call('PEXPIRE', key, ttl_ms) end

@@ -207,7 +207,7 @@ for _, task in ipairs(tasks) do
     -- consecutive_failures rarely changes: written only when it does.
     if s.failures ~= s.first_failures then redis.call('HSET', task.key, 'consecutive_failures', s.failures) end
     write_record(s.slot, struct.pack(PACK, task.num, s.hash, s.n, s.score_sum,
-      s.last_score, s.failures, s.last_episode, s.score, unpack(packed)), ttl_ms)
+      s.last_score, s.failures, s.last_episode, s.score, unpack(packed)), ttl_ms, true)
   end
 end
 
