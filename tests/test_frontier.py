@@ -18,6 +18,7 @@ from curriculum_redis.algorithms.frontier import (
     gap_noise_factor,
     label_heat,
     rank_probabilities,
+    settle,
 )
 from curriculum_redis.errors import ConfigError
 from curriculum_redis.labels import label_hash
@@ -35,6 +36,7 @@ def test_defaults_are_the_studys() -> None:
     assert retry == (0.5, 0.6, 0.01, 0.2, 0.05)
     assert CFG.rand_task_rate == 0.25  # a quarter uniform: what won across the whole quality suite
     assert CFG.discovery_wins == 6
+    assert CFG.settled_rank_weight == 0.0
 
 
 def test_gap_noise_factor_by_hand() -> None:
@@ -112,6 +114,28 @@ def test_distribution_by_hand() -> None:
     expected = (1 - 0.03 - mass) * p_score + p_retry + 0.03 / 4
     np.testing.assert_allclose(distribution(), expected, rtol=1e-12)
     assert distribution().sum() == pytest.approx(1.0)
+
+
+def test_settled_tasks_give_their_rank_weight_to_tasks_being_learnt() -> None:
+    # Task 0 mastered (95 of 100, own label), task 1 being learnt, task 2 never won in 200 tries of a cold
+    # label (hopeless), task 3 never won in 199 (not yet), task 4 won 90 of 99 (too little evidence).
+    p = np.array([0.1, 0.5, 0.1, 0.1, 0.2])
+    completions = np.array([100.0, 50.0, 200.0, 199.0, 99.0])
+    wins = np.array([95.0, 20.0, 0.0, 0.0, 90.0])
+    fast = np.array([1.0, 0.6, 0.0, 0.0, 1.0])
+    labels = np.array([1, 2, 3, 4, 5])
+    zero = wins == 0.0
+    for weight in (0.0, 0.1):
+        out = settle(p, completions, labels, fast, wins, zero, FrontierConfig(settled_rank_weight=weight))
+        freed = (1 - weight) * 0.2
+        np.testing.assert_allclose(out, [0.1 * weight, 0.5 * (1 + freed / 0.7), 0.1 * weight, 0.1,
+                                         0.2 * (1 + freed / 0.7)], rtol=1e-12)  # fmt: skip
+        assert out.sum() == pytest.approx(1.0)
+    # a hot label keeps its never-won task (a cell not reached yet beside solved ones); nothing to learn: unchanged
+    hot = settle(p, completions, np.array([1, 2, 2, 4, 5]), fast, wins, zero, CFG)
+    assert hot[2] == 0.1
+    none_learning = settle(p, completions, labels, fast, wins, np.array([False, True, True, True, True]), CFG)
+    np.testing.assert_array_equal(none_learning, p)
 
 
 def test_cold_labels_get_almost_no_retry_mass() -> None:

@@ -34,6 +34,11 @@ MASTERED_SUCCESS = 0.9
 """A label is mastered in the pool when its tasks there won at least this share of their outcomes ..."""
 MASTERED_EVIDENCE = 10
 """... and of at least this many outcomes."""
+SETTLED_EVIDENCE = 100
+"""A task is settled once it won at least ``MASTERED_SUCCESS`` of this many outcomes or more (mastered) ..."""
+HOPELESS_EVIDENCE = 200
+"""... or none of this many or more, in a label never solved in the pool (hopeless): see ``settled_rank_weight``.
+Both are long: FrozenLake start cells solved after a few failures, or not reached yet, stay unsettled."""
 RECORDS_READ_PER_DRAW = 25
 """Larger pools refresh less often, so that refreshing reads at most about this many task records a draw."""
 
@@ -45,7 +50,7 @@ class FrontierConfig(PoolConfig):
     # Sampling-only fields; gap_z and low_success_weight shape the stored score (the Lua update reads them).
     SAFE: ClassVar[frozenset[str]] = PoolConfig.SAFE | {
         "min_samples", "rank_beta", "retry_mass", "retry_floor", "heat_scale", "zero_slow", "rand_task_rate",
-        "discovery_wins", "give_up_after", "retry_cap",
+        "discovery_wins", "give_up_after", "retry_cap", "settled_rank_weight",
     }  # fmt: skip
 
     algorithm: Literal["frontier"] = "frontier"
@@ -76,6 +81,12 @@ class FrontierConfig(PoolConfig):
     size``): when a discovery opens the retry part, a lone never-solved task of a label never solved
     (likely impossible) never takes all of ``retry_mass``. Hot labels are not capped: the last unsolved
     cells of a block being solved are the frontier."""
+    settled_rank_weight: float = Field(0.0, ge=0.0, le=1.0)
+    """Rank weights of settled tasks (``SETTLED_EVIDENCE``, ``HOPELESS_EVIDENCE``: mastered or hopeless) are
+    multiplied by this, and the rank mass freed goes to the tasks being learnt (solved sometimes, not settled).
+    Ranks are scale-free: in a small pool a mastered task's noise outranks every never-won task, and the
+    bottom ranks, where never-won tasks tie, still hold a few per cent. Settled tasks keep the uniform part
+    (1 turns this off)."""
     give_up_after: int = Field(20, ge=1)
     """A task never solved in this many outcomes, of a label never solved in the pool, is given up on: it may
     be evicted (and re-admitted later, in a finite space). Else the pool of a generator that keeps
@@ -129,6 +140,29 @@ def label_heat(labels: np.ndarray, fast: FloatArray, tau: float) -> FloatArray:
     return np.asarray(np.minimum(1.0, best / tau)[inverse], dtype=np.float64)
 
 
+def settle(
+    p_score: FloatArray,
+    completions: FloatArray,
+    labels: np.ndarray,
+    fast: FloatArray,
+    wins: FloatArray,
+    zero: np.ndarray,
+    cfg: FrontierConfig,
+) -> FloatArray:
+    """Scale the rank weights of settled tasks by ``settled_rank_weight``, giving the mass freed to tasks being
+    learnt (neither settled nor never solved) in proportion to their rank weights; unchanged without either."""
+    completions, wins = np.asarray(completions), np.asarray(wins)
+    mastered = (completions >= SETTLED_EVIDENCE) & (wins >= MASTERED_SUCCESS * completions)
+    cold = label_heat(labels, np.asarray(fast, dtype=np.float64), cfg.heat_scale) < 1.0
+    settled = mastered | ((completions >= HOPELESS_EVIDENCE) & cold & (wins == 0.0))
+    learning = ~settled & ~zero
+    if not (settled.any() and learning.any()):
+        return p_score
+    freed = (1.0 - cfg.settled_rank_weight) * float(p_score[settled].sum())
+    scaled = np.where(settled, cfg.settled_rank_weight * p_score, p_score)
+    return np.asarray(np.where(learning, scaled * (1.0 + freed / float(scaled[learning].sum())), scaled))
+
+
 def discovering(completions: FloatArray, wins: FloatArray, fast: FloatArray, cfg: FrontierConfig) -> float:
     """1 while some task that failed before was solved lately (few wins, winning now), else 0: the learner
     has just reached new ground, so tasks never solved may be next (a reverse curriculum's frontier moves
@@ -157,6 +191,8 @@ def frontier_distribution(
     young = np.asarray(completions) < cfg.min_samples
     p_score = rank_probabilities(young, np.asarray(score, dtype=np.float64), cfg.rank_beta)
     zero = ~young & ((wins == 0.0) | (slow < cfg.zero_slow))
+    if cfg.settled_rank_weight != 1.0:
+        p_score = settle(p_score, completions, labels, fast, wins, zero, cfg)
     mass = 0.0
     p_retry = np.zeros(n)
     if zero.any():
