@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from curriculum_redis import BucketedTaskGenerator, Curriculum, CurriculumConfig, LearningProgressConfig, admin
-from curriculum_redis.config import BufferConfig
+from curriculum_redis.config import BufferConfig, SamplerConfig
 from curriculum_redis.errors import ConfigError, NamespaceNotFoundError
 from curriculum_redis.history import read_history, read_interval, set_interval
 from curriculum_redis.store.keys import NamespaceKeys
@@ -32,6 +32,7 @@ def make_config(url: str, namespace: str, batch: int = 8) -> CurriculumConfig:
         namespace=namespace,
         buffer=BufferConfig(batch_size=batch),
         seed=1,  # unseeded, a pool of 8 random tasks over 4 labels sometimes never drew one label
+        sampler=SamplerConfig(refresh_every_s=None),  # refreshes by draw count only: the same run on a loaded machine
     )
 
 
