@@ -5,7 +5,8 @@ its square, and the count of wins. The headline score is the noise-corrected gap
 low-success term. Over a snapshot (numpy only) the score part ranks tasks (rank weights are robust to the
 score's scale), and a retry part draws never-solved tasks again in proportion to how stale they are and to
 how hot their label is: a start cell next to solved ones (same label) is the frontier of a reverse
-curriculum, while a label never solved anywhere (an impossible family) gets almost nothing. Designed and
+curriculum, while a label never solved anywhere (an impossible family) gets almost nothing. Settled tasks
+(mastered, or hopeless, over long evidence) give their rank weight to the tasks being learnt. Designed and
 measured in the quality suite (README, "Curriculum quality").
 """
 
