@@ -96,6 +96,22 @@ def test_smoke_mode_runs_every_benchmark_and_row(tmp_path: Path, capsys: pytest.
     assert "| library default |" in capsys.readouterr().out
 
 
+@pytest.mark.slow
+def test_quick_mode_shows_the_default_teaching_more_than_uniform_sampling_on_the_student(tmp_path: Path) -> None:
+    """The suite's CI mode (2 seeds, 40% budgets, ~25 s on 2 cores): every benchmark and row, and the
+    default ahead of uniform sampling where the figures are smooth (the student; FrozenLake finals are chaotic
+    in the draw sequence, README "Curriculum quality"). Student runs refresh by draw count: deterministic."""
+    assert quality_envs.main(["--quick", "--jobs", "2", "--out", str(tmp_path)]) == 0
+    data = json.loads((tmp_path / "quality_envs.json").read_text())
+    assert data["mode"] == "quick" and set(data["benchmarks"]) == {b.name for b in quality_envs.all_benchmarks()}
+    for name in ("student-families", "student-chain", "student-chain-endless"):
+        rows = data["benchmarks"][name]["rows"]
+        final = {row: rows[row]["final"]["mean"] for row in ("uniform (no library)", "library default")}
+        assert final["library default"] > final["uniform (no library)"] + 0.15, (name, final)
+        impossible = {row: rows[row]["impossible_share"]["mean"] for row in ("uniform (no library)", "library default")}
+        assert impossible["library default"] < impossible["uniform (no library)"], (name, impossible)
+
+
 def test_grouped_frozenlake_tasks_share_a_label_per_3x3_block_of_start_cells() -> None:
     bench = FrozenLakeBenchmark("corridor", "corridor", 10)
     space = bench.space()
