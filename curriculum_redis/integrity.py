@@ -20,7 +20,7 @@ from curriculum_redis.errors import EvictionPolicyError, NamespaceNotFoundError
 from curriculum_redis.store.base import ScoreSnapshot
 from curriculum_redis.store.connection import Client, text
 from curriculum_redis.store.keys import NamespaceKeys
-from curriculum_redis.store.schema import INT_TASK_FIELDS, RECORD_SIZE, SEGMENT_RECORDS
+from curriculum_redis.store.schema import INT_TASK_FIELDS, RECORD_SIZE, SEGMENT_BYTES
 from curriculum_redis.store.transfer import scan_namespace
 
 __all__ = ["CheckReport", "add_check_command", "check_eviction_policy", "check_namespace", "eviction_policy"]
@@ -172,20 +172,20 @@ def _read_records(pipe: Any, keys: NamespaceKeys, capacity: int, report: CheckRe
     segments = keys.scores_segments(capacity)
     if len(segments) > 1:
         pipe.watch(*segments[1:])
-    seg_bytes = SEGMENT_RECORDS * RECORD_SIZE
     first = bytes(pipe.get(keys.scores) or b"")
-    if len(first) > seg_bytes:
+    if len(first) > SEGMENT_BYTES:
         report.problems.append(
             f"{keys.scores} holds {len(first) // RECORD_SIZE} slots in one string (the layout before segments)"
         )
-        pieces = [first[k : k + seg_bytes] for k in range(0, len(first), seg_bytes)]
-        fixes.append(lambda p: [p.set(keys.scores_segment(k), piece) for k, piece in enumerate(pieces)])
+        for k, start in enumerate(range(0, len(first), SEGMENT_BYTES)):
+            key, piece = keys.scores_segment(k), first[start : start + SEGMENT_BYTES]
+            fixes.append(lambda p, key=key, piece=piece: p.set(key, piece))
         return first
     parts = [first]
     for k, key in enumerate(segments[1:], start=1):
         part = pipe.get(key)
         if part is not None:  # segment k's slots start at byte k * seg_bytes: pad what came before
-            parts += [b"\0" * (k * seg_bytes - sum(map(len, parts))), bytes(part)]
+            parts += [b"\0" * (k * SEGMENT_BYTES - sum(map(len, parts))), bytes(part)]
     return b"".join(parts)
 
 

@@ -125,16 +125,17 @@ def test_settled_tasks_give_their_rank_weight_to_tasks_being_learnt() -> None:
     fast = np.array([1.0, 0.6, 0.0, 0.0, 1.0])
     labels = np.array([1, 2, 3, 4, 5])
     zero = wins == 0.0
+    heat = label_heat(labels, fast, CFG.heat_scale)
     for weight in (0.0, 0.1):
-        out = settle(p, completions, labels, fast, wins, zero, FrontierConfig(settled_rank_weight=weight))
+        out = settle(p, completions, heat, wins, zero, FrontierConfig(settled_rank_weight=weight))
         freed = (1 - weight) * 0.2
         np.testing.assert_allclose(out, [0.1 * weight, 0.5 * (1 + freed / 0.7), 0.1 * weight, 0.1,
                                          0.2 * (1 + freed / 0.7)], rtol=1e-12)  # fmt: skip
         assert out.sum() == pytest.approx(1.0)
     # a hot label keeps its never-won task (a cell not reached yet beside solved ones); nothing to learn: unchanged
-    hot = settle(p, completions, np.array([1, 2, 2, 4, 5]), fast, wins, zero, CFG)
+    hot = settle(p, completions, label_heat(np.array([1, 2, 2, 4, 5]), fast, CFG.heat_scale), wins, zero, CFG)
     assert hot[2] == 0.1
-    none_learning = settle(p, completions, labels, fast, wins, np.array([False, True, True, True, True]), CFG)
+    none_learning = settle(p, completions, heat, wins, np.array([False, True, True, True, True]), CFG)
     np.testing.assert_array_equal(none_learning, p)
 
 

@@ -15,10 +15,9 @@ from curriculum_redis.integrity import check_namespace
 from curriculum_redis.store.base import Eviction, Outcome, OutcomeBatch
 from curriculum_redis.store.keys import NamespaceKeys
 from curriculum_redis.store.redis import RedisStore
-from curriculum_redis.store.schema import RECORD_SIZE, SEGMENT_RECORDS
+from curriculum_redis.store.schema import RECORD_SIZE, SEGMENT_BYTES, SEGMENT_RECORDS
 from curriculum_redis.tasks import Task
 
-SEGMENT_BYTES = SEGMENT_RECORDS * RECORD_SIZE
 CAPACITY = 2 * SEGMENT_RECORDS + 116
 """Three segments: two whole, the last of 116 records."""
 

@@ -144,17 +144,17 @@ def label_heat(labels: np.ndarray, fast: FloatArray, tau: float) -> FloatArray:
 def settle(
     p_score: FloatArray,
     completions: FloatArray,
-    labels: np.ndarray,
-    fast: FloatArray,
+    heat: FloatArray,
     wins: FloatArray,
     zero: np.ndarray,
     cfg: FrontierConfig,
 ) -> FloatArray:
     """Scale the rank weights of settled tasks by ``settled_rank_weight``, giving the mass freed to tasks being
-    learnt (neither settled nor never solved) in proportion to their rank weights; unchanged without either."""
+    learnt (neither settled nor never solved) in proportion to their rank weights; unchanged without either.
+    ``heat``: each task's label heat (:func:`label_heat`)."""
     completions, wins = np.asarray(completions), np.asarray(wins)
     mastered = (completions >= SETTLED_EVIDENCE) & (wins >= MASTERED_SUCCESS * completions)
-    cold = label_heat(labels, np.asarray(fast, dtype=np.float64), cfg.heat_scale) < 1.0
+    cold = np.asarray(heat) < 1.0
     settled = mastered | ((completions >= HOPELESS_EVIDENCE) & cold & (wins == 0.0))
     learning = ~settled & ~zero
     if not (settled.any() and learning.any()):
@@ -192,13 +192,13 @@ def frontier_distribution(
     young = np.asarray(completions) < cfg.min_samples
     p_score = rank_probabilities(young, np.asarray(score, dtype=np.float64), cfg.rank_beta)
     zero = ~young & ((wins == 0.0) | (slow < cfg.zero_slow))
+    heat = label_heat(labels, np.asarray(fast, dtype=np.float64), cfg.heat_scale)
     if cfg.settled_rank_weight != 1.0:
-        p_score = settle(p_score, completions, labels, fast, wins, zero, cfg)
+        p_score = settle(p_score, completions, heat, wins, zero, cfg)
     mass = 0.0
     p_retry = np.zeros(n)
     if zero.any():
         h = cfg.retry_floor
-        heat = label_heat(labels, np.asarray(fast, dtype=np.float64), cfg.heat_scale)
         stale = np.maximum(0.0, clock - np.asarray(last_episode)) + 1.0
         w = np.where(zero, stale * (h + heat), 0.0)
         opened = discovering(completions, wins, fast, cfg)

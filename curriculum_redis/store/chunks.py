@@ -14,27 +14,26 @@ from __future__ import annotations
 from typing import Any
 
 from curriculum_redis.store.keys import NamespaceKeys
-from curriculum_redis.store.schema import RECORD_SIZE, SEGMENT_RECORDS
+from curriculum_redis.store.schema import RECORD_SIZE, SEGMENT_BYTES
 
 SNAPSHOT_FIRST_BYTES = 1024 * RECORD_SIZE
 """What the script returns (128 KiB): a Lua script copies a string twice, and 1 MiB cost 3-9 ms there, where
 128 KiB costs 0.2-0.3 ms (median and worst of 5 reads of a 100,000-task pool; README, Large pools)."""
 
-SNAPSHOT_CHUNK_BYTES = SEGMENT_RECORDS * RECORD_SIZE
+SNAPSHOT_CHUNK_BYTES = SEGMENT_BYTES
 """Each further ``GETRANGE`` (1 MiB, one segment): 0.1 ms median, under 1 ms worst, where one GET of 12 MiB
 took up to 12 ms."""
-SEGMENT_BYTES = SEGMENT_RECORDS * RECORD_SIZE
 
 
 def read_pool(client: Any, keys: NamespaceKeys, head: bytes, total: int, chunk: int = SNAPSHOT_CHUNK_BYTES) -> bytes:
     """The pool's records ``[0, total)`` bytes, laid end to end over the segments, given the ``head`` that
     ``read_snapshot.lua`` returned: the rest of ``:scores``, then each further segment, one bounded command
     each. Shorter when a segment is shorter than it should be (a namespace dropped under the reader)."""
-    parts = [head[:total]]
+    start = head[:total]
     first = min(total, SEGMENT_BYTES)
-    rest = read_rest(client, keys.scores, len(parts[0]), first, chunk)
-    parts.append(rest)
-    if len(head[:total]) + len(rest) < first:
+    rest = read_rest(client, keys.scores, len(start), first, chunk)
+    parts = [start, rest]
+    if len(start) + len(rest) < first:
         return b"".join(parts)
     for k in range(1, -(-total // SEGMENT_BYTES)):
         want = min(SEGMENT_BYTES, total - k * SEGMENT_BYTES)

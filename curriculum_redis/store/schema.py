@@ -28,6 +28,8 @@ RECORD_SIZE = 8 * RECORD_FIELDS
 SEGMENT_RECORDS = 8192
 """Records per ``:scores`` segment key (1 MiB): no command allocates, copies or reads more than one segment,
 whatever the pool's size (see store.keys.NamespaceKeys.scores_segment)."""
+SEGMENT_BYTES = SEGMENT_RECORDS * RECORD_SIZE
+"""Bytes of a whole ``:scores`` segment (1 MiB)."""
 SCORE_OFFSET = 8 * len(GENERIC_FIELDS)
 """Byte offset of the headline score inside a record (what eviction re-checks on the server)."""
 DOUBLE_PACK = "<d"
