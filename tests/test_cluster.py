@@ -498,24 +498,42 @@ def test_client_from_url_makes_the_right_client(redis_url: str, cluster_url: str
 def test_a_drop_on_the_cluster_is_retried_when_a_task_is_created_meanwhile(
     cluster_url: str, cluster_client: RedisCluster, namespaces: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Between the key listing and EXEC a worker creates a task (its script writes meta): the unwatched
-    # transaction would leave that task's hash behind as an orphan; the watched one starts over.
+    # A worker replaces a task after the SCAN (the new hash is found in the pool inside the WATCH), then
+    # again between that read and EXEC: the unwatched transaction would leave the second task's hash behind
+    # as an orphan; the watched one starts over, without scanning again.
     namespace = namespaces[0]
     _fill(cluster_url, namespace).close()
     keys = NamespaceKeys(namespace)
-    real_scan = transfer.scan_namespace
-    listings = []
+    store = RedisStore(cluster_client, namespace)
+    hypers = store.read_hypers()
+    assert hypers is not None
+    store.attach(hypers)
+    victims = [int(k.decode().rsplit(":", 1)[1]) for k in cluster_client.scan_iter(match=keys.task_pattern)]
+    real_scan, real_live = transfer.scan_namespace, transfer.live_keys
+    scans: list[int] = []
+    live_reads: list[int] = []
 
-    def scan_then_write(client: Any, ns: str, pattern: str) -> list[str]:
+    def evict() -> None:
+        new = Task(10**9 + len(scans) + len(live_reads), "late", {"late": True})
+        assert store.evict_and_replace(Eviction(victims.pop(), new, min_presentations=0)) == "evicted"
+
+    def scan_then_evict(client: Any, ns: str, pattern: str) -> list[str]:
         found = real_scan(client, ns, pattern)
-        listings.append(len(found))
-        if len(listings) == 1:  # a worker's script writes meta and a new task hash after the listing
-            cluster_client.hincrby(keys.meta, "pool_version", 1)
-            cluster_client.hset(keys.task(10**9), "slot", 99)
+        scans.append(len(found))
+        evict()
         return found
 
-    monkeypatch.setattr(transfer, "scan_namespace", scan_then_write)
+    def read_then_evict(client: Any, k: NamespaceKeys) -> list[str]:
+        found = real_live(client, k)
+        live_reads.append(len(found))
+        if len(live_reads) == 1:
+            evict()
+        return found
+
+    monkeypatch.setattr(transfer, "scan_namespace", scan_then_evict)
+    monkeypatch.setattr(transfer, "live_keys", read_then_evict)
     assert transfer.CLUSTER_CAN_WATCH
     drop_namespace(cluster_client, namespace)
-    assert len(listings) == 2  # the first transaction was refused by WATCH, the second saw the new hash
+    assert len(scans) == 1 and len(live_reads) == 2  # the first EXEC was refused by WATCH, not scanned again
     assert not list(cluster_client.scan_iter(match="{cr:" + namespace + "}:*"))
+    store.close()

@@ -20,15 +20,16 @@ from curriculum_redis.errors import StoreError
 from curriculum_redis.state import LABEL_STAT_FIELDS, SCHEMA_VERSION, CurriculumState, LabelStats, TaskRecord
 from curriculum_redis.state_checks import semantic_problem
 from curriculum_redis.store.base import ScoreSnapshot, current_counters
+from curriculum_redis.store.chunks import read_rest
 from curriculum_redis.store.connection import Client, map_errors, text
 from curriculum_redis.store.keys import NamespaceKeys
-from curriculum_redis.store.schema import INT_TASK_FIELDS, SEGMENT_RECORDS
+from curriculum_redis.store.schema import INT_TASK_FIELDS, RECORD_FIELDS, RECORD_SIZE, SEGMENT_RECORDS
 
 WATCH_RETRIES = 50
+"""Attempts of an atomic replace while workers keep creating or evicting tasks."""
 
 CLUSTER_CAN_WATCH = hasattr(redis.cluster, "TransactionStrategy")
 """redis-py 6.2 and later run WATCH/MULTI/EXEC on a cluster pipeline (keys of one slot, as a namespace's are)."""
-"""Attempts of an atomic replace while workers keep creating or evicting tasks."""
 
 EXPORT_ATTEMPTS = 100
 
@@ -164,14 +165,21 @@ def replace_namespace(
     or evicted since the keys were listed (each such script writes meta, which is WATCHed): no task hash
     created meanwhile survives as an orphan. On a cluster too (the namespace's keys share one slot), with a
     redis-py that can WATCH there (6.2+); an older one runs one MULTI/EXEC unwatched. Returns the
-    transaction's replies."""
+    transaction's replies.
+
+    The SCAN for ``patterns`` walks the whole database (tens of milliseconds on a server holding many
+    namespaces), so it runs once, before the WATCH: a transaction that waited for it lost to busy workers
+    50 times in a row. What was created after the SCAN began is found inside the WATCH by :func:`live_keys`,
+    a few bounded reads."""
+    with map_errors(where):
+        scanned = [k for p in patterns for k in scan_namespace(client, keys.namespace, p)]
     for _ in range(WATCH_RETRIES):
         with client.pipeline(transaction=True) as pipe:
             try:
                 with map_errors(where):
                     if CLUSTER_CAN_WATCH or not isinstance(client, RedisCluster):
                         pipe.watch(keys.meta)
-                    existing = [*keys.fixed, *(k for p in patterns for k in scan_namespace(client, keys.namespace, p))]
+                    existing = list(dict.fromkeys([*keys.fixed, *scanned, *live_keys(client, keys)]))
                     pipe.multi()
                     write(pipe, existing)
                     replies: list[Any] = pipe.execute()
@@ -179,6 +187,31 @@ def replace_namespace(
             except redis.exceptions.WatchError:
                 continue
     raise StoreError(f"namespace {keys.namespace!r} on {where} kept changing: stop its workers and try again")
+
+
+def live_keys(client: Client, keys: NamespaceKeys) -> list[str]:
+    """Every key the scripts may have created since a SCAN began: the pool's task hashes (an evicted task's
+    hash is deleted with it, so the occupied slots name them all), the label hashes (each registered in
+    ``:labels`` by the script that creates it), the ``:scores`` segments, the history and stage keys.
+    Read slot by slot up to the capacity, one bounded ``GETRANGE`` at a time."""
+    capacity = int(client.hget(keys.meta, "capacity") or 0)
+    label_hashes = [text(h) for h in client.hkeys(keys.labels)]
+    segments = keys.scores_segments(capacity)
+    records = b"".join(
+        read_rest(client, key, 0, min(SEGMENT_RECORDS, capacity - k * SEGMENT_RECORDS) * RECORD_SIZE)
+        for k, key in enumerate(segments)
+        if capacity > k * SEGMENT_RECORDS
+    )
+    records = records[: len(records) // RECORD_SIZE * RECORD_SIZE]
+    ids = np.frombuffer(records, dtype="<f8").reshape(-1, RECORD_FIELDS)[:, 0] if records else np.zeros(0)
+    return [
+        *segments,
+        *(keys.task(int(i)) for i in ids if i >= 1),
+        *(keys.label(int(h)) for h in label_hashes if h.lstrip("-").isdigit()),
+        keys.history,
+        keys.history_labels,
+        *keys.stage_all,
+    ]
 
 
 def _write_state(
