@@ -5,7 +5,8 @@
 -- ARGV[1] n, then per task i: task_id, label_hash, label string
 -- New keys expire like the rest of the namespace when meta holds ttl_ms (see RedisStore.touch).
 -- Returns: the ids created, in order. Ids already in the pool are skipped; creation stops at capacity.
--- Errors, all before the first write: CR_NO_NAMESPACE (no hyperparameters stored), CR_ARGS (bad ids or
+-- Errors, all before the first write: CR_NO_NAMESPACE (no hyperparameters stored), CR_FENCED (an admin is
+--   dropping or replacing the namespace: see fence_namespace.lua), CR_ARGS (bad ids or
 --   counts), CR_SEGMENTS (segment keys missing), CR_CORRUPT (a used slot past pool_size, a lost segment, a
 --   count that is not one), CR_OVERFLOW.
 local meta, counters, labels = KEYS[1], KEYS[2], KEYS[4]
@@ -15,13 +16,16 @@ if #KEYS < 4 + 2 * n or #ARGV ~= 1 + 3 * n then
   return redis.error_reply('CR_ARGS create_tasks.lua: ' .. n .. ' tasks need ' .. (4 + 2 * n) ..
     ' keys and ' .. (1 + 3 * n) .. ' args, got ' .. #KEYS .. ' and ' .. #ARGV)
 end
-local m = redis.call('HMGET', meta, 'capacity', 'pool_size', 'ttl_ms', 'fields')
+local m = redis.call('HMGET', meta, 'capacity', 'pool_size', 'ttl_ms', 'fields', 'fence_until_ms')
 local ttl_ms = tonumber(m[3])
 local capacity = tonumber(m[1])
 if not capacity then return redis.error_reply('CR_NO_NAMESPACE no hyperparameters stored') end
 -- @INCLUDE scores@
 -- @INCLUDE new_task@
 -- @INCLUDE counts@
+-- @INCLUDE fence@
+local fenced = fence_refusal(m[5])
+if fenced then return fenced end
 local refused = use_segments(3, 5 + 2 * n, capacity)
 if refused then return refused end
 local zeros = meta_zero_fields(m[4])

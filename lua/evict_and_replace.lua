@@ -9,12 +9,14 @@
 -- The new keys expire like the rest of the namespace when meta holds ttl_ms (see RedisStore.touch).
 -- Returns: 'evicted', or why nothing happened: 'victim_gone' (another process evicted it first),
 --   'victim_not_evictable' (it no longer qualifies on the server), 'replacement_exists'.
--- Errors (before any write): CR_NO_NAMESPACE, CR_ARGS, CR_SEGMENTS, CR_LABEL, CR_CORRUPT, CR_OVERFLOW.
+-- Errors (before any write): CR_NO_NAMESPACE, CR_FENCED (see fence_namespace.lua), CR_ARGS, CR_SEGMENTS,
+--   CR_LABEL, CR_CORRUPT, CR_OVERFLOW.
 local meta, counters, labels = KEYS[1], KEYS[2], KEYS[4]
 local victim, fresh, victim_label, fresh_label = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 -- @INCLUDE scores@
 -- @INCLUDE new_task@
 -- @INCLUDE counts@
+-- @INCLUDE fence@
 local function err(msg) return redis.error_reply('CR_ARGS evict_and_replace.lua: ' .. msg) end
 if #KEYS < 8 or #ARGV ~= 9 then return err('takes 8 keys (then the scores segments) and 9 args') end
 local victim_id, new_id, new_hash, new_label = ARGV[1], ARGV[3], ARGV[4], ARGV[5]
@@ -27,8 +29,10 @@ end
 if not hash_num or hash_num ~= math.floor(hash_num) then return err('label hash must be an integer') end
 if reason ~= 'low_score' and reason ~= 'failures' then return err('unknown reason ' .. tostring(reason)) end
 if not min_presentations or not max_score or not min_failures then return err('thresholds must be numbers') end
-local m = redis.call('HMGET', meta, 'capacity', 'ttl_ms', 'fields')
+local m = redis.call('HMGET', meta, 'capacity', 'ttl_ms', 'fields', 'fence_until_ms')
 if not m[1] then return redis.error_reply('CR_NO_NAMESPACE no hyperparameters stored') end
+local fenced = fence_refusal(m[4])
+if fenced then return fenced end
 local ttl_ms = tonumber(m[2])
 local bad_segments = use_segments(3, 9, tonumber(m[1]))
 if bad_segments then return bad_segments end

@@ -498,8 +498,8 @@ def test_client_from_url_makes_the_right_client(redis_url: str, cluster_url: str
 def test_a_drop_on_the_cluster_is_retried_when_a_task_is_created_meanwhile(
     cluster_url: str, cluster_client: RedisCluster, namespaces: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A worker replaces a task after the SCAN (the new hash is found in the pool inside the WATCH), then
-    # again between that read and EXEC: the unwatched transaction would leave the second task's hash behind
+    # With the fence gone, a worker replaces a task after the SCAN (the new hash is found in the pool inside
+    # the WATCH), then again between that read and EXEC: the unwatched transaction would leave the second task's hash behind
     # as an orphan; the watched one starts over, without scanning again.
     namespace = namespaces[0]
     _fill(cluster_url, namespace).close()
@@ -513,7 +513,8 @@ def test_a_drop_on_the_cluster_is_retried_when_a_task_is_created_meanwhile(
     scans: list[int] = []
     live_reads: list[int] = []
 
-    def evict() -> None:
+    def evict() -> None:  # as if the fence had expired (fence_namespace.lua): the WATCH is what is tested
+        cluster_client.hdel(keys.meta, "fence_until_ms")
         new = Task(10**9 + len(scans) + len(live_reads), "late", {"late": True})
         assert store.evict_and_replace(Eviction(victims.pop(), new, min_presentations=0)) == "evicted"
 

@@ -69,7 +69,8 @@ def test_what_workers_create_while_the_scan_runs_is_replaced_too(
     redis_url: str, redis_client: redis.Redis, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, operation: str
 ) -> None:
     """The SCAN runs before the WATCH (on a server holding many namespaces it takes long enough for busy
-    workers to win every race with it): tasks and labels created after it began are still deleted."""
+    workers to win every race with it): tasks and labels created after it began are still deleted, should
+    the fence have expired meanwhile."""
     namespace = f"scan-race-{operation}"
     admin.drop_namespace(redis_client, namespace)
     hypers = LearningProgressConfig(num_active_tasks=4)
@@ -83,8 +84,10 @@ def test_what_workers_create_while_the_scan_runs_is_replaced_too(
 
     def scan_then_a_worker_evicts(client: redis.Redis, ns: str, pattern: str) -> list[str]:
         found = scan(client, ns, pattern)
-        # Every SCAN loses a race: a worker replaces a task, the new one under a label the scan never saw
-        # (a WATCH held across the SCAN failed like this 50 times in a row: "kept changing").
+        # The fence expired (a SCAN longer than FENCE_MS), and every SCAN loses a race: a worker replaces a
+        # task, the new one under a label the scan never saw (a WATCH held across the SCAN failed like this
+        # 50 times in a row: "kept changing").
+        redis_client.hdel(NamespaceKeys(namespace).meta, "fence_until_ms")
         victim = created[-1] if created else 1
         new = Task(100 + len(created), "new-label", {"level": 100 + len(created)})
         assert store.evict_and_replace(Eviction(victim, new, min_presentations=0)) == "evicted"

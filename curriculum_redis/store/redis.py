@@ -40,7 +40,7 @@ from curriculum_redis.store.keys import NamespaceKeys
 from curriculum_redis.store.replica import REPLICA_ERRORS, ReplicaReads
 from curriculum_redis.store.scripts import ScriptSet
 from curriculum_redis.store.stages import RedisStages, is_stages
-from curriculum_redis.store.transfer import task_record
+from curriculum_redis.store.transfer import FENCE_MS, task_record
 
 __all__ = ["RedisStore", "meta_fields"]
 
@@ -220,14 +220,24 @@ class RedisStore(RedisStages):
     def _pool_script(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """A pool script that reads or writes records: ``keys`` followed by the ``:scores`` segments after
         the first (include_scores.lua). When the namespace's capacity is not the one this store knew (an
-        import replaced it), the script says CR_SEGMENTS before writing anything: learn it and retry once."""
-        try:
-            return self._run(name, [*keys, *self._score_segments()[1:]], args)
-        except ScriptError as exc:
-            if not str(exc).startswith("CR_SEGMENTS"):
-                raise
-            self._segments = None
-            return self._run(name, [*keys, *self._score_segments()[1:]], args)
+        import replaced it), the script says CR_SEGMENTS before writing anything: learn it and retry once.
+        While an admin drops or replaces the namespace, creating and evicting say CR_FENCED: wait, then
+        retry (the fence outlives a dead admin by at most ``FENCE_MS``)."""
+        learnt = False
+        waited, attempt = 0.0, 0
+        while True:
+            try:
+                return self._run(name, [*keys, *self._score_segments()[1:]], args)
+            except ScriptError as exc:
+                if str(exc).startswith("CR_SEGMENTS") and not learnt:
+                    self._segments, learnt = None, True
+                elif str(exc).startswith("CR_FENCED") and waited < FENCE_MS / 1000:
+                    attempt += 1
+                    pause = min(0.05, 0.002 * attempt)  # a drop or replace takes milliseconds (fence_namespace.lua)
+                    time.sleep(pause)
+                    waited += pause
+                else:
+                    raise
 
     def _score_segments(self) -> list[str]:
         """Every ``:scores`` segment key of the namespace's capacity (meta's, read once)."""

@@ -6,6 +6,7 @@ changed since its snapshot), an import writes everything in one.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, cast
@@ -24,9 +25,13 @@ from curriculum_redis.store.chunks import read_rest
 from curriculum_redis.store.connection import Client, map_errors, text
 from curriculum_redis.store.keys import NamespaceKeys
 from curriculum_redis.store.schema import INT_TASK_FIELDS, RECORD_FIELDS, RECORD_SIZE, SEGMENT_RECORDS
+from curriculum_redis.store.scripts import ScriptSet
 
 WATCH_RETRIES = 50
 """Attempts of an atomic replace while workers keep creating or evicting tasks."""
+FENCE_MS = 10_000
+"""The longest a drop or replace holds off task creation and eviction (fence_namespace.lua): it takes
+milliseconds, and the fence goes with it; this bounds the wait should the admin die first."""
 
 CLUSTER_CAN_WATCH = hasattr(redis.cluster, "TransactionStrategy")
 """redis-py 6.2 and later run WATCH/MULTI/EXEC on a cluster pipeline (keys of one slot, as a namespace's are)."""
@@ -161,32 +166,42 @@ def import_state(
 def replace_namespace(
     client: Client, keys: NamespaceKeys, where: str, patterns: list[str], write: Callable[[Any, list[str]], None]
 ) -> list[Any]:
-    """Run ``write(pipe, existing keys)`` in one MULTI/EXEC that fails, and is retried, if a task was created
-    or evicted since the keys were listed (each such script writes meta, which is WATCHed): no task hash
-    created meanwhile survives as an orphan. On a cluster too (the namespace's keys share one slot), with a
-    redis-py that can WATCH there (6.2+); an older one runs one MULTI/EXEC unwatched. Returns the
-    transaction's replies.
+    """Run ``write(pipe, existing keys)`` in one MULTI/EXEC, so that workers see the namespace whole or gone,
+    and no task hash created meanwhile survives as an orphan. Returns the transaction's replies.
 
-    The SCAN for ``patterns`` walks the whole database (tens of milliseconds on a server holding many
-    namespaces), so it runs once, before the WATCH: a transaction that waited for it lost to busy workers
-    50 times in a row. What was created after the SCAN began is found inside the WATCH by :func:`live_keys`,
-    a few bounded reads."""
+    A fence (``fence_namespace.lua``) first holds off task creation and eviction, whose scripts write meta:
+    without it, workers evicting a few thousand times a second changed meta inside the WATCH window 50
+    times in a row. The SCAN for ``patterns`` then runs once (it walks the whole database: tens of ms on a
+    server holding many namespaces); what was created before the fence but after the SCAN began is found by
+    :func:`live_keys`, a few bounded reads inside a WATCH on meta, which stays as the guarantee should the
+    fence expire first. On a cluster too (a namespace's keys share one slot), with a redis-py that can WATCH
+    there (6.2+); an older one runs one MULTI/EXEC unwatched. The drop deletes meta and the import rewrites
+    it, taking the fence down; a failure lifts it."""
     with map_errors(where):
-        scanned = [k for p in patterns for k in scan_namespace(client, keys.namespace, p)]
-    for _ in range(WATCH_RETRIES):
-        with client.pipeline(transaction=True) as pipe:
-            try:
-                with map_errors(where):
-                    if CLUSTER_CAN_WATCH or not isinstance(client, RedisCluster):
-                        pipe.watch(keys.meta)
-                    existing = list(dict.fromkeys([*keys.fixed, *scanned, *live_keys(client, keys)]))
-                    pipe.multi()
-                    write(pipe, existing)
-                    replies: list[Any] = pipe.execute()
-                return replies
-            except redis.exceptions.WatchError:
-                continue
-    raise StoreError(f"namespace {keys.namespace!r} on {where} kept changing: stop its workers and try again")
+        ScriptSet(client)("fence_namespace", [keys.meta], [FENCE_MS], read=True)
+    done = False
+    try:
+        with map_errors(where):
+            scanned = [k for p in patterns for k in scan_namespace(client, keys.namespace, p)]
+        for _ in range(WATCH_RETRIES):
+            with client.pipeline(transaction=True) as pipe:
+                try:
+                    with map_errors(where):
+                        if CLUSTER_CAN_WATCH or not isinstance(client, RedisCluster):
+                            pipe.watch(keys.meta)
+                        existing = list(dict.fromkeys([*keys.fixed, *scanned, *live_keys(client, keys)]))
+                        pipe.multi()
+                        write(pipe, existing)
+                        replies: list[Any] = pipe.execute()
+                    done = True
+                    return replies
+                except redis.exceptions.WatchError:
+                    continue
+        raise StoreError(f"namespace {keys.namespace!r} on {where} kept changing: stop its workers and try again")
+    finally:
+        if not done:
+            with contextlib.suppress(redis.exceptions.RedisError):
+                client.hdel(keys.meta, "fence_until_ms")  # never creates meta
 
 
 def live_keys(client: Client, keys: NamespaceKeys) -> list[str]:
