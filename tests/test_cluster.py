@@ -499,8 +499,8 @@ def test_a_drop_on_the_cluster_is_retried_when_a_task_is_created_meanwhile(
     cluster_url: str, cluster_client: RedisCluster, namespaces: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # With the fence gone, a worker replaces a task after the SCAN (the new hash is found in the pool inside
-    # the WATCH), then again between that read and EXEC: the unwatched transaction would leave the second task's hash behind
-    # as an orphan; the watched one starts over, without scanning again.
+    # the WATCH), then again between that read and EXEC: the unwatched transaction would leave the second
+    # task's hash behind as an orphan; the watched one starts over, without scanning again.
     namespace = namespaces[0]
     _fill(cluster_url, namespace).close()
     keys = NamespaceKeys(namespace)
