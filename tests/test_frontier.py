@@ -15,6 +15,7 @@ from curriculum_redis.algorithms.frontier import (
     FrontierConfig,
     discovering,
     frontier_distribution,
+    frontier_parts,
     gap_noise_factor,
     label_heat,
     rank_probabilities,
@@ -114,6 +115,12 @@ def test_distribution_by_hand() -> None:
     expected = (1 - 0.03 - mass) * p_score + p_retry + 0.03 / 4
     np.testing.assert_allclose(distribution(), expected, rtol=1e-12)
     assert distribution().sum() == pytest.approx(1.0)
+    parts = frontier_parts(**four_tasks(), cfg=HAND)  # type: ignore[arg-type]
+    assert parts is not None
+    np.testing.assert_allclose(parts.rank, (1 - 0.03 - mass) * p_score, rtol=1e-12)
+    np.testing.assert_allclose(parts.retry, p_retry, rtol=1e-12)
+    np.testing.assert_allclose(parts.uniform, np.full(4, 0.03 / 4), rtol=1e-12)
+    assert parts.young.tolist() == [True, False, False, False]
 
 
 def test_settled_tasks_give_their_rank_weight_to_tasks_being_learnt() -> None:

@@ -132,3 +132,15 @@ def test_a_frontier_row_runs_through_the_library_with_block_labels() -> None:
     row = next(r for r in quality_envs.standard_rows() if r.grouped)
     result = run_one(bench, row, seed=0)
     assert 0.0 <= result["impossible_share"] <= 1.0 and len(result["curve"]) == 2
+
+
+def test_the_budget_report_accounts_for_the_episodes_played_on_impossible_tasks() -> None:
+    """benchmarks/budget.py: the parts' mass on impossible tasks, averaged over refreshes, is what was played."""
+    from benchmarks import budget
+
+    bench = FrozenLakeBenchmark("frozenlake-sealed", "sealed", 400)
+    result = budget.measure(bench, grouped=True, seeds=2)
+    assert result["refreshes"] >= 60
+    assert all(0.0 <= result[part] <= 1.0 for part in budget.PARTS)
+    assert 0.08 < result["uniform"] < 0.14  # the uniform quarter over 35 impossible starts of 69
+    assert abs(sum(result[p] for p in budget.PARTS) - result["played"]) < 0.08

@@ -13,6 +13,7 @@ measured in the quality suite (README, "Curriculum quality").
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
@@ -186,9 +187,40 @@ def frontier_distribution(
     cfg: FrontierConfig,
 ) -> FloatArray:
     """Sampling probability of each task; sums to 1, never NaN (see README, "The algorithm")."""
+    parts = frontier_parts(completions, last_episode, labels, fast, slow, score, wins, clock, cfg)
+    if parts is None:
+        return np.zeros(0)
+    probs = parts.rank + parts.retry + parts.uniform
+    return np.asarray(probs / probs.sum(), dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class FrontierParts:
+    """The three parts of the distribution, each already weighted (they sum to 1 up to rounding): where the
+    budget goes, for diagnostics (``benchmarks/budget.py``)."""
+
+    rank: FloatArray
+    retry: FloatArray
+    uniform: FloatArray
+    young: np.ndarray
+    """Tasks with fewer than ``min_samples`` outcomes (ranked first)."""
+
+
+def frontier_parts(
+    completions: FloatArray,
+    last_episode: FloatArray,
+    labels: np.ndarray,
+    fast: FloatArray,
+    slow: FloatArray,
+    score: FloatArray,
+    wins: FloatArray,
+    clock: int,
+    cfg: FrontierConfig,
+) -> FrontierParts | None:
+    """The rank, retry and uniform parts of :func:`frontier_distribution`; ``None`` for an empty pool."""
     n = score.size
     if n == 0:
-        return np.zeros(0)
+        return None
     young = np.asarray(completions) < cfg.min_samples
     p_score = rank_probabilities(young, np.asarray(score, dtype=np.float64), cfg.rank_beta)
     zero = ~young & ((wins == 0.0) | (slow < cfg.zero_slow))
@@ -210,8 +242,7 @@ def frontier_distribution(
         else:
             mass = 0.0
     eps = cfg.rand_task_rate
-    probs = (1.0 - eps - mass) * p_score + p_retry + eps / n
-    return np.asarray(probs / probs.sum(), dtype=np.float64)
+    return FrontierParts((1.0 - eps - mass) * p_score, p_retry, np.full(n, eps / n), young)
 
 
 class Frontier(PoolAlgorithm):
