@@ -87,17 +87,23 @@ def test_a_fence_expires_and_never_creates_a_namespace(redis_client: redis.Redis
     store.close()
 
 
-def test_a_worker_waits_out_the_fence_then_evicts(redis_client: redis.Redis) -> None:
+def test_a_worker_skips_evicting_behind_a_fence_and_waits_to_create(redis_client: redis.Redis) -> None:
+    """An eviction can wait for the next refresh, so it returns at once (sampling never stalls); creating
+    tasks waits the fence out (a process that holds no pool yet has nothing to sample)."""
     store = pool(redis_client, "fence-waits")
     fence(redis_client, "fence-waits", 60_000)
+    before = dump(redis_client, store.keys)
+    assert store.evict_and_replace(Eviction(1, Task(50, "new", {"level": 50}), min_presentations=0)) == "fenced"
+    assert dump(redis_client, store.keys) == before
     lift = threading.Timer(0.2, lambda: redis_client.hdel(store.keys.meta, "fence_until_ms"))
     lift.start()
     started = time.monotonic()
-    outcome = store.evict_and_replace(Eviction(1, Task(50, "new", {"level": 50}), min_presentations=0))
+    created = store.create_tasks([Task(60, "new", {"level": 60})])
     waited = time.monotonic() - started
     lift.join()
-    assert outcome == "evicted"
+    assert created == [60]
     assert waited >= 0.19  # it did not go through the fence
+    assert store.evict_and_replace(Eviction(1, Task(50, "new", {"level": 50}), min_presentations=0)) == "evicted"
     store.close()
 
 

@@ -195,7 +195,8 @@ class Eviction:
     min_failures: int = 1
 
 
-EvictionOutcome = Literal["evicted", "victim_gone", "victim_not_evictable", "replacement_exists"]
+EvictionOutcome = Literal["evicted", "victim_gone", "victim_not_evictable", "replacement_exists", "fenced"]
+"""``fenced``: an admin is dropping or replacing the namespace (lua/fence_namespace.lua); nothing happened."""
 
 
 @runtime_checkable

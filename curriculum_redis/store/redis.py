@@ -217,12 +217,12 @@ class RedisStore(RedisStages):
             with map_errors(lambda: self.where):
                 return self.scripts(name, keys, args)
 
-    def _pool_script(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+    def _pool_script(self, name: str, keys: Sequence[str], args: Sequence[Any], *, wait_fence: bool = True) -> Any:
         """A pool script that reads or writes records: ``keys`` followed by the ``:scores`` segments after
         the first (include_scores.lua). When the namespace's capacity is not the one this store knew (an
         import replaced it), the script says CR_SEGMENTS before writing anything: learn it and retry once.
         While an admin drops or replaces the namespace, creating and evicting say CR_FENCED: wait, then
-        retry (the fence outlives a dead admin by at most ``FENCE_MS``)."""
+        retry (the fence outlives a dead admin by at most ``FENCE_MS``), unless ``wait_fence`` is off."""
         learnt = False
         waited, attempt = 0.0, 0
         while True:
@@ -231,7 +231,7 @@ class RedisStore(RedisStages):
             except ScriptError as exc:
                 if str(exc).startswith("CR_SEGMENTS") and not learnt:
                     self._segments, learnt = None, True
-                elif str(exc).startswith("CR_FENCED") and waited < FENCE_MS / 1000:
+                elif str(exc).startswith("CR_FENCED") and wait_fence and waited < FENCE_MS / 1000:
                     attempt += 1
                     pause = min(0.05, 0.002 * attempt)  # a drop or replace takes milliseconds (fence_namespace.lua)
                     time.sleep(pause)
@@ -344,7 +344,12 @@ class RedisStore(RedisStages):
             eviction.victim_id, int(victim_hash), new.task_id, new.label_hash, new.label, eviction.reason,
             eviction.min_presentations, repr(float(eviction.max_score)), eviction.min_failures,
         ]  # fmt: skip
-        return text(self._pool_script("evict_and_replace", keys, args))  # type: ignore[return-value]
+        try:
+            return text(self._pool_script("evict_and_replace", keys, args, wait_fence=False))  # type: ignore[return-value]
+        except ScriptError as exc:
+            if str(exc).startswith("CR_FENCED"):
+                return "fenced"  # an eviction can wait for the next refresh; sampling must not stall
+            raise
 
     def snapshot(self) -> ScoreSnapshot:
         """The scores of the pool; from a replica when replica reads are on (possibly behind the primary,
