@@ -115,6 +115,12 @@ def _inspect(pipe: Any, keys: NamespaceKeys, report: CheckReport) -> list[Fix]:
         raise NamespaceNotFoundError(keys.namespace, "this server")
     dtype = get_algorithm(meta.get("algorithm", STORED_DEFAULT_ALGORITHM)).dtype()
     fixes: list[Fix] = []
+    if "fence_until_ms" in meta:  # a drop or replace runs for milliseconds and takes its fence down with it
+        report.problems.append(
+            f"{keys.meta} holds fence_until_ms={meta['fence_until_ms']}, left by a drop or import --replace "
+            "that did not finish: it held off task creation and eviction until it expired"
+        )
+        fixes.append(lambda p: p.hdel(keys.meta, "fence_until_ms"))
     blob = _read_records(pipe, keys, int(meta.get("capacity") or 1), report, fixes)
     snapshot = ScoreSnapshot.from_bytes(int(meta.get("pool_version", 0)), blob, dtype)
     occupied = snapshot.size

@@ -64,7 +64,9 @@ def test_a_healthy_namespace_passes_the_check(redis_url: str, redis_client: redi
     assert check_namespace(redis_client, "healthy").problems == []
 
 
-@pytest.mark.parametrize("damage", ["pool_size", "task_hash", "task_slot", "label_active", "label_name", "orphan"])
+@pytest.mark.parametrize(
+    "damage", ["pool_size", "task_hash", "task_slot", "label_active", "label_name", "orphan", "stale_fence"]
+)
 def test_each_derivable_damage_is_found_and_repaired(redis_url: str, redis_client: redis.Redis, damage: str) -> None:
     ns = f"damage-{damage}"
     train(redis_url, ns)
@@ -81,6 +83,8 @@ def test_each_derivable_damage_is_found_and_repaired(redis_url: str, redis_clien
         redis_client.hincrby(label_key, "active", -1)
     elif damage == "label_name":
         redis_client.hdel(f"{{cr:{ns}}}:labels", label_key.decode().rsplit(":", 1)[1])
+    elif damage == "stale_fence":  # a drop or import --replace that died before it finished
+        redis_client.hset(f"{{cr:{ns}}}:meta", "fence_until_ms", 1)
     else:
         redis_client.hset(f"{{cr:{ns}}}:task:123456789", "slot", 3)
     report = check_namespace(redis_client, ns)
