@@ -53,12 +53,8 @@ def measuring(space: TaskSpace, generator: TaskGenerator, totals: dict[str, floa
     original = frontier.Frontier.distribution
 
     def distribution(self: frontier.Frontier, snapshot: ScoreSnapshot, cfg: frontier.FrontierConfig) -> Any:
-        parts = frontier.frontier_parts(
-            snapshot.column("completions"), snapshot.column("last_episode"), snapshot.label_hashes,
-            snapshot.column("fast"), snapshot.column("slow"), snapshot.column("frontier"),
-            snapshot.column("wins"), snapshot.episode_clock, cfg,
-        )  # fmt: skip
-        if parts is not None:
+        parts = self.parts(snapshot, cfg)
+        if parts.young.size:
             mask = np.array([is_impossible(int(t)) for t in snapshot.task_ids])
             total = float((parts.rank + parts.retry + parts.uniform).sum())
             totals["young"] += float(parts.rank[mask & parts.young].sum()) / total

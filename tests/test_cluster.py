@@ -524,8 +524,8 @@ def test_a_drop_on_the_cluster_is_retried_when_a_task_is_created_meanwhile(
         evict()
         return found
 
-    def read_then_evict(client: Any, k: NamespaceKeys) -> list[str]:
-        found = real_live(client, k)
+    def read_then_evict(client: Any, k: NamespaceKeys, scanned_at: Any) -> list[str]:
+        found = real_live(client, k, scanned_at)
         live_reads.append(len(found))
         if len(live_reads) == 1:
             evict()

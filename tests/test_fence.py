@@ -128,11 +128,11 @@ def test_evicting_during_a_drop_or_replace_is_held_off(
         refused.append(str(caught.value))
         return found
 
-    def live_then_evict(client: redis.Redis, k: NamespaceKeys) -> list[str]:
+    def live_then_evict(client: redis.Redis, k: NamespaceKeys, scanned_at: Any) -> list[str]:
         reads.append(1)
         with pytest.raises(ScriptError, match="CR_FENCED"):
             raw_create(redis_client, keys, Task(70, "new", {"level": 70}))
-        return live(client, k)
+        return live(client, k, scanned_at)
 
     monkeypatch.setattr(transfer, "scan_namespace", scan_then_evict)
     monkeypatch.setattr(transfer, "live_keys", live_then_evict)
@@ -158,4 +158,18 @@ def test_a_failed_replace_lifts_its_fence(redis_client: redis.Redis, monkeypatch
         admin.drop_namespace(redis_client, "fence-lifted")
     assert redis_client.exists(store.keys.meta) and not redis_client.hexists(store.keys.meta, "fence_until_ms")
     assert store.evict_and_replace(Eviction(1, Task(50, "new", {"level": 50}), min_presentations=0)) == "evicted"
+    store.close()
+
+
+def test_the_pool_is_read_again_only_when_it_changed_since_the_scan(redis_client: redis.Redis) -> None:
+    store = pool(redis_client, "fence-live")
+    keys = store.keys
+    version = redis_client.hget(keys.meta, "pool_version")
+    unchanged = transfer.live_keys(redis_client, keys, version)
+    assert not any(":task:" in k or ":label:" in k for k in unchanged)  # the SCAN listed them all
+    assert keys.scores in unchanged and keys.history in unchanged
+    assert store.evict_and_replace(Eviction(1, Task(50, "new", {"level": 50}), min_presentations=0)) == "evicted"
+    changed = transfer.live_keys(redis_client, keys, version)
+    assert {keys.task(t) for t in (2, 3, 4, 50)} <= set(changed) and keys.task(1) not in changed
+    assert keys.label(Task(50, "new", {}).label_hash) in changed
     store.close()

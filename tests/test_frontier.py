@@ -14,7 +14,6 @@ from curriculum_redis.algorithms import get_algorithm, parse_config
 from curriculum_redis.algorithms.frontier import (
     FrontierConfig,
     discovering,
-    frontier_distribution,
     frontier_parts,
     gap_noise_factor,
     label_heat,
@@ -102,7 +101,7 @@ def four_tasks(clock: int = 50) -> dict[str, np.ndarray | int]:
 
 def distribution(cfg: FrontierConfig = HAND, **changes: np.ndarray) -> np.ndarray:
     data = {**four_tasks(), **changes}
-    return frontier_distribution(**data, cfg=cfg)  # type: ignore[arg-type]
+    return frontier_parts(**data, cfg=cfg).probabilities()  # type: ignore[arg-type]
 
 
 def test_distribution_by_hand() -> None:
@@ -116,7 +115,6 @@ def test_distribution_by_hand() -> None:
     np.testing.assert_allclose(distribution(), expected, rtol=1e-12)
     assert distribution().sum() == pytest.approx(1.0)
     parts = frontier_parts(**four_tasks(), cfg=HAND)  # type: ignore[arg-type]
-    assert parts is not None
     np.testing.assert_allclose(parts.rank, (1 - 0.03 - mass) * p_score, rtol=1e-12)
     np.testing.assert_allclose(parts.retry, p_retry, rtol=1e-12)
     np.testing.assert_allclose(parts.uniform, np.full(4, 0.03 / 4), rtol=1e-12)
@@ -196,7 +194,7 @@ def test_without_zero_tasks_only_the_ranks_and_the_uniform_part_remain() -> None
 
 
 def test_distribution_of_an_empty_pool_and_of_a_snapshot() -> None:
-    assert frontier_distribution(*(np.zeros(0),) * 7, clock=0, cfg=CFG).size == 0  # type: ignore[call-arg]
+    assert frontier_parts(*(np.zeros(0),) * 7, clock=0, cfg=CFG).probabilities().size == 0  # type: ignore[call-arg]
     alg = get_algorithm("frontier")
     data = four_tasks()
     records = np.zeros(4, dtype=alg.dtype())
@@ -271,12 +269,12 @@ def test_the_retry_cap_bounds_a_lone_cold_task_not_a_hot_one() -> None:
     labels = np.arange(n)  # the never-solved task's label is its own: cold
     args = dict(completions=np.full(n, 40.0), last_episode=np.full(n, 900.0), fast=fast, slow=slow,
                 score=np.full(n, 0.01), wins=wins, clock=1000)  # fmt: skip
-    cold = frontier_distribution(labels=labels, cfg=CFG, **args)  # type: ignore[arg-type]
+    cold = frontier_parts(labels=labels, cfg=CFG, **args).probabilities()  # type: ignore[arg-type]
     # every score ties (rank share 1/n); the retry part gives task 1 its cap 4/n and nothing else
     assert cold[1] == pytest.approx((1 - 0.25 - 4 / n) / n + 4 / n + 0.25 / n, rel=1e-12)
     assert cold[1] < 0.1  # uncapped, the discovery would hand it all 0.6 of the retry part
     labels[1] = labels[2]  # the same task in a hot label: the frontier of a block being solved, uncapped
-    hot = frontier_distribution(labels=labels, cfg=CFG, **args)  # type: ignore[arg-type]
+    hot = frontier_parts(labels=labels, cfg=CFG, **args).probabilities()  # type: ignore[arg-type]
     assert hot[1] > 0.6
 
 

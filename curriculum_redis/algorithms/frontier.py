@@ -175,35 +175,21 @@ def discovering(completions: FloatArray, wins: FloatArray, fast: FloatArray, cfg
     return 1.0 if bool(fresh.any()) else 0.0
 
 
-def frontier_distribution(
-    completions: FloatArray,
-    last_episode: FloatArray,
-    labels: np.ndarray,
-    fast: FloatArray,
-    slow: FloatArray,
-    score: FloatArray,
-    wins: FloatArray,
-    clock: int,
-    cfg: FrontierConfig,
-) -> FloatArray:
-    """Sampling probability of each task; sums to 1, never NaN (see README, "The algorithm")."""
-    parts = frontier_parts(completions, last_episode, labels, fast, slow, score, wins, clock, cfg)
-    if parts is None:
-        return np.zeros(0)
-    probs = parts.rank + parts.retry + parts.uniform
-    return np.asarray(probs / probs.sum(), dtype=np.float64)
-
-
 @dataclass(frozen=True)
 class FrontierParts:
-    """The three parts of the distribution, each already weighted (they sum to 1 up to rounding): where the
-    budget goes, for diagnostics (``benchmarks/budget.py``)."""
+    """The three parts of the distribution, each already weighted (they sum to 1 up to rounding), kept apart
+    so that diagnostics can tell where the budget goes (``benchmarks/budget.py``)."""
 
     rank: FloatArray
     retry: FloatArray
     uniform: FloatArray
     young: np.ndarray
     """Tasks with fewer than ``min_samples`` outcomes (ranked first)."""
+
+    def probabilities(self) -> FloatArray:
+        """Sampling probability of each task; sums to 1, never NaN (see README, "The algorithm")."""
+        probs = self.rank + self.retry + self.uniform
+        return np.asarray(probs / probs.sum(), dtype=np.float64) if probs.size else np.zeros(0)
 
 
 def frontier_parts(
@@ -216,11 +202,11 @@ def frontier_parts(
     wins: FloatArray,
     clock: int,
     cfg: FrontierConfig,
-) -> FrontierParts | None:
-    """The rank, retry and uniform parts of :func:`frontier_distribution`; ``None`` for an empty pool."""
+) -> FrontierParts:
+    """The rank, retry and uniform parts of the sampling distribution (see README, "The algorithm")."""
     n = score.size
     if n == 0:
-        return None
+        return FrontierParts(np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0, dtype=bool))
     young = np.asarray(completions) < cfg.min_samples
     p_score = rank_probabilities(young, np.asarray(score, dtype=np.float64), cfg.rank_beta)
     zero = ~young & ((wins == 0.0) | (slow < cfg.zero_slow))
@@ -276,7 +262,10 @@ class Frontier(PoolAlgorithm):
         return state["frontier"]
 
     def distribution(self, snapshot: ScoreSnapshot, cfg: FrontierConfig) -> FloatArray:
-        return frontier_distribution(
+        return self.parts(snapshot, cfg).probabilities()
+
+    def parts(self, snapshot: ScoreSnapshot, cfg: FrontierConfig) -> FrontierParts:
+        return frontier_parts(
             snapshot.column("completions"), snapshot.column("last_episode"), snapshot.label_hashes,
             snapshot.column("fast"), snapshot.column("slow"), snapshot.column("frontier"),
             snapshot.column("wins"), snapshot.episode_clock, cfg,

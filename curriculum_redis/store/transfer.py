@@ -182,6 +182,7 @@ def replace_namespace(
     done = False
     try:
         with map_errors(where):
+            scanned_at = client.hget(keys.meta, "pool_version")
             scanned = [k for p in patterns for k in scan_namespace(client, keys.namespace, p)]
         for _ in range(WATCH_RETRIES):
             with client.pipeline(transaction=True) as pipe:
@@ -189,7 +190,7 @@ def replace_namespace(
                     with map_errors(where):
                         if CLUSTER_CAN_WATCH or not isinstance(client, RedisCluster):
                             pipe.watch(keys.meta)
-                        existing = list(dict.fromkeys([*keys.fixed, *scanned, *live_keys(client, keys)]))
+                        existing = list(dict.fromkeys([*keys.fixed, *scanned, *live_keys(client, keys, scanned_at)]))
                         pipe.multi()
                         write(pipe, existing)
                         replies: list[Any] = pipe.execute()
@@ -204,14 +205,19 @@ def replace_namespace(
                 client.hdel(keys.meta, "fence_until_ms")  # never creates meta
 
 
-def live_keys(client: Client, keys: NamespaceKeys) -> list[str]:
-    """Every key the scripts may have created since a SCAN began: the pool's task hashes (an evicted task's
-    hash is deleted with it, so the occupied slots name them all), the label hashes (each registered in
-    ``:labels`` by the script that creates it), the ``:scores`` segments, the history and stage keys.
-    Read slot by slot up to the capacity, one bounded ``GETRANGE`` at a time."""
-    capacity = int(client.hget(keys.meta, "capacity") or 0)
-    label_hashes = [text(h) for h in client.hkeys(keys.labels)]
+def live_keys(client: Client, keys: NamespaceKeys, scanned_at: Any = None) -> list[str]:
+    """Every key the scripts may have created since a SCAN began at pool version ``scanned_at``: the
+    ``:scores`` segments, the history and stage keys, and, if the pool changed since (every script that
+    creates a task or a label bumps ``pool_version``), the pool's task hashes (an evicted task's hash is
+    deleted with it, so the occupied slots name them all) and the label hashes (each registered in
+    ``:labels`` by the script that creates it), read one bounded ``GETRANGE`` at a time up to the capacity."""
+    version, raw_capacity = client.hmget(keys.meta, ["pool_version", "capacity"])
+    capacity = int(raw_capacity or 0)
     segments = keys.scores_segments(capacity)
+    fixed = [*segments, keys.history, keys.history_labels, *keys.stage_all]
+    if scanned_at is not None and version == scanned_at:
+        return fixed  # nothing created since the SCAN began: it listed everything
+    label_hashes = [text(h) for h in client.hkeys(keys.labels)]
     records = b"".join(
         read_rest(client, key, 0, min(SEGMENT_RECORDS, capacity - k * SEGMENT_RECORDS) * RECORD_SIZE)
         for k, key in enumerate(segments)
@@ -220,12 +226,9 @@ def live_keys(client: Client, keys: NamespaceKeys) -> list[str]:
     records = records[: len(records) // RECORD_SIZE * RECORD_SIZE]
     ids = np.frombuffer(records, dtype="<f8").reshape(-1, RECORD_FIELDS)[:, 0] if records else np.zeros(0)
     return [
-        *segments,
+        *fixed,
         *(keys.task(int(i)) for i in ids if i >= 1),
         *(keys.label(int(h)) for h in label_hashes if h.lstrip("-").isdigit()),
-        keys.history,
-        keys.history_labels,
-        *keys.stage_all,
     ]
 
 
