@@ -6,11 +6,10 @@
 -- evicted a few thousand times a second changed meta inside that window 50 times in a row.
 -- Returns 1 (fenced), or 0 when the namespace has no meta (nothing is written: no partial namespace).
 local ttl = tonumber(ARGV[1])
+-- @INCLUDE fence@
 if not ttl or ttl < 1 or ttl ~= math.floor(ttl) then
   return redis.error_reply('CR_ARGS fence_namespace.lua: the fence life must be a positive count of ms')
 end
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('HSET', KEYS[1], 'fence_until_ms', tostring(now + ttl))
+redis.call('HSET', KEYS[1], 'fence_until_ms', tostring(now_ms() + ttl))
 return 1

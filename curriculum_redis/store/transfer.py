@@ -172,11 +172,11 @@ def replace_namespace(
     A fence (``fence_namespace.lua``) first holds off task creation and eviction, whose scripts write meta:
     without it, workers evicting a few thousand times a second changed meta inside the WATCH window 50
     times in a row. The SCAN for ``patterns`` then runs once (it walks the whole database: tens of ms on a
-    server holding many namespaces); what was created before the fence but after the SCAN began is found by
-    :func:`live_keys`, a few bounded reads inside a WATCH on meta, which stays as the guarantee should the
-    fence expire first. On a cluster too (a namespace's keys share one slot), with a redis-py that can WATCH
-    there (6.2+); an older one runs one MULTI/EXEC unwatched. The drop deletes meta and the import rewrites
-    it, taking the fence down; a failure lifts it."""
+    server holding many namespaces). Should the fence expire first, a WATCH on meta stays the guarantee, and
+    :func:`live_keys` finds inside it what was created since the SCAN began. On a cluster too (a
+    namespace's keys share one slot), with a redis-py that can WATCH there (6.2+); an older one runs one
+    MULTI/EXEC unwatched. The drop deletes meta and the import rewrites it, taking the fence down; a
+    failure lifts it."""
     with map_errors(where):
         ScriptSet(client)("fence_namespace", [keys.meta], [FENCE_MS], read=True)
     done = False
