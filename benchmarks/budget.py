@@ -9,6 +9,7 @@ performance. It says which part a change must touch to spend less on impossible 
     python benchmarks/budget.py                                     # frozenlake-sealed, block labels, 8 seeds
     python benchmarks/budget.py --bench frozenlake-sealed --labels own --seeds 4
     python benchmarks/budget.py --bench minigrid-rooms --labels own
+    python benchmarks/budget.py --labels own --neighbours         # told where the start cells lie
 
 Needs ``gymnasium`` and ``minigrid`` (the quality suite's benchmarks).
 """
@@ -71,14 +72,14 @@ def measuring(space: TaskSpace, generator: TaskGenerator, totals: dict[str, floa
         frontier.Frontier.distribution = original  # type: ignore[method-assign]
 
 
-def measure(bench: Benchmark, grouped: bool, seeds: int) -> dict[str, float]:
+def measure(bench: Benchmark, grouped: bool, seeds: int, neighbours: bool = False) -> dict[str, float]:
     space = bench.space()
     generator = space.grouped if grouped and space.grouped is not None else space.generator
     totals = dict.fromkeys((*PARTS, "refreshes"), 0.0)
     finals, shares = [], []
     with measuring(space, generator, totals):
         for seed in range(seeds):
-            metrics = run_one(bench, Row("library default", "library", grouped=grouped), seed)
+            metrics = run_one(bench, Row("library default", "library", grouped=grouped, neighbours=neighbours), seed)
             finals.append(metrics["final"])
             shares.append(metrics["impossible_share"])
     refreshes = max(totals.pop("refreshes"), 1.0)
@@ -93,6 +94,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--labels", choices=("block", "own"), default="block",
                         help="block: labels shared by neighbouring tasks (where the benchmark has them); "
                         "own: the generator's")  # fmt: skip
+    parser.add_argument("--neighbours", action="store_true",
+                        help="tell the default where tasks lie (FrontierConfig.neighbour_keys) where it can")
     parser.add_argument("--seeds", type=int, default=8)
     parser.add_argument("--smoke", action="store_true", help="one seed of a few episodes: checks the plumbing")
     parser.add_argument("--out", default=None, help="also write the figures to <out>/budget.json")
@@ -103,11 +106,12 @@ def main(argv: list[str] | None = None) -> None:
     bench = benches[args.bench]
     if args.smoke:
         bench, args.seeds = replace(bench, episodes=SMOKE_EPISODES), 1  # type: ignore[type-var]
-    result = measure(bench, args.labels == "block", args.seeds)
+    result = measure(bench, args.labels == "block", args.seeds, args.neighbours)
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)
         (Path(args.out) / "budget.json").write_text(json.dumps({"benchmark": args.bench, **result}, indent=1))
-    print(f"{args.bench}, {args.labels} labels, {args.seeds} seeds, {int(result['refreshes'])} refreshes: "
+    located = ", neighbour_keys" if args.neighbours else ""
+    print(f"{args.bench}, {args.labels} labels{located}, {args.seeds} seeds, {int(result['refreshes'])} refreshes: "
           f"final performance {result['final']:.2f}")  # fmt: skip
     print("| part of the distribution | mass on impossible tasks (mean over refreshes) |")
     print("|---|---|")

@@ -32,7 +32,7 @@ from pydantic import (
 
 from curriculum_redis.errors import ConfigError, HyperparameterMismatchError, InvalidScoreError
 from curriculum_redis.store.url import check_url
-from curriculum_redis.tasks import TaskGenerator, always_tagged
+from curriculum_redis.tasks import TaskGenerator, always_tagged, task_position
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 AlgorithmConfigT = TypeVar("AlgorithmConfigT", bound="AlgorithmConfig")
@@ -294,6 +294,15 @@ class CurriculumConfig(BaseModel):
     def _generator_given(self) -> CurriculumConfig:
         if self.task_generator is None and isinstance(self.algorithm, PoolConfig):
             raise ValueError(f"task_generator is required by the {self.algorithm.algorithm} algorithm")
+        return self
+
+    @model_validator(mode="after")
+    def _tasks_located(self) -> CurriculumConfig:
+        """Keys that name nothing in the tasks fail here, not at the first refresh of a training run."""
+        keys: tuple[str, ...] = getattr(self.algorithm, "neighbour_keys", ())
+        if keys and self.task_generator is not None:
+            first = 1 if self.task_generator.size is not None else 0
+            task_position(self.task_generator.get_task(first), keys)
         return self
 
     @model_validator(mode="after")

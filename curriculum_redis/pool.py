@@ -12,6 +12,7 @@ whole and never evicted; an evicted configuration may come back in a later repla
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 
@@ -25,7 +26,7 @@ from curriculum_redis.sampler import LocalSampler
 from curriculum_redis.stats import flatten_labels, label_table, pool_stats
 from curriculum_redis.store.base import COUNTERS, CurriculumStore, Eviction, Outcome, RecordResult, ScoreSnapshot
 from curriculum_redis.store.schema import MAX_TASK_ID
-from curriculum_redis.tasks import Task, TaskGenerator
+from curriculum_redis.tasks import Task, TaskGenerator, task_position
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ class PoolView:
         self._rng = rng
         self._sampler = LocalSampler(rng)
         self._tasks: dict[int, Task] = {}
+        self._positions: dict[int, tuple[float, ...]] = {}
         self._slots: dict[int, int] = {}
         self._snapshot: ScoreSnapshot | None = None
         self._probs = np.zeros(0)
@@ -168,9 +170,29 @@ class PoolView:
             self._tasks = {i: self._tasks.get(i) or generator.get_task(i) for i in ids.tolist()}
             self._slots = snap.slot_of()
             self._pool_version = snap.pool_version
+        snap = self._located(snap)
         self._probs = self.algorithm.distribution(snap, self.hypers)
         self._sampler.load(ids, self._probs)
         self._snapshot = snap
+
+    def _located(self, snap: ScoreSnapshot) -> ScoreSnapshot:
+        """``snap`` with each task's coordinates when the algorithm places tasks in task space
+        (``neighbour_keys``); a view that only observes has no generator to read them from."""
+        keys: tuple[str, ...] = getattr(self.hypers, "neighbour_keys", ())
+        if not keys or self.config is None or snap.size == 0:
+            return snap
+        rows = []
+        for task_id in snap.task_ids.tolist():
+            position = self._positions.get(task_id)
+            if position is None:
+                position = task_position(self._tasks.get(task_id) or self.generator.get_task(task_id), keys)
+                self._positions[task_id] = position
+            rows.append(position)
+        if len({len(row) for row in rows}) != 1:
+            raise ConfigError(f"neighbour_keys {list(keys)} give tasks coordinates of different lengths")
+        if len(self._positions) > 4 * max(snap.size, 1024):  # ids evicted long ago
+            self._positions = {i: self._positions[i] for i in snap.task_ids.tolist()}
+        return dataclasses.replace(snap, positions=np.asarray(rows, dtype=np.float64))
 
     # -- hot path --------------------------------------------------------------------------------
 
@@ -212,6 +234,7 @@ class PoolView:
         snap = store.snapshot()
         if snap.size == 0:  # a namespace not made yet names no algorithm: give it this one's columns
             snap = ScoreSnapshot(snap.pool_version, np.zeros(0, self.algorithm.dtype()), None, snap.episode_clock)
+        snap = self._located(snap)
         return snap, self.algorithm.distribution(snap, self.hypers)
 
     def current_probabilities(self, store: CurriculumStore) -> dict[int, float]:

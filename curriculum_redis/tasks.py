@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
@@ -182,6 +183,29 @@ class SingleTaskGenerator(TaskGenerator):
 
     def generate(self, task_id: int) -> Task:
         return Task(task_id, self.label, copy.deepcopy(self.env_cfg))
+
+
+def task_position(task: Task, keys: Sequence[str]) -> tuple[float, ...]:
+    """The task's coordinates: the values at the dot paths ``keys`` of its ``env_cfg``, each a finite number
+    or a list of them (``[row, col]``), in order. Used to find the never-solved tasks next to solved ones."""
+    coords: list[float] = []
+    for dotted in keys:
+        node: Any = task.env_cfg
+        for part in dotted.split("."):
+            if not isinstance(node, Mapping) or part not in node:
+                raise ConfigError(f"neighbour key {dotted!r} is not in task {task.task_id}'s env_cfg {task.env_cfg!r}")
+            node = node[part]
+        values = list(node) if isinstance(node, list | tuple) else [node]
+        for value in values:
+            if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+                raise ConfigError(
+                    f"neighbour key {dotted!r} of task {task.task_id} must hold a number or a list of numbers, "
+                    f"got {node!r}"
+                )
+            if not math.isfinite(float(value)):
+                raise ConfigError(f"neighbour key {dotted!r} of task {task.task_id} is not finite: {node!r}")
+            coords.append(float(value))
+    return tuple(coords)
 
 
 def _set_path(cfg: dict[str, Any], dotted: str, value: Any) -> None:

@@ -13,7 +13,7 @@ pytest.importorskip("minigrid")
 
 from benchmarks import quality_envs
 from benchmarks.quality_suite.core import Row, run_one
-from benchmarks.quality_suite.frozenlake import FrozenLakeBenchmark, reach_probability, transition_tensor
+from benchmarks.quality_suite.frozenlake import FrozenLakeBenchmark, reach_probability, start_cell, transition_tensor
 from benchmarks.quality_suite.gridworld import GridBenchmark
 from benchmarks.quality_suite.student import FamiliesBenchmark
 
@@ -25,8 +25,8 @@ def test_sealed_map_has_half_of_its_starts_cut_off() -> None:
     assert not (space.counted & space.impossible).any()
     # The library's generator enumerates exactly the suite's tasks (finite: each once), not in map order.
     assert space.generator.size == space.size
-    starts = [int(space.generator.get_task(t).env_cfg["start"]) for t in space.generator.task_ids()]
-    assert sorted(starts) == sorted(int(c["start"]) for c in space.configs) and starts != sorted(starts)
+    starts = [start_cell(space.generator.get_task(t).env_cfg) for t in space.generator.task_ids()]
+    assert sorted(starts) == sorted(start_cell(c) for c in space.configs) and starts != sorted(starts)
     for task_id in space.generator.task_ids():
         cfg = space.generator.get_task(task_id).env_cfg
         assert space.configs[space.key(cfg)] == cfg
@@ -112,6 +112,32 @@ def test_quick_mode_shows_the_default_teaching_more_than_uniform_sampling_on_the
         assert impossible["library default"] < impossible["uniform (no library)"], (name, impossible)
 
 
+def test_frozenlake_starts_carry_their_row_and_column_for_neighbour_keys() -> None:
+    bench = FrozenLakeBenchmark("sealed", "sealed", 10)
+    space = bench.space()
+    assert space.neighbour_keys == ("start.row", "start.col")
+    for generator in (space.generator, space.grouped):
+        assert generator is not None
+        for task_id in generator.task_ids():
+            start = generator.get_task(task_id).env_cfg["start"]
+            assert divmod(start["cell"], 12) == (start["row"], start["col"])
+    first = space.generator.get_task(1)
+    assert first.label == f"frozenlake-sealed:start={start_cell(first.env_cfg)}"
+
+
+def test_neighbour_keys_meet_the_sealed_maps_target_where_labels_alone_do_not() -> None:
+    """Issue target (b): more final success than uniform sampling with at most 15% of episodes on impossible
+    starts (uniform spends half). Four seeds of the full 2,000-episode budget, a few seconds."""
+    bench = FrozenLakeBenchmark("frozenlake-sealed", "sealed", 2000)
+    rows = {row.name: row for row in quality_envs.standard_rows()}
+    runs = {name: [run_one(bench, rows[name], seed) for seed in range(4)]
+            for name in ("uniform (no library)", "library default", "library default, neighbours")}  # fmt: skip
+    final = {name: float(np.mean([r["final"] for r in got])) for name, got in runs.items()}
+    wasted = {name: float(np.mean([r["impossible_share"] for r in got])) for name, got in runs.items()}
+    assert wasted["library default, neighbours"] <= 0.15 < wasted["library default"] < wasted["uniform (no library)"]
+    assert final["library default, neighbours"] > final["uniform (no library)"] + 0.2, final
+
+
 def test_grouped_frozenlake_tasks_share_a_label_per_3x3_block_of_start_cells() -> None:
     bench = FrozenLakeBenchmark("corridor", "corridor", 10)
     space = bench.space()
@@ -120,7 +146,7 @@ def test_grouped_frozenlake_tasks_share_a_label_per_3x3_block_of_start_cells() -
     for task_id in space.grouped.task_ids():
         task = space.grouped.get_task(task_id)
         assert space.configs[space.key(task.env_cfg)] == task.env_cfg
-        labels.setdefault(task.label, set()).add(int(task.env_cfg["start"]))
+        labels.setdefault(task.label, set()).add(start_cell(task.env_cfg))
     ncol = 12
     for cells in labels.values():  # one block each: at most 9 cells, all in the same 3x3 block
         assert len(cells) <= 9 and len({(c // ncol // 3, c % ncol // 3) for c in cells}) == 1

@@ -163,6 +163,11 @@ class QLearner:
         return np.asarray(np.argmax(np.asarray(self.q), axis=1))
 
 
+def start_cell(cfg: Mapping[str, Any]) -> int:
+    """The start cell of a task's env config."""
+    return int(cfg["start"]["cell"])
+
+
 @dataclass(frozen=True)
 class FrozenLakeBenchmark:
     """One map; tasks are its non-hole, non-goal cells (starts that cannot reach the goal included)."""
@@ -191,18 +196,29 @@ class FrozenLakeBenchmark:
         # The library's pool follows the generator's order, and ties between equal scores follow the pool:
         # cells in map order would put the goal's neighbours first and leak the reverse curriculum.
         order = [int(c) for c in np.random.default_rng(2024).permutation(cells)]
-        generator = BucketedTaskGenerator(buckets={"start": order}, label=f"frozenlake-{self.map_name}",
-                                          finite=True)
-        return TaskSpace([{"start": c} for c in cells], impossible, ~impossible, generator,
-                         lambda cfg: index[int(cfg["start"])], self._blocks(order))  # fmt: skip
+        starts = [self._start(c) for c in order]
+        generator = BucketedTaskGenerator(buckets={"start": starts}, label=f"frozenlake-{self.map_name}",
+                                          label_format="start={start[cell]}", finite=True)  # fmt: skip
+        return TaskSpace([{"start": self._start(c)} for c in cells], impossible, ~impossible, generator,
+                         lambda cfg: index[start_cell(cfg)], self._blocks(order),
+                         neighbour_keys=("start.row", "start.col"))  # fmt: skip
+
+    def _start(self, cell: int) -> dict[str, int]:
+        """A start cell as a task config: its index (what the env takes) and its row and column (where it
+        is: ``neighbour_keys`` for rows that place tasks in task space)."""
+        row, col = divmod(cell, self._ncol())
+        return {"cell": cell, "row": row, "col": col}
+
+    def _ncol(self) -> int:
+        return int(self._env().unwrapped.ncol)  # type: ignore[attr-defined]
 
     def _blocks(self, cells: list[int]) -> TaskGeneratorSet:
         """One task per start cell, uniformly, labelled by its 3x3 block of the map (a label a user can
         choose without knowing the maze)."""
-        ncol = int(self._env().unwrapped.ncol)  # type: ignore[attr-defined]
+        ncol = self._ncol()
         return TaskGeneratorSet([
-            SingleTaskGenerator({"start": c}, label=f"{self.map_name}-block-{c // ncol // 3}-{c % ncol // 3}",
-                                finite=True)
+            SingleTaskGenerator({"start": self._start(c)},
+                                label=f"{self.map_name}-block-{c // ncol // 3}-{c % ncol // 3}", finite=True)
             for c in cells
         ])  # fmt: skip
 
@@ -235,7 +251,7 @@ class FrozenLakeRun:
 
     def apply(self, env: gymnasium.Env[Any, Any], cfg: Mapping[str, Any]) -> None:
         start = np.zeros(self.t.shape[1])
-        start[int(cfg["start"])] = 1.0
+        start[start_cell(cfg)] = 1.0
         env.unwrapped.initial_state_distrib = start
 
     def play(self, env: gymnasium.Env[Any, Any]) -> tuple[float, float]:

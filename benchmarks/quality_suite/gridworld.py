@@ -100,7 +100,8 @@ class GridBenchmark:
             BucketedTaskGenerator(buckets={"size": list(IMPOSSIBLE_SIZES)}, base={"budget": "short"},
                                   label="room-short", finite=True),
         ])  # fmt: skip
-        return TaskSpace(configs, impossible, ~impossible, generator, lambda cfg: index[_resolve(cfg)])
+        return TaskSpace(configs, impossible, ~impossible, generator, lambda cfg: index[_resolve(cfg)],
+                         neighbour_keys=("size",))  # fmt: skip
 
     def solved_threshold(self) -> FloatArray:
         return np.array([np.inf if c["max_steps"] < shortest_path(c["size"]) else 1.0 for c in _configs()])

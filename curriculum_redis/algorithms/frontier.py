@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from curriculum_redis.algorithms.base import FloatArray, IndexArray, PoolAlgorithm, low_score_candidates
 from curriculum_redis.config import PoolConfig
@@ -41,6 +41,8 @@ SETTLED_EVIDENCE = 100
 HOPELESS_EVIDENCE = 200
 """... or none of this many or more, in a label never solved in the pool (hopeless): see ``settled_rank_weight``.
 Both are long: FrozenLake start cells solved after a few failures, or not reached yet, stay unsettled."""
+NEIGHBOUR_POOL_LIMIT = 8192
+"""Nearness is computed exactly, O(never solved x solved) per refresh: pools up to this size."""
 RECORDS_READ_PER_DRAW = 25
 """Larger pools refresh less often, so that refreshing reads at most about this many task records a draw."""
 
@@ -52,7 +54,8 @@ class FrontierConfig(PoolConfig):
     # Sampling-only fields; gap_z and low_success_weight shape the stored score (the Lua update reads them).
     SAFE: ClassVar[frozenset[str]] = PoolConfig.SAFE | {
         "min_samples", "rank_beta", "retry_mass", "retry_floor", "heat_scale", "zero_slow", "rand_task_rate",
-        "discovery_wins", "give_up_after", "retry_cap", "settled_rank_weight",
+        "discovery_wins", "give_up_after", "retry_cap", "settled_rank_weight", "neighbour_keys",
+        "neighbour_distance", "neighbour_decay",
     }  # fmt: skip
 
     algorithm: Literal["frontier"] = "frontier"
@@ -95,6 +98,28 @@ class FrontierConfig(PoolConfig):
     sending new tasks fills with impossible ones (mastered tasks leave, they stay), drawn by the uniform
     part."""
 
+    neighbour_keys: tuple[str, ...] = ()
+    """Dot paths of ``env_cfg`` whose numbers place a task in task space (``("start.row", "start.col")``, or
+    one path holding ``[row, col]``). Given, a never-solved task's retry and uniform weights are scaled by
+    its nearness to the closest solved task, ``exp(-neighbour_decay * max(0, d / neighbour_distance - 1))``
+    (``d`` Euclidean), and the retry part's mass by the nearest one's: the tasks next to what is solved are
+    the frontier (a reverse curriculum's next start cells, a slightly harder parameter), the far ones wait.
+    Empty (the default): task space has no geometry, labels alone say what is close."""
+    neighbour_distance: float = Field(1.0, gt=0.0, allow_inf_nan=False)
+    """The distance at which two tasks are neighbours (1 for grid cells); nearer ones count as neighbours."""
+    neighbour_decay: float = Field(3.0, gt=0.0, allow_inf_nan=False)
+    """How fast nearness falls beyond ``neighbour_distance``: by ``e^-3``, 0.05, one more distance out."""
+
+    @field_validator("neighbour_keys")
+    @classmethod
+    def _dot_paths(cls, keys: tuple[str, ...]) -> tuple[str, ...]:
+        for key in keys:
+            if not key or any(not part for part in key.split(".")):
+                raise ValueError(f"neighbour key {key!r} is not a dot path")
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"neighbour_keys repeats a path: {list(keys)}")
+        return keys
+
     def refresh_every_draws(self) -> int:
         return max(RECOMMENDED_REFRESH_EVERY_DRAWS, self.num_active_tasks // RECORDS_READ_PER_DRAW)
 
@@ -102,6 +127,11 @@ class FrontierConfig(PoolConfig):
         if self.retry_mass + self.rand_task_rate > 1.0:
             raise ConfigError(
                 f"retry_mass ({self.retry_mass}) + rand_task_rate ({self.rand_task_rate}) exceeds 1; lower one"
+            )
+        if self.neighbour_keys and self.num_active_tasks > NEIGHBOUR_POOL_LIMIT:
+            raise ConfigError(
+                f"neighbour_keys needs num_active_tasks <= {NEIGHBOUR_POOL_LIMIT} (nearness is computed exactly "
+                f"at every refresh), got {self.num_active_tasks}"
             )
 
 
@@ -175,6 +205,23 @@ def discovering(completions: FloatArray, wins: FloatArray, fast: FloatArray, cfg
     return 1.0 if bool(fresh.any()) else 0.0
 
 
+def nearness(positions: FloatArray, solved: np.ndarray, zero: np.ndarray, cfg: FrontierConfig) -> FloatArray:
+    """Per task: 1, or for a never-solved task ``exp(-decay * max(0, d / distance - 1))`` with ``d`` its
+    Euclidean distance to the closest solved task (all 1 while nothing is solved: nothing is near yet)."""
+    near = np.ones(positions.shape[0])
+    if not (solved.any() and zero.any()):
+        return near
+    points, targets = positions[zero], positions[solved]
+    closest = np.empty(points.shape[0])
+    step = max(1, 2**22 // max(1, targets.size))  # bounded memory: about 32 MiB of differences a chunk
+    for lo in range(0, points.shape[0], step):
+        diff = points[lo : lo + step, None, :] - targets[None, :, :]
+        closest[lo : lo + step] = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff)).min(axis=1)
+    excess = np.maximum(0.0, closest / cfg.neighbour_distance - 1.0)
+    near[zero] = np.exp(-cfg.neighbour_decay * excess)
+    return near
+
+
 @dataclass(frozen=True)
 class FrontierParts:
     """The three parts of the distribution, each already weighted (they sum to 1 up to rounding), kept apart
@@ -202,8 +249,10 @@ def frontier_parts(
     wins: FloatArray,
     clock: int,
     cfg: FrontierConfig,
+    positions: FloatArray | None = None,
 ) -> FrontierParts:
-    """The rank, retry and uniform parts of the sampling distribution (see README, "The algorithm")."""
+    """The rank, retry and uniform parts of the sampling distribution (see README, "The algorithm").
+    ``positions``: one row of coordinates per task, for ``neighbour_keys`` (ignored without them)."""
     n = score.size
     if n == 0:
         return FrontierParts(np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0, dtype=bool))
@@ -213,22 +262,35 @@ def frontier_parts(
     heat = label_heat(labels, np.asarray(fast, dtype=np.float64), cfg.heat_scale)
     if cfg.settled_rank_weight != 1.0:
         p_score = settle(p_score, completions, heat, wins, zero, cfg)
+    near = np.ones(n)
+    located = bool(cfg.neighbour_keys) and positions is not None
+    if located:
+        solved = (np.asarray(wins) > 0.0) & (np.asarray(slow) >= cfg.zero_slow)
+        near = nearness(np.asarray(positions, dtype=np.float64).reshape(n, -1), solved, zero, cfg)
     mass = 0.0
     p_retry = np.zeros(n)
     if zero.any():
         h = cfg.retry_floor
         stale = np.maximum(0.0, clock - np.asarray(last_episode)) + 1.0
-        w = np.where(zero, stale * (h + heat), 0.0)
+        w = np.where(zero, stale * (h + heat) * near, 0.0)
         opened = discovering(completions, wins, fast, cfg)
-        mass = cfg.retry_mass * max((h + float(heat[zero].max())) / (h + 1.0), opened)
+        mass = cfg.retry_mass * max((h + float(heat[zero].max())) / (h + 1.0), opened) * float(near[zero].max())
         total = float(w.sum())
         if total > 0.0:
-            p_retry = np.minimum(mass * w / total, np.where(heat < 1.0, cfg.retry_cap / n, np.inf))
+            # Near tasks are the frontier whatever their label: only far ones of cold labels are capped.
+            capped = (heat < 1.0) & (near < 1.0) if located else heat < 1.0
+            p_retry = np.minimum(mass * w / total, np.where(capped, cfg.retry_cap / n, np.inf))
             mass = float(p_retry.sum())
         else:
             mass = 0.0
     eps = cfg.rand_task_rate
-    return FrontierParts((1.0 - eps - mass) * p_score, p_retry, np.full(n, eps / n), young)
+    parts = FrontierParts((1.0 - eps - mass) * p_score, p_retry, np.full(n, eps / n), young)
+    if not located:
+        return parts
+    # Far never-solved tasks keep a share of their uniform weight; what they free goes to every part alike.
+    uniform = parts.uniform * near
+    total = float(parts.rank.sum() + p_retry.sum() + uniform.sum())
+    return FrontierParts(parts.rank / total, p_retry / total, uniform / total, young)
 
 
 class Frontier(PoolAlgorithm):
@@ -268,7 +330,7 @@ class Frontier(PoolAlgorithm):
         return frontier_parts(
             snapshot.column("completions"), snapshot.column("last_episode"), snapshot.label_hashes,
             snapshot.column("fast"), snapshot.column("slow"), snapshot.column("frontier"),
-            snapshot.column("wins"), snapshot.episode_clock, cfg,
+            snapshot.column("wins"), snapshot.episode_clock, cfg, snapshot.positions,
         )  # fmt: skip
 
     def eviction_candidates(

@@ -48,6 +48,9 @@ class ScoreSnapshot:
     slots: npt.NDArray[np.int64] | None = None
     episode_clock: int = 0
     """The namespace's global episode count when the snapshot was read (0: unknown)."""
+    positions: npt.NDArray[np.float64] | None = None
+    """Each task's coordinates in task space (one row per record), when the algorithm asks for them
+    (``FrontierConfig.neighbour_keys``): not stored, derived by each process from its tasks' configs."""
 
     @property
     def size(self) -> int:
