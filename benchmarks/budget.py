@@ -9,7 +9,7 @@ performance. It says which part a change must touch to spend less on impossible 
     python benchmarks/budget.py                                     # frozenlake-sealed, block labels, 8 seeds
     python benchmarks/budget.py --bench frozenlake-sealed --labels own --seeds 4
     python benchmarks/budget.py --bench minigrid-rooms --labels own
-    python benchmarks/budget.py --labels own --neighbours         # told where the start cells lie
+    python benchmarks/budget.py --labels own --coordinates        # start cells with their row and column
 
 Needs ``gymnasium`` and ``minigrid`` (the quality suite's benchmarks).
 """
@@ -32,7 +32,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.quality_envs import SMOKE_EPISODES, all_benchmarks  # noqa: E402
-from benchmarks.quality_suite.core import Benchmark, Row, TaskSpace, run_one  # noqa: E402
+from benchmarks.quality_suite.core import Benchmark, CustomFactory, Row, TaskSpace, run_one  # noqa: E402
+from curriculum_redis import Curriculum, CurriculumConfig  # noqa: E402
 from curriculum_redis.algorithms import frontier  # noqa: E402
 from curriculum_redis.store.base import ScoreSnapshot  # noqa: E402
 from curriculum_redis.tasks import TaskGenerator  # noqa: E402
@@ -72,14 +73,26 @@ def measuring(space: TaskSpace, generator: TaskGenerator, totals: dict[str, floa
         frontier.Frontier.distribution = original  # type: ignore[method-assign]
 
 
-def measure(bench: Benchmark, grouped: bool, seeds: int, neighbours: bool = False) -> dict[str, float]:
+def default_with(generator: TaskGenerator) -> CustomFactory:
+    """The library's default curriculum over ``generator`` (the row the suite calls "library default")."""
+
+    def make(space: TaskSpace, seed: int) -> Curriculum:
+        return Curriculum(CurriculumConfig(task_generator=generator, seed=seed))
+
+    return make
+
+
+def measure(bench: Benchmark, grouped: bool, seeds: int, located: bool = False) -> dict[str, float]:
     space = bench.space()
     generator = space.grouped if grouped and space.grouped is not None else space.generator
+    if located and space.located is not None:  # block labels keep their labels and take the coordinates
+        where = space.located.coordinates
+        generator = generator.model_copy(update={"coordinates": where}) if grouped and where else space.located
     totals = dict.fromkeys((*PARTS, "refreshes"), 0.0)
     finals, shares = [], []
     with measuring(space, generator, totals):
         for seed in range(seeds):
-            metrics = run_one(bench, Row("library default", "library", grouped=grouped, neighbours=neighbours), seed)
+            metrics = run_one(bench, Row("library default", "custom", factory=default_with(generator)), seed)
             finals.append(metrics["final"])
             shares.append(metrics["impossible_share"])
     refreshes = max(totals.pop("refreshes"), 1.0)
@@ -94,8 +107,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--labels", choices=("block", "own"), default="block",
                         help="block: labels shared by neighbouring tasks (where the benchmark has them); "
                         "own: the generator's")  # fmt: skip
-    parser.add_argument("--neighbours", action="store_true",
-                        help="tell the default where tasks lie (FrontierConfig.neighbour_keys) where it can")
+    parser.add_argument("--coordinates", action="store_true",
+                        help="tasks with coordinates (TaskGenerator.coordinates), where the benchmark has them")
     parser.add_argument("--seeds", type=int, default=8)
     parser.add_argument("--smoke", action="store_true", help="one seed of a few episodes: checks the plumbing")
     parser.add_argument("--out", default=None, help="also write the figures to <out>/budget.json")
@@ -106,11 +119,11 @@ def main(argv: list[str] | None = None) -> None:
     bench = benches[args.bench]
     if args.smoke:
         bench, args.seeds = replace(bench, episodes=SMOKE_EPISODES), 1  # type: ignore[type-var]
-    result = measure(bench, args.labels == "block", args.seeds, args.neighbours)
+    result = measure(bench, args.labels == "block", args.seeds, args.coordinates)
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)
         (Path(args.out) / "budget.json").write_text(json.dumps({"benchmark": args.bench, **result}, indent=1))
-    located = ", neighbour_keys" if args.neighbours else ""
+    located = ", coordinates" if args.coordinates else ""
     print(f"{args.bench}, {args.labels} labels{located}, {args.seeds} seeds, {int(result['refreshes'])} refreshes: "
           f"final performance {result['final']:.2f}")  # fmt: skip
     print("| part of the distribution | mass on impossible tasks (mean over refreshes) |")

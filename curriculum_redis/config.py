@@ -32,7 +32,7 @@ from pydantic import (
 
 from curriculum_redis.errors import ConfigError, HyperparameterMismatchError, InvalidScoreError
 from curriculum_redis.store.url import check_url
-from curriculum_redis.tasks import TaskGenerator, always_tagged, task_position
+from curriculum_redis.tasks import TaskGenerator, always_tagged
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 AlgorithmConfigT = TypeVar("AlgorithmConfigT", bound="AlgorithmConfig")
@@ -297,12 +297,18 @@ class CurriculumConfig(BaseModel):
         return self
 
     @model_validator(mode="after")
-    def _tasks_located(self) -> CurriculumConfig:
-        """Keys that name nothing in the tasks fail here, not at the first refresh of a training run."""
-        keys: tuple[str, ...] = getattr(self.algorithm, "neighbour_keys", ())
-        if keys and self.task_generator is not None:
-            first = 1 if self.task_generator.size is not None else 0
-            task_position(self.task_generator.get_task(first), keys)
+    def _nearness_affordable(self) -> CurriculumConfig:
+        """Frontier computes nearness exactly at every refresh: placed tasks need a pool it can afford."""
+        from curriculum_redis.algorithms.frontier import NEIGHBOUR_POOL_LIMIT, FrontierConfig  # imports this module
+
+        algorithm, generator = self.algorithm, self.task_generator
+        if not isinstance(algorithm, FrontierConfig) or algorithm.num_active_tasks <= NEIGHBOUR_POOL_LIMIT:
+            return self
+        if generator is not None and generator.get_task(1 if generator.size else 0).position is not None:
+            raise ValueError(
+                f"tasks with coordinates need num_active_tasks <= {NEIGHBOUR_POOL_LIMIT} under the frontier "
+                f"algorithm (nearness is computed exactly at every refresh), got {algorithm.num_active_tasks}"
+            )
         return self
 
     @model_validator(mode="after")

@@ -26,7 +26,7 @@ from curriculum_redis.sampler import LocalSampler
 from curriculum_redis.stats import flatten_labels, label_table, pool_stats
 from curriculum_redis.store.base import COUNTERS, CurriculumStore, Eviction, Outcome, RecordResult, ScoreSnapshot
 from curriculum_redis.store.schema import MAX_TASK_ID
-from curriculum_redis.tasks import Task, TaskGenerator, task_position
+from curriculum_redis.tasks import Task, TaskGenerator
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,6 @@ class PoolView:
         self._rng = rng
         self._sampler = LocalSampler(rng)
         self._tasks: dict[int, Task] = {}
-        self._positions: dict[int, tuple[float, ...]] = {}
         self._slots: dict[int, int] = {}
         self._snapshot: ScoreSnapshot | None = None
         self._probs = np.zeros(0)
@@ -176,23 +175,18 @@ class PoolView:
         self._snapshot = snap
 
     def _located(self, snap: ScoreSnapshot) -> ScoreSnapshot:
-        """``snap`` with each task's coordinates when the algorithm places tasks in task space
-        (``neighbour_keys``); a view that only observes has no generator to read them from."""
-        keys: tuple[str, ...] = getattr(self.hypers, "neighbour_keys", ())
-        if not keys or self.config is None or snap.size == 0:
+        """``snap`` with each task's position when the generator gives tasks ``coordinates``; a view that
+        only observes has no generator to read them from."""
+        if self.config is None or snap.size == 0:
             return snap
-        rows = []
-        for task_id in snap.task_ids.tolist():
-            position = self._positions.get(task_id)
-            if position is None:
-                position = task_position(self._tasks.get(task_id) or self.generator.get_task(task_id), keys)
-                self._positions[task_id] = position
-            rows.append(position)
-        if len({len(row) for row in rows}) != 1:
-            raise ConfigError(f"neighbour_keys {list(keys)} give tasks coordinates of different lengths")
-        if len(self._positions) > 4 * max(snap.size, 1024):  # ids evicted long ago
-            self._positions = {i: self._positions[i] for i in snap.task_ids.tolist()}
-        return dataclasses.replace(snap, positions=np.asarray(rows, dtype=np.float64))
+        positions = [self._task_for(task_id).position for task_id in snap.task_ids.tolist()]
+        if all(p is None for p in positions):
+            return snap
+        if any(p is None for p in positions):
+            raise ConfigError("some tasks have coordinates and others none: give every generator of the set the same")
+        if len({len(p) for p in positions if p is not None}) != 1:
+            raise ConfigError("tasks' coordinates differ in length: every task must be placed in the same space")
+        return dataclasses.replace(snap, positions=np.asarray(positions, dtype=np.float64))
 
     # -- hot path --------------------------------------------------------------------------------
 

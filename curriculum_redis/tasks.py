@@ -15,7 +15,7 @@ import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 from pydantic import (
@@ -45,6 +45,8 @@ class Task:
     task_id: int
     label: str
     env_cfg: dict[str, Any] = field(hash=False, compare=True)
+    position: tuple[float, ...] | None = field(default=None, compare=False)
+    """Where the task lies in task space (its generator's ``coordinates``), or ``None``."""
     label_hash: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -93,6 +95,17 @@ def always_tagged(model: BaseModel, tag: str, handler: SerializerFunctionWrapHan
     return data
 
 
+def without_defaults(model: BaseModel, data: Any, names: Sequence[str]) -> Any:
+    """A dump without the options ``names`` that hold their defaults: a generator that sets none of them
+    dumps as it did before they existed (stored configs compare equal)."""
+    if isinstance(data, dict):
+        for name in names:
+            default = type(model).model_fields[name].default
+            if name in data and data[name] in (default, list(default) if isinstance(default, tuple) else default):
+                del data[name]
+    return data
+
+
 class TaskGenerator(BaseModel):
     """Base class of task generators. Subclass it, give ``kind`` a unique literal and implement
     :meth:`generate`; the subclass is then found by its ``kind`` when a config is read from JSON."""
@@ -100,6 +113,10 @@ class TaskGenerator(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     kind: str
+    coordinates: tuple[str, ...] = ()
+    """Dot paths of ``env_cfg`` whose values (a number, or a list of numbers) place each task in task space:
+    ``("start.row", "start.col")``, ``("size",)``. The default algorithm then trains the never-solved tasks
+    next to solved ones first (README, "The algorithm", step 4). Empty: tasks have no geometry."""
     registry: ClassVar[dict[str, type[TaskGenerator]]] = {}
 
     @classmethod
@@ -112,12 +129,39 @@ class TaskGenerator(BaseModel):
 
     @model_serializer(mode="wrap")
     def _keep_kind(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
-        return always_tagged(self, "kind", handler, info)
+        return without_defaults(self, always_tagged(self, "kind", handler, info), ("coordinates",))
+
+    @field_validator("coordinates")
+    @classmethod
+    def _dot_paths(cls, keys: tuple[str, ...]) -> tuple[str, ...]:
+        for key in keys:
+            if not key or any(not part for part in key.split(".")):
+                raise ValueError(f"coordinate {key!r} is not a dot path")
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"coordinates repeat a path: {list(keys)}")
+        return keys
+
+    @model_validator(mode="after")
+    def _coordinates_resolve(self) -> Self:
+        """Coordinates that name nothing in the tasks fail here, not at a training run's first refresh."""
+        if self.coordinates:
+            try:
+                task = self.generate(1 if self.size is not None else 0)
+            except Exception:  # the generator's own checks say what is wrong with it
+                return self
+            task_position(task, self.coordinates)
+        return self
 
     @property
     def size(self) -> int | None:
         """How many configurations the generator enumerates (ids ``1..size``); ``None`` when infinite."""
         return None
+
+    def locate(self, task: Task) -> Task:
+        """``task`` with its position read from this generator's ``coordinates`` (unchanged without them)."""
+        if not self.coordinates:
+            return task
+        return dataclasses.replace(task, position=task_position(task, self.coordinates))
 
     def task_ids(self) -> range:
         """Every task id of a finite generator, one per configuration."""
@@ -131,7 +175,7 @@ class TaskGenerator(BaseModel):
             raise ConfigError(f"this finite generator's task ids are 1..{size}, got {task_id}")
         if not 0 <= task_id <= MAX_TASK_ID:
             raise ConfigError(f"task_id must be in [0, 2**53), got {task_id}")
-        return self.generate(task_id)
+        return self.locate(self.generate(task_id))
 
     def generate(self, task_id: int) -> Task:
         raise NotImplementedError(f"{type(self).__name__} must implement generate(task_id)")
@@ -175,11 +219,8 @@ class SingleTaskGenerator(TaskGenerator):
 
     @model_serializer(mode="wrap")
     def _keep_kind(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
-        # Left at its default, ``finite`` is not written: the generator dumps as it did before it existed.
-        data = always_tagged(self, "kind", handler, info)
-        if isinstance(data, dict) and data.get("finite") is False:
-            del data["finite"]
-        return data
+        # Left at their defaults, options are not written: the generator dumps as it did before they existed.
+        return without_defaults(self, always_tagged(self, "kind", handler, info), ("finite", "coordinates"))
 
     def generate(self, task_id: int) -> Task:
         return Task(task_id, self.label, copy.deepcopy(self.env_cfg))
@@ -193,17 +234,17 @@ def task_position(task: Task, keys: Sequence[str]) -> tuple[float, ...]:
         node: Any = task.env_cfg
         for part in dotted.split("."):
             if not isinstance(node, Mapping) or part not in node:
-                raise ConfigError(f"neighbour key {dotted!r} is not in task {task.task_id}'s env_cfg {task.env_cfg!r}")
+                raise ConfigError(f"coordinate {dotted!r} is not in task {task.task_id}'s env_cfg {task.env_cfg!r}")
             node = node[part]
         values = list(node) if isinstance(node, list | tuple) else [node]
         for value in values:
             if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
                 raise ConfigError(
-                    f"neighbour key {dotted!r} of task {task.task_id} must hold a number or a list of numbers, "
+                    f"coordinate {dotted!r} of task {task.task_id} must hold a number or a list of numbers, "
                     f"got {node!r}"
                 )
             if not math.isfinite(float(value)):
-                raise ConfigError(f"neighbour key {dotted!r} of task {task.task_id} is not finite: {node!r}")
+                raise ConfigError(f"coordinate {dotted!r} of task {task.task_id} is not finite: {node!r}")
             coords.append(float(value))
     return tuple(coords)
 
@@ -255,11 +296,7 @@ class BucketedTaskGenerator(TaskGenerator):
     def _keep_kind(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
         # Options left at their defaults are not written: a generator dumps as it did before they existed.
         data = always_tagged(self, "kind", handler, info)
-        if isinstance(data, dict):
-            for name in ("finite", "label_keys", "label_format"):
-                if name in data and data[name] == type(self).model_fields[name].default:
-                    del data[name]
-        return data
+        return without_defaults(self, data, ("finite", "label_keys", "label_format", "coordinates"))
 
     @field_validator("buckets")
     @classmethod
@@ -385,9 +422,10 @@ class TaskGeneratorSet(TaskGenerator):
             for generator in self.generators:
                 assert generator.size is not None
                 if local <= generator.size:
-                    return dataclasses.replace(generator.generate(local), task_id=task_id)
+                    return dataclasses.replace(generator.locate(generator.generate(local)), task_id=task_id)
                 local -= generator.size
         weights = np.asarray(self.weights if self.weights is not None else [1.0] * len(self.generators))
         cdf = np.cumsum(weights / weights.sum())
         pick = int(np.searchsorted(cdf, _task_rng(task_id, 1).random(), side="right"))
-        return self.generators[min(pick, len(self.generators) - 1)].generate(task_id)
+        generator = self.generators[min(pick, len(self.generators) - 1)]
+        return generator.locate(generator.generate(task_id))

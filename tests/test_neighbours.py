@@ -1,9 +1,9 @@
-"""Frontier with ``neighbour_keys``: never-solved tasks next to solved ones (in task space) are the frontier.
+"""Tasks with coordinates: under frontier, never-solved tasks next to solved ones (in task space) are the frontier.
 
-Nearness by hand, the distribution's parts with and without coordinates (unchanged without them, bit for
-bit), where coordinates come from (dot paths of the env config) and every bad key refused with its name,
-and the whole path through ``Curriculum`` in memory and on a real Redis server, where a second worker
-derives the same coordinates from the same generator."""
+Nearness by hand, the distribution's parts with and without positions (unchanged without them, bit for
+bit), where positions come from (a generator's ``coordinates``: dot paths of the env config) and every bad
+path refused with its name, and the whole path through ``Curriculum`` in memory and on a real Redis
+server, where a second worker derives the same positions from the same generator."""
 
 from __future__ import annotations
 
@@ -20,15 +20,18 @@ from curriculum_redis import (
     BufferConfig,
     Curriculum,
     CurriculumConfig,
+    LearningProgressConfig,
     SamplerConfig,
+    SingleTaskGenerator,
     Span,
+    TaskGeneratorSet,
 )
 from curriculum_redis.algorithms.frontier import NEIGHBOUR_POOL_LIMIT, FrontierConfig, frontier_parts, nearness
 from curriculum_redis.config import reconcile_hypers
 from curriculum_redis.errors import ConfigError, HyperparameterMismatchError
 from curriculum_redis.tasks import Task, task_position
 
-LOCATED = FrontierConfig(neighbour_keys=("x",))
+LOCATED = FrontierConfig()
 
 
 # ------------------------------------------------------------------------------------------ nearness
@@ -43,9 +46,9 @@ def test_nearness_by_hand() -> None:
     expected = [1.0, 1.0, math.exp(-3.0), math.exp(-6.0), math.exp(-3.0 * (math.sqrt(2) - 1)),
                 math.exp(-3.0 * (math.sqrt(50) - 1))]  # fmt: skip
     assert near == pytest.approx(expected, rel=1e-12)
-    wider = nearness(positions, solved, zero, FrontierConfig(neighbour_keys=("x",), neighbour_distance=2.0))
+    wider = nearness(positions, solved, zero, FrontierConfig(neighbour_distance=2.0))
     assert wider[2] == 1.0 and wider[3] == pytest.approx(math.exp(-1.5))
-    gentle = nearness(positions, solved, zero, FrontierConfig(neighbour_keys=("x",), neighbour_decay=1.0))
+    gentle = nearness(positions, solved, zero, FrontierConfig(neighbour_decay=1.0))
     assert gentle[2] == pytest.approx(math.exp(-1.0))
 
 
@@ -94,11 +97,13 @@ def parts_of(cfg: FrontierConfig, positions: np.ndarray | None, **pool: Any) -> 
                           p["wins"], p["clock"], cfg, positions)  # fmt: skip
 
 
-def test_without_coordinates_the_distribution_is_unchanged_bit_for_bit() -> None:
-    positions = np.arange(10, dtype=np.float64).reshape(10, 1)
-    default = parts_of(FrontierConfig(), None).probabilities()
-    assert np.array_equal(parts_of(LOCATED, None).probabilities(), default)  # keys but no coordinates
-    assert np.array_equal(parts_of(FrontierConfig(), positions).probabilities(), default)  # coordinates, no keys
+def test_without_positions_the_distribution_is_unchanged_bit_for_bit() -> None:
+    p = line_pool()
+    before = frontier_parts(p["completions"], p["last_episode"], p["labels"], p["fast"], p["slow"], p["score"],
+                            p["wins"], p["clock"], FrontierConfig())  # fmt: skip
+    assert np.array_equal(parts_of(FrontierConfig(), None).probabilities(), before.probabilities())
+    located = parts_of(FrontierConfig(), np.arange(10, dtype=np.float64).reshape(10, 1))
+    assert not np.array_equal(located.probabilities(), before.probabilities())
 
 
 def test_the_never_solved_task_next_to_solved_ones_takes_what_far_ones_lose() -> None:
@@ -141,7 +146,7 @@ def test_task_position_reads_dot_paths_numbers_and_lists_in_order() -> None:
 @pytest.mark.parametrize(
     ("cfg", "keys", "message"),
     [
-        ({"start": {"row": 1}}, ("start.col",), r"neighbour key 'start.col' is not in task 7's env_cfg"),
+        ({"start": {"row": 1}}, ("start.col",), r"coordinate 'start.col' is not in task 7's env_cfg"),
         ({"start": 3}, ("start.row",), r"'start.row' is not in task 7"),
         ({"x": "far"}, ("x",), r"'x' of task 7 must hold a number or a list of numbers, got 'far'"),
         ({"x": True}, ("x",), r"must hold a number"),
@@ -157,36 +162,73 @@ def test_bad_coordinates_are_refused_by_name(cfg: dict[str, Any], keys: tuple[st
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"neighbour_keys": ("a..b",)}, "is not a dot path"),
-        ({"neighbour_keys": ("",)}, "is not a dot path"),
-        ({"neighbour_keys": ("x", "x")}, "repeats a path"),
         ({"neighbour_distance": 0.0}, "greater than 0"),
         ({"neighbour_decay": -1.0}, "greater than 0"),
         ({"neighbour_decay": float("inf")}, "finite"),
-        ({"neighbour_keys": ("x",), "num_active_tasks": NEIGHBOUR_POOL_LIMIT + 1}, "num_active_tasks <= 8192"),
     ],
 )
 def test_bad_neighbour_settings_are_refused(data: dict[str, Any], message: str) -> None:
-    with pytest.raises((ValidationError, ConfigError), match=message):
+    with pytest.raises(ValidationError, match=message):
         FrontierConfig(**data)
 
 
-def grid(n: int = 5) -> BucketedTaskGenerator:
+def grid(n: int = 5, coordinates: tuple[str, ...] = ("start.row", "start.col")) -> BucketedTaskGenerator:
     cells = [{"row": r, "col": c} for r in range(n) for c in range(n)]
-    return BucketedTaskGenerator(buckets={"start": cells}, label="grid", finite=True, label_format="{start[row]}")
+    return BucketedTaskGenerator(buckets={"start": cells}, label="grid", finite=True, label_format="{start[row]}",
+                                 coordinates=coordinates)  # fmt: skip
 
 
-def test_a_config_whose_keys_name_nothing_in_the_tasks_is_refused_at_once() -> None:
-    with pytest.raises(ValidationError, match=r"neighbour key 'start.x' is not in task 1's env_cfg"):
-        CurriculumConfig(task_generator=grid(), algorithm=FrontierConfig(neighbour_keys=("start.x",)))
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: grid(coordinates=("a..b",)), "coordinate 'a..b' is not a dot path"),
+        (lambda: grid(coordinates=("",)), "is not a dot path"),
+        (lambda: grid(coordinates=("start.row", "start.row")), "coordinates repeat a path"),
+        (lambda: grid(coordinates=("start.x",)), r"coordinate 'start.x' is not in task 1's env_cfg"),
+        (lambda: BucketedTaskGenerator(buckets={"x": ["a", "b"]}, coordinates=("x",)), "must hold a number"),
+        (lambda: SingleTaskGenerator({"level": 3}, coordinates=("size",)), "'size' is not in task 0's"),
+    ],
+)
+def test_coordinates_that_name_nothing_in_the_tasks_are_refused_when_the_generator_is_built(
+    make: Any, message: str
+) -> None:
+    with pytest.raises((ValidationError, ConfigError), match=message):
+        make()
+
+
+def test_tasks_carry_their_position_and_generators_dump_as_before_without_coordinates() -> None:
+    gen = grid()
+    assert gen.get_task(7).position == (1.0, 1.0) and gen.get_task(7).env_cfg == {"start": {"row": 1, "col": 1}}
+    assert grid(coordinates=()).get_task(7).position is None
+    assert "coordinates" not in grid(coordinates=()).model_dump()
+    assert "coordinates" not in grid(coordinates=()).model_dump_json()  # JSON: a list, compared as the default
+    assert "coordinates" not in SingleTaskGenerator().model_dump()
+    assert "coordinates" not in TaskGeneratorSet([SingleTaskGenerator()]).model_dump()
+    again = BucketedTaskGenerator.model_validate_json(gen.model_dump_json())
+    assert again == gen and again.get_task(7).position == (1.0, 1.0)
+    # a set: each child's coordinates, or the set's own for every child
+    children = TaskGeneratorSet([SingleTaskGenerator({"at": [0, 2]}, finite=True, coordinates=("at",)),
+                                 SingleTaskGenerator({"at": [4, 1]}, finite=True, coordinates=("at",))])  # fmt: skip
+    assert [children.get_task(i).position for i in (1, 2)] == [(0.0, 2.0), (4.0, 1.0)]
+    whole = TaskGeneratorSet([SingleTaskGenerator({"at": [0, 2]}, finite=True)], coordinates=("at",))
+    assert whole.get_task(1).position == (0.0, 2.0)
+    endless = BucketedTaskGenerator(buckets={"x": Span(0.0, 1.0)}, coordinates=("x",))
+    assert endless.get_task(12).position == (endless.get_task(12).env_cfg["x"],)
+
+
+def test_a_pool_too_large_for_exact_nearness_is_refused_with_coordinates_only() -> None:
+    big = FrontierConfig(num_active_tasks=NEIGHBOUR_POOL_LIMIT + 1)
+    with pytest.raises(ValidationError, match=r"tasks with coordinates need num_active_tasks <= 8192"):
+        CurriculumConfig(task_generator=grid(), algorithm=big)
+    CurriculumConfig(task_generator=grid(coordinates=()), algorithm=big)  # no coordinates: no limit
+    CurriculumConfig(task_generator=grid(), algorithm=LearningProgressConfig(num_active_tasks=NEIGHBOUR_POOL_LIMIT + 1))
 
 
 def test_the_settings_round_trip_and_may_differ_between_workers() -> None:
-    cfg = CurriculumConfig(task_generator=grid(), algorithm=FrontierConfig(neighbour_keys=("start.row", "start.col")))
+    cfg = CurriculumConfig(task_generator=grid(), algorithm=FrontierConfig(neighbour_decay=2.0))
     again = CurriculumConfig.model_validate_json(cfg.model_dump_json())
-    assert again.algorithm == cfg.algorithm
-    assert again.algorithm.neighbour_keys == ("start.row", "start.col")  # type: ignore[union-attr]
-    other = FrontierConfig(neighbour_keys=("start.row",), neighbour_decay=1.0)
+    assert again.algorithm == cfg.algorithm and again.task_generator == cfg.task_generator
+    other = FrontierConfig(neighbour_distance=2.0, neighbour_decay=1.0)
     assert reconcile_hypers(cfg.algorithm, other, "allow_safe", "test") == other  # sampling only
     with pytest.raises(HyperparameterMismatchError):
         reconcile_hypers(cfg.algorithm, other, "error", "test")
@@ -200,13 +242,16 @@ def store_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
     yield None if request.param == "memory" else request.getfixturevalue("redis_url")
 
 
-def curriculum(url: str | None, namespace: str, keys: tuple[str, ...] = ("start.row", "start.col")) -> Curriculum:
+CORNER = ("start.row", "start.col")
+
+
+def curriculum(url: str | None, namespace: str, coordinates: tuple[str, ...] = CORNER) -> Curriculum:
     return Curriculum(
         CurriculumConfig(
             redis_url=url,
             namespace=namespace,
-            task_generator=grid(),
-            algorithm=FrontierConfig(neighbour_keys=keys),
+            task_generator=grid(coordinates=coordinates),
+            algorithm=FrontierConfig(),
             buffer=BufferConfig(batch_size=1),
             sampler=SamplerConfig(refresh_every_draws=10, refresh_every_s=None),
             seed=5,
@@ -235,8 +280,7 @@ def by_cell(c: Curriculum) -> dict[tuple[int, int], float]:
 
 def test_a_curriculum_with_coordinates_trains_next_to_what_is_solved(store_url: str | None) -> None:
     c = curriculum(store_url, "near-corner")
-    plain = Curriculum(CurriculumConfig(task_generator=grid(), sampler=SamplerConfig(refresh_every_draws=10,
-                                        refresh_every_s=None), seed=5))  # fmt: skip
+    plain = curriculum(None, "plain", coordinates=())
     try:
         train_corner(c)
         train_corner(plain)
@@ -247,7 +291,7 @@ def test_a_curriculum_with_coordinates_trains_next_to_what_is_solved(store_url: 
         assert frontier > 5 * far
         assert frontier > 2 * (flat[(1, 0)] + flat[(1, 1)] + flat[(0, 2)])
         assert far < flat[(4, 4)] + flat[(3, 4)] + flat[(4, 3)]
-        snap = c._view._snapshot  # type: ignore[attr-defined]  # the coordinates the sampler used: each task's own
+        snap = c._view._snapshot  # type: ignore[attr-defined]  # the positions the sampler used: each task's own
         assert snap is not None and snap.positions is not None
         gen = c.config.generator
         for task_id, row in zip(snap.task_ids.tolist(), snap.positions.tolist(), strict=True):
@@ -274,12 +318,12 @@ def test_a_second_worker_derives_the_same_distribution(redis_url: str) -> None:
 
 
 def test_an_endless_generator_with_continuous_coordinates_keeps_them_per_task() -> None:
-    gen = BucketedTaskGenerator(buckets={"x": Span(0.0, 50.0)}, label="line")
+    gen = BucketedTaskGenerator(buckets={"x": Span(0.0, 50.0)}, label="line", coordinates=("x",))
     c = Curriculum(
         CurriculumConfig(
             task_generator=gen,
-            algorithm=FrontierConfig(neighbour_keys=("x",), num_active_tasks=16, give_up_after=2,
-                                     min_presentations_for_eviction=1, max_evictions_per_refresh=4),
+            algorithm=FrontierConfig(num_active_tasks=16, give_up_after=2, min_presentations_for_eviction=1,
+                                     max_evictions_per_refresh=4),
             sampler=SamplerConfig(refresh_every_draws=10, refresh_every_s=None),
             seed=1,
         )
@@ -298,11 +342,20 @@ def test_an_endless_generator_with_continuous_coordinates_keeps_them_per_task() 
         c.close()
 
 
-def test_tasks_whose_coordinates_differ_in_length_are_refused_at_refresh() -> None:
-    gen = BucketedTaskGenerator(buckets={"at": [[0], [1], [2, 3]]}, label="ragged", finite=True)
-    c = Curriculum(CurriculumConfig(task_generator=gen, algorithm=FrontierConfig(neighbour_keys=("at",))))
+@pytest.mark.parametrize(
+    ("generator", "message"),
+    [
+        (BucketedTaskGenerator(buckets={"at": [[0], [1], [2, 3]]}, label="ragged", finite=True, coordinates=("at",)),
+         "tasks' coordinates differ in length"),
+        (TaskGeneratorSet([SingleTaskGenerator({"at": 1}, finite=True, coordinates=("at",)),
+                           SingleTaskGenerator({"at": 2}, finite=True)]),
+         "some tasks have coordinates and others none"),
+    ],
+)  # fmt: skip
+def test_tasks_placed_in_different_spaces_are_refused_at_the_first_refresh(generator: Any, message: str) -> None:
+    c = Curriculum(CurriculumConfig(task_generator=generator))
     try:
-        with pytest.raises(ConfigError, match=r"neighbour_keys \['at'\] give tasks coordinates of different lengths"):
+        with pytest.raises(ConfigError, match=message):
             c.get_task()
     finally:
         c.close()

@@ -112,30 +112,33 @@ def test_quick_mode_shows_the_default_teaching_more_than_uniform_sampling_on_the
         assert impossible["library default"] < impossible["uniform (no library)"], (name, impossible)
 
 
-def test_frozenlake_starts_carry_their_row_and_column_for_neighbour_keys() -> None:
+def test_frozenlake_starts_carry_their_row_and_column_as_coordinates() -> None:
     bench = FrozenLakeBenchmark("sealed", "sealed", 10)
     space = bench.space()
-    assert space.neighbour_keys == ("start.row", "start.col")
-    for generator in (space.generator, space.grouped):
+    assert space.located is not None and space.located.coordinates == ("start.row", "start.col")
+    assert space.generator.coordinates == ()  # the rows without coordinates stay without
+    for generator in (space.generator, space.grouped, space.located):
         assert generator is not None
         for task_id in generator.task_ids():
-            start = generator.get_task(task_id).env_cfg["start"]
+            task = generator.get_task(task_id)
+            start = task.env_cfg["start"]
             assert divmod(start["cell"], 12) == (start["row"], start["col"])
+            assert task.position == ((start["row"], start["col"]) if generator is space.located else None)
     first = space.generator.get_task(1)
     assert first.label == f"frozenlake-sealed:start={start_cell(first.env_cfg)}"
 
 
-def test_neighbour_keys_meet_the_sealed_maps_target_where_labels_alone_do_not() -> None:
+def test_coordinates_meet_the_sealed_maps_target_where_labels_alone_do_not() -> None:
     """Issue target (b): more final success than uniform sampling with at most 15% of episodes on impossible
     starts (uniform spends half). Four seeds of the full 2,000-episode budget, a few seconds."""
     bench = FrozenLakeBenchmark("frozenlake-sealed", "sealed", 2000)
     rows = {row.name: row for row in quality_envs.standard_rows()}
     runs = {name: [run_one(bench, rows[name], seed) for seed in range(4)]
-            for name in ("uniform (no library)", "library default", "library default, neighbours")}  # fmt: skip
+            for name in ("uniform (no library)", "library default", "library default, coordinates")}  # fmt: skip
     final = {name: float(np.mean([r["final"] for r in got])) for name, got in runs.items()}
     wasted = {name: float(np.mean([r["impossible_share"] for r in got])) for name, got in runs.items()}
-    assert wasted["library default, neighbours"] <= 0.15 < wasted["library default"] < wasted["uniform (no library)"]
-    assert final["library default, neighbours"] > final["uniform (no library)"] + 0.2, final
+    assert wasted["library default, coordinates"] <= 0.15 < wasted["library default"] < wasted["uniform (no library)"]
+    assert final["library default, coordinates"] > final["uniform (no library)"] + 0.2, final
 
 
 def test_grouped_frozenlake_tasks_share_a_label_per_3x3_block_of_start_cells() -> None:

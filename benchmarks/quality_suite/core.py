@@ -45,9 +45,9 @@ class TaskSpace:
     grouped: TaskGenerator | None = None
     """The same tasks, labelled by a group of neighbouring tasks (FrozenLake: 3x3 blocks of start cells), for
     rows that pool progress over a label; ``None`` where ``generator``'s labels already group tasks."""
-    neighbour_keys: tuple[str, ...] = ()
-    """Dot paths of a task config that place it in task space (FrozenLake: the start's row and column), for
-    rows with ``FrontierConfig.neighbour_keys``; empty where tasks have no such coordinates."""
+    located: TaskGenerator | None = None
+    """``generator`` with ``coordinates`` that place each task in task space (FrozenLake: the start's row and
+    column; MiniGrid: the room's size); ``None`` where tasks have no such coordinates."""
 
     @property
     def size(self) -> int:
@@ -103,8 +103,8 @@ class Row:
     note: str = ""
     grouped: bool = False
     """Use the space's ``grouped`` generator (labels shared by neighbouring tasks) where it has one."""
-    neighbours: bool = False
-    """The default algorithm told where tasks lie (``neighbour_keys``), where the space says."""
+    located: bool = False
+    """Use the space's ``located`` generator (tasks with coordinates) where it has one."""
 
 
 def library_rows() -> list[Row]:
@@ -113,8 +113,9 @@ def library_rows() -> list[Row]:
         Row("library default", "library", note="CurriculumConfig() default algorithm (frontier) and sampler"),
         Row("library default, block labels", "library", grouped=True,
             note="as above; FrozenLake labels are 3x3 blocks of start cells (a TaskGeneratorSet)"),
-        Row("library default, neighbours", "library", neighbours=True,
-            note="FrontierConfig(neighbour_keys=...): FrozenLake starts by row and column, MiniGrid rooms by size"),
+        Row("library default, coordinates", "library", located=True,
+            note="the generator gives tasks coordinates: FrozenLake starts their row and column, MiniGrid rooms "
+                 "their size"),
         Row("learning_progress", "library", {"algorithm": "learning_progress"},
             note="LearningProgressConfig(): the default before, the replaced system's algorithm"),
         Row("prioritized_replay (|TD|)", "library", {"algorithm": "prioritized_replay"}, score="td",
@@ -135,12 +136,11 @@ def success_score(total_return: float, info: dict[str, Any]) -> float:
 def build_sampler(row: Row, space: TaskSpace, seed: int) -> CurriculumLike | None:
     if row.kind == "library":
         generator = space.grouped if row.grouped and space.grouped is not None else space.generator
+        if row.located and space.located is not None:
+            generator = space.located
         data: dict[str, Any] = {"task_generator": generator, "seed": seed}
         if row.algorithm is not None:
             data["algorithm"] = row.algorithm
-        if row.neighbours and space.neighbour_keys:
-            data["algorithm"] = {"algorithm": "frontier", **(row.algorithm or {}),
-                                 "neighbour_keys": list(space.neighbour_keys)}  # fmt: skip
         if row.sampler is not None:
             data["sampler"] = row.sampler
         return Curriculum(CurriculumConfig.model_validate(data))

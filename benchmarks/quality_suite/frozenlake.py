@@ -199,13 +199,13 @@ class FrozenLakeBenchmark:
         starts = [self._start(c) for c in order]
         generator = BucketedTaskGenerator(buckets={"start": starts}, label=f"frozenlake-{self.map_name}",
                                           label_format="start={start[cell]}", finite=True)  # fmt: skip
+        located = generator.model_copy(update={"coordinates": ("start.row", "start.col")})
         return TaskSpace([{"start": self._start(c)} for c in cells], impossible, ~impossible, generator,
-                         lambda cfg: index[start_cell(cfg)], self._blocks(order),
-                         neighbour_keys=("start.row", "start.col"))  # fmt: skip
+                         lambda cfg: index[start_cell(cfg)], self._blocks(order), located)  # fmt: skip
 
     def _start(self, cell: int) -> dict[str, int]:
         """A start cell as a task config: its index (what the env takes) and its row and column (where it
-        is: ``neighbour_keys`` for rows that place tasks in task space)."""
+        is: the ``coordinates`` of rows that place tasks in task space)."""
         row, col = divmod(cell, self._ncol())
         return {"cell": cell, "row": row, "col": col}
 

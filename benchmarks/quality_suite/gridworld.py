@@ -94,14 +94,17 @@ class GridBenchmark:
         impossible = np.array([c["max_steps"] < shortest_path(c["size"]) for c in configs])
         # Sizes in a fixed random order: the pool follows it, so sorted sizes would hand the easy rooms first.
         shuffled = [int(x) for x in np.random.default_rng(2024).permutation(SIZES)]
-        generator = TaskGeneratorSet(generators=[
-            BucketedTaskGenerator(buckets={"size": shuffled}, base={"budget": "2x"}, label="room",
-                                  finite=True),
-            BucketedTaskGenerator(buckets={"size": list(IMPOSSIBLE_SIZES)}, base={"budget": "short"},
-                                  label="room-short", finite=True),
-        ])  # fmt: skip
-        return TaskSpace(configs, impossible, ~impossible, generator, lambda cfg: index[_resolve(cfg)],
-                         neighbour_keys=("size",))  # fmt: skip
+        def rooms(located: bool) -> TaskGeneratorSet:
+            where = ("size",) if located else ()
+            return TaskGeneratorSet(generators=[
+                BucketedTaskGenerator(buckets={"size": shuffled}, base={"budget": "2x"}, label="room",
+                                      finite=True, coordinates=where),
+                BucketedTaskGenerator(buckets={"size": list(IMPOSSIBLE_SIZES)}, base={"budget": "short"},
+                                      label="room-short", finite=True, coordinates=where),
+            ])  # fmt: skip
+
+        return TaskSpace(configs, impossible, ~impossible, rooms(False), lambda cfg: index[_resolve(cfg)],
+                         located=rooms(True))  # fmt: skip
 
     def solved_threshold(self) -> FloatArray:
         return np.array([np.inf if c["max_steps"] < shortest_path(c["size"]) else 1.0 for c in _configs()])

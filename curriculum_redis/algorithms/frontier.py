@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from curriculum_redis.algorithms.base import FloatArray, IndexArray, PoolAlgorithm, low_score_candidates
 from curriculum_redis.config import PoolConfig
@@ -54,8 +54,8 @@ class FrontierConfig(PoolConfig):
     # Sampling-only fields; gap_z and low_success_weight shape the stored score (the Lua update reads them).
     SAFE: ClassVar[frozenset[str]] = PoolConfig.SAFE | {
         "min_samples", "rank_beta", "retry_mass", "retry_floor", "heat_scale", "zero_slow", "rand_task_rate",
-        "discovery_wins", "give_up_after", "retry_cap", "settled_rank_weight", "neighbour_keys",
-        "neighbour_distance", "neighbour_decay",
+        "discovery_wins", "give_up_after", "retry_cap", "settled_rank_weight", "neighbour_distance",
+        "neighbour_decay",
     }  # fmt: skip
 
     algorithm: Literal["frontier"] = "frontier"
@@ -98,27 +98,14 @@ class FrontierConfig(PoolConfig):
     sending new tasks fills with impossible ones (mastered tasks leave, they stay), drawn by the uniform
     part."""
 
-    neighbour_keys: tuple[str, ...] = ()
-    """Dot paths of ``env_cfg`` whose numbers place a task in task space (``("start.row", "start.col")``, or
-    one path holding ``[row, col]``). Given, a never-solved task's retry and uniform weights are scaled by
-    its nearness to the closest solved task, ``exp(-neighbour_decay * max(0, d / neighbour_distance - 1))``
-    (``d`` Euclidean), and the retry part's mass by the nearest one's: the tasks next to what is solved are
-    the frontier (a reverse curriculum's next start cells, a slightly harder parameter), the far ones wait.
-    Empty (the default): task space has no geometry, labels alone say what is close."""
     neighbour_distance: float = Field(1.0, gt=0.0, allow_inf_nan=False)
-    """The distance at which two tasks are neighbours (1 for grid cells); nearer ones count as neighbours."""
+    """When the generator gives tasks ``coordinates``: the distance at which two tasks are neighbours (1 for
+    grid cells). A never-solved task's retry and uniform weights are scaled by its nearness to the closest
+    solved task, ``exp(-neighbour_decay * max(0, d / neighbour_distance - 1))`` (``d`` Euclidean), and the
+    retry part's mass by the nearest one's: the tasks next to what is solved are the frontier (a reverse
+    curriculum's next start cells, a slightly harder parameter), the far ones wait."""
     neighbour_decay: float = Field(3.0, gt=0.0, allow_inf_nan=False)
     """How fast nearness falls beyond ``neighbour_distance``: by ``e^-3``, 0.05, one more distance out."""
-
-    @field_validator("neighbour_keys")
-    @classmethod
-    def _dot_paths(cls, keys: tuple[str, ...]) -> tuple[str, ...]:
-        for key in keys:
-            if not key or any(not part for part in key.split(".")):
-                raise ValueError(f"neighbour key {key!r} is not a dot path")
-        if len(set(keys)) != len(keys):
-            raise ValueError(f"neighbour_keys repeats a path: {list(keys)}")
-        return keys
 
     def refresh_every_draws(self) -> int:
         return max(RECOMMENDED_REFRESH_EVERY_DRAWS, self.num_active_tasks // RECORDS_READ_PER_DRAW)
@@ -127,11 +114,6 @@ class FrontierConfig(PoolConfig):
         if self.retry_mass + self.rand_task_rate > 1.0:
             raise ConfigError(
                 f"retry_mass ({self.retry_mass}) + rand_task_rate ({self.rand_task_rate}) exceeds 1; lower one"
-            )
-        if self.neighbour_keys and self.num_active_tasks > NEIGHBOUR_POOL_LIMIT:
-            raise ConfigError(
-                f"neighbour_keys needs num_active_tasks <= {NEIGHBOUR_POOL_LIMIT} (nearness is computed exactly "
-                f"at every refresh), got {self.num_active_tasks}"
             )
 
 
@@ -252,7 +234,7 @@ def frontier_parts(
     positions: FloatArray | None = None,
 ) -> FrontierParts:
     """The rank, retry and uniform parts of the sampling distribution (see README, "The algorithm").
-    ``positions``: one row of coordinates per task, for ``neighbour_keys`` (ignored without them)."""
+    ``positions``: one row of coordinates per task (``TaskGenerator.coordinates``), or ``None``."""
     n = score.size
     if n == 0:
         return FrontierParts(np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0, dtype=bool))
@@ -263,7 +245,7 @@ def frontier_parts(
     if cfg.settled_rank_weight != 1.0:
         p_score = settle(p_score, completions, heat, wins, zero, cfg)
     near = np.ones(n)
-    located = bool(cfg.neighbour_keys) and positions is not None
+    located = positions is not None
     if located:
         solved = (np.asarray(wins) > 0.0) & (np.asarray(slow) >= cfg.zero_slow)
         near = nearness(np.asarray(positions, dtype=np.float64).reshape(n, -1), solved, zero, cfg)

@@ -49,8 +49,8 @@ class ScoreSnapshot:
     episode_clock: int = 0
     """The namespace's global episode count when the snapshot was read (0: unknown)."""
     positions: npt.NDArray[np.float64] | None = None
-    """Each task's coordinates in task space (one row per record), when the algorithm asks for them
-    (``FrontierConfig.neighbour_keys``): not stored, derived by each process from its tasks' configs."""
+    """Each task's position in task space (one row per record) when its generator gives tasks
+    ``coordinates``: not stored, each process reads them from its tasks' configs."""
 
     @property
     def size(self) -> int:
