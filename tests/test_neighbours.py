@@ -8,12 +8,14 @@ server, where a second worker derives the same positions from the same generator
 from __future__ import annotations
 
 import math
+import multiprocessing
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pytest
 from pydantic import ValidationError
+from workers import train_near_corner
 
 from curriculum_redis import (
     BucketedTaskGenerator,
@@ -315,6 +317,26 @@ def test_a_second_worker_derives_the_same_distribution(redis_url: str) -> None:
     finally:
         first.close()
         second.close()
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+def test_three_processes_each_derive_positions_and_train_next_to_what_is_solved(redis_url: str) -> None:
+    """Real processes on one Redis: each reads positions from its own generator; the shared scores say which
+    starts are solved, and every process then spends its never-solved mass next to them, not far away."""
+    payload = CurriculumConfig(
+        task_generator=grid(6), redis_url=redis_url, namespace="near-processes", buffer=BufferConfig(batch_size=8),
+        sampler=SamplerConfig(refresh_every_draws=10, refresh_every_s=None),
+    ).model_dump_json()  # fmt: skip
+    with multiprocessing.get_context("spawn").Pool(3) as pool:
+        results = pool.starmap(train_near_corner, [(payload, 800)] * 3)
+    counters = Curriculum(CurriculumConfig.model_validate_json(payload)).stats()
+    assert counters["num_completed"] == 2400
+    for result in results:
+        mass = result["mass"]  # by distance from the corner: 0..2 solved, 3 next to them, 4..10 further out
+        assert mass[3] > 3 * sum(mass[d] for d in range(7, 11)), mass
+        drawn = result["drawn"]
+        assert drawn[3] > sum(drawn.get(d, 0) for d in range(7, 11)), drawn
 
 
 def test_an_endless_generator_with_continuous_coordinates_keeps_them_per_task() -> None:

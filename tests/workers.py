@@ -85,3 +85,25 @@ def run_until_killed(config_json: str) -> None:
     while True:
         task = curriculum.get_task()
         curriculum.update_task_performance(task.task_id, float(rng.random()))
+
+
+def train_near_corner(config_json: str, n_outcomes: int) -> dict[str, Any]:
+    """Report ``n_outcomes`` episodes where only starts within 2 steps of the corner (0, 0) succeed; return the
+    draws per distance from the corner and this process's final probabilities per distance."""
+    curriculum = Curriculum(CurriculumConfig.model_validate_json(config_json))
+    drawn: dict[int, int] = {}
+    for _ in range(n_outcomes):
+        task = curriculum.get_task()
+        start = task.env_cfg["start"]
+        distance = int(start["row"] + start["col"])
+        drawn[distance] = drawn.get(distance, 0) + 1
+        curriculum.update_task_performance(task.task_id, 1.0 if distance <= 2 else 0.0)
+    curriculum.flush()
+    curriculum.refresh()
+    mass: dict[int, float] = {}
+    for task_id, p in curriculum.probabilities().items():
+        start = curriculum.config.generator.get_task(task_id).env_cfg["start"]
+        distance = int(start["row"] + start["col"])
+        mass[distance] = mass.get(distance, 0.0) + p
+    curriculum.close()
+    return {"drawn": drawn, "mass": mass}
