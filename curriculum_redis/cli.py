@@ -24,7 +24,7 @@ import redis
 from rich.console import Console
 
 from curriculum_redis import admin, integrity, reader, script_command, tables, watch
-from curriculum_redis.config import MismatchPolicy
+from curriculum_redis.config import CurriculumConfig, MismatchPolicy
 from curriculum_redis.errors import ConfigError, CredentialsError, CurriculumError, HyperparameterMismatchError
 from curriculum_redis.shutdown import EXIT_INTERRUPTED, TerminatedBySignal, stop_on_signals
 from curriculum_redis.store.connection import Client, client_from_url
@@ -77,7 +77,10 @@ def cmd_demo(args: argparse.Namespace, console: Console) -> int:
 def cmd_inspect(args: argparse.Namespace, console: Console) -> int:
     _require(args, "curriculum")
     namespace = _namespace(args)
-    rows = _with_client(args, lambda client: reader.read_tasks(client, namespace, args.sort, args.label, args.limit))
+    generator = None if args.config is None else CurriculumConfig.from_file(args.config).task_generator
+    rows = _with_client(
+        args, lambda client: reader.read_tasks(client, namespace, args.sort, args.label, args.limit, generator)
+    )
     if args.json:
         _print_json(rows)
         return 0
@@ -359,6 +362,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--label", default=None, metavar="SUBSTRING", help="only tasks whose label contains this")
     sub.add_argument("--limit", type=_positive, default=None, help="show at most N tasks")
     sub.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    sub.add_argument("--config", default=None, metavar="FILE",
+                     help="the run's config file: its task generator places tasks (coordinates), so the "
+                     "probabilities include nearness as the workers' do")  # fmt: skip
 
     sub = add("stats", cmd_stats, "Show a namespace's statistics (counters, LP, per-label figures).")
     sub.add_argument("--json", action="store_true", help="print JSON instead of a table")

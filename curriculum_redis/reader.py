@@ -23,12 +23,13 @@ import numpy as np
 from curriculum_redis.algorithms import PoolAlgorithm, find_algorithm, get_algorithm, pool_algorithms
 from curriculum_redis.algorithms.base import TaskView
 from curriculum_redis.algorithms.sequential import SequentialConfig, stage_stats
-from curriculum_redis.config import AlgorithmConfig
+from curriculum_redis.config import AlgorithmConfig, CurriculumConfig, PoolConfig
 from curriculum_redis.errors import ConfigError, NamespaceNotFoundError, StoreError
 from curriculum_redis.state import TaskRecord
 from curriculum_redis.store.connection import Client
 from curriculum_redis.store.keys import NamespaceKeys
 from curriculum_redis.store.redis import RedisStore
+from curriculum_redis.tasks import TaskGenerator
 
 __all__ = [
     "StageReport",
@@ -56,16 +57,22 @@ def task_columns(algorithm: str) -> tuple[str, ...]:
 
 
 @contextmanager
-def _opened(client: Client, namespace: str) -> Iterator[tuple[RedisStore, AlgorithmConfig, TaskView]]:
+def _opened(
+    client: Client, namespace: str, generator: TaskGenerator | None = None
+) -> Iterator[tuple[RedisStore, AlgorithmConfig, TaskView]]:
     """A store over ``client``, the namespace's hyperparameters and an observing view of it. The caller's
-    client stays open."""
+    client stays open. With the namespace's ``generator``, the view reads tasks' positions (``coordinates``)
+    as the workers do, so its probabilities are theirs."""
     store = RedisStore(client, namespace)
     try:
         hypers = store.read_hypers()
         if hypers is None:
             stage = bool(client.exists(NamespaceKeys(namespace).stage_config))
             raise NamespaceNotFoundError(namespace, store.where, stage)
-        view = find_algorithm(hypers.algorithm).view(hypers, np.random.default_rng())
+        config = None
+        if generator is not None and isinstance(hypers, PoolConfig):
+            config = CurriculumConfig(task_generator=generator, algorithm=hypers, namespace=namespace)
+        view = find_algorithm(hypers.algorithm).view(hypers, np.random.default_rng(), config)
         yield store, hypers, view
     finally:
         if store.client is not client:  # a twin made for a decoding or replica-routed client
@@ -91,10 +98,12 @@ def read_tasks(
     sort: str = "probability",
     label: str | None = None,
     limit: int | None = None,
+    generator: TaskGenerator | None = None,
 ) -> list[dict[str, Any]]:
     """Every active task (those whose label contains ``label``, if given) with the fields of the namespace's
-    algorithm, ``algorithm``, ``probability`` and ``mean_score``; sorted by ``sort`` descending, then id."""
-    with _opened(client, namespace) as (store, hypers, view):
+    algorithm, ``algorithm``, ``probability`` and ``mean_score``; sorted by ``sort`` descending, then id.
+    Tasks with ``coordinates`` need the ``generator`` for their probabilities to include nearness."""
+    with _opened(client, namespace, generator) as (store, hypers, view):
         state = store.export_state()
         prob_of = view.current_probabilities(store)
     algorithm = find_algorithm(hypers.algorithm)

@@ -7,9 +7,11 @@ server, where a second worker derives the same positions from the same generator
 
 from __future__ import annotations
 
+import json
 import math
 import multiprocessing
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,6 +31,7 @@ from curriculum_redis import (
     TaskGeneratorSet,
 )
 from curriculum_redis.algorithms.frontier import NEIGHBOUR_POOL_LIMIT, FrontierConfig, frontier_parts, nearness
+from curriculum_redis.cli import main
 from curriculum_redis.config import reconcile_hypers
 from curriculum_redis.errors import ConfigError, HyperparameterMismatchError
 from curriculum_redis.tasks import Task, task_position
@@ -302,6 +305,26 @@ def test_a_curriculum_with_coordinates_trains_next_to_what_is_solved(store_url: 
     finally:
         c.close()
         plain.close()
+
+
+@pytest.mark.redis
+def test_inspect_shows_the_workers_probabilities_given_the_runs_config(
+    redis_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    c = curriculum(redis_url, "near-inspect")
+    try:
+        train_corner(c)
+        c.refresh()
+        config = tmp_path / "run.json"
+        config.write_text(c.config.model_dump_json())
+        base = ["--redis-url", redis_url, "--namespace", "near-inspect", "inspect", "--json"]
+        for extra, same in (([], False), (["--config", str(config)], True)):
+            assert main([*base, *extra]) == 0
+            shown = {row["task_id"]: row["probability"] for row in json.loads(capsys.readouterr().out)}
+            assert shown.keys() == c.probabilities().keys()
+            assert all(shown[i] == pytest.approx(p, abs=1e-12) for i, p in c.probabilities().items()) is same
+    finally:
+        c.close()
 
 
 @pytest.mark.redis
