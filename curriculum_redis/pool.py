@@ -59,6 +59,8 @@ class PoolView:
         self._rng = rng
         self._sampler = LocalSampler(rng)
         self._tasks: dict[int, Task] = {}
+        self._placed_ids: npt.NDArray[np.int64] | None = None
+        self._placed: npt.NDArray[np.float64] | None = None
         self._slots: dict[int, int] = {}
         self._snapshot: ScoreSnapshot | None = None
         self._probs = np.zeros(0)
@@ -176,17 +178,22 @@ class PoolView:
 
     def _located(self, snap: ScoreSnapshot) -> ScoreSnapshot:
         """``snap`` with each task's position when the generator gives tasks ``coordinates``; a view that
-        only observes has no generator to read them from."""
+        only observes has no generator to read them from. Kept while the pool holds the same tasks."""
         if self.config is None or snap.size == 0:
             return snap
-        positions = [self._task_for(task_id).position for task_id in snap.task_ids.tolist()]
-        if all(p is None for p in positions):
-            return snap
-        if any(p is None for p in positions):
-            raise ConfigError("some tasks have coordinates and others none: give every generator of the set the same")
-        if len({len(p) for p in positions if p is not None}) != 1:
-            raise ConfigError("tasks' coordinates differ in length: every task must be placed in the same space")
-        return dataclasses.replace(snap, positions=np.asarray(positions, dtype=np.float64))
+        ids = snap.task_ids
+        if self._placed_ids is None or not np.array_equal(ids, self._placed_ids):
+            positions = [self._task_for(task_id).position for task_id in ids.tolist()]
+            if all(p is None for p in positions):
+                self._placed = None
+            elif any(p is None for p in positions):
+                raise ConfigError("some tasks have coordinates and others none: give every generator of the set some")
+            elif len({len(p) for p in positions if p is not None}) != 1:
+                raise ConfigError("tasks' coordinates differ in length: every task must be placed in the same space")
+            else:
+                self._placed = np.asarray(positions, dtype=np.float64)
+            self._placed_ids = ids
+        return snap if self._placed is None else dataclasses.replace(snap, positions=self._placed)
 
     # -- hot path --------------------------------------------------------------------------------
 

@@ -194,11 +194,18 @@ def nearness(positions: FloatArray, solved: np.ndarray, zero: np.ndarray, cfg: F
     if not (solved.any() and zero.any()):
         return near
     points, targets = positions[zero], positions[solved]
+    squared = np.einsum("ij,ij->i", targets, targets)
     closest = np.empty(points.shape[0])
-    step = max(1, 2**22 // max(1, targets.size))  # bounded memory: about 32 MiB of differences a chunk
+    step = max(1, 2**22 // targets.shape[0])  # bounded memory: about 32 MiB of distances a chunk
     for lo in range(0, points.shape[0], step):
-        diff = points[lo : lo + step, None, :] - targets[None, :, :]
-        closest[lo : lo + step] = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff)).min(axis=1)
+        # min over t of |p - t|^2 = |p|^2 + min(|t|^2 - 2 p.t): one matrix product, changed in place (a
+        # fresh array per step costs more in page faults than the arithmetic)
+        chunk = points[lo : lo + step]
+        d2 = chunk @ targets.T
+        d2 *= -2.0
+        d2 += squared
+        nearest = d2.min(axis=1) + np.einsum("ij,ij->i", chunk, chunk)
+        closest[lo : lo + step] = np.sqrt(np.maximum(nearest, 0.0))
     excess = np.maximum(0.0, closest / cfg.neighbour_distance - 1.0)
     near[zero] = np.exp(-cfg.neighbour_decay * excess)
     return near
