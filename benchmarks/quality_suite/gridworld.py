@@ -94,6 +94,7 @@ class GridBenchmark:
         impossible = np.array([c["max_steps"] < shortest_path(c["size"]) for c in configs])
         # Sizes in a fixed random order: the pool follows it, so sorted sizes would hand the easy rooms first.
         shuffled = [int(x) for x in np.random.default_rng(2024).permutation(SIZES)]
+
         def rooms(located: bool) -> TaskGeneratorSet:
             where = ("size",) if located else ()
             return TaskGeneratorSet(generators=[
