@@ -95,6 +95,11 @@ def always_tagged(model: BaseModel, tag: str, handler: SerializerFunctionWrapHan
     return data
 
 
+def is_dot_path(path: str) -> bool:
+    """``a.b.c``: bucket paths and coordinates name places in a nested ``env_cfg`` this way."""
+    return bool(path) and all(path.split("."))
+
+
 def without_defaults(model: BaseModel, data: Any, names: Sequence[str]) -> Any:
     """A dump without the options ``names`` that hold their defaults: a generator that sets none of them
     dumps as it did before they existed (stored configs compare equal)."""
@@ -135,7 +140,7 @@ class TaskGenerator(BaseModel):
     @classmethod
     def _dot_paths(cls, keys: tuple[str, ...]) -> tuple[str, ...]:
         for key in keys:
-            if not key or any(not part for part in key.split(".")):
+            if not is_dot_path(key):
                 raise ValueError(f"coordinate {key!r} is not a dot path")
         if len(set(keys)) != len(keys):
             raise ValueError(f"coordinates repeat a path: {list(keys)}")
@@ -304,7 +309,7 @@ class BucketedTaskGenerator(TaskGenerator):
         if not buckets:
             raise ValueError("buckets must name at least one dot path")
         for path, choices in buckets.items():
-            if not path or any(not part for part in path.split(".")):
+            if not is_dot_path(path):
                 raise ValueError(f"bucket path {path!r} is not a dot path")
             if isinstance(choices, list) and not choices:
                 raise ValueError(f"bucket {path!r} has no values")
